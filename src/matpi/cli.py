@@ -1,0 +1,200 @@
+"""The `matpi` command: run the mat, check a config, simulate one in a terminal."""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matpi import __version__
+from matpi.clock import Clock
+from matpi.config import Config, ConfigError, load_config
+from matpi.console import InteractiveMat, StateLinePrinter
+from matpi.controller import Controller
+from matpi.drivers.polling import ThermometerPoller
+from matpi.drivers.sim import SimulatedMat
+from matpi.events import EndReason, Notice, SessionEnded, SessionStarted, Snapshot, Source, Start
+from matpi.session import SessionMachine
+
+log = logging.getLogger("matpi")
+
+MAX_SPEED = 600.0
+SIM_POLL_S = 0.5
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return int(args.command(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="matpi", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"matpi {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the mat (real hardware, or --simulate)")
+    run.add_argument("--config", type=Path, help="config file (TOML)")
+    _simulation_options(run)
+    run.add_argument("--start", metavar="PROGRAM",
+                     help="press start with this program at launch (as a press at the mat)")
+    run.add_argument("--once", action="store_true",
+                     help="exit when the first session has ended: 0, or 1 if it ended in a fault")
+    run.set_defaults(command=_cmd_run)
+
+    check = sub.add_parser("check-config", help="check a config file; print OK or every error")
+    check.add_argument("path", type=Path)
+    check.set_defaults(command=_cmd_check_config)
+
+    simulate = sub.add_parser("simulate", help="an interactive simulated mat in this terminal")
+    simulate.add_argument("--config", type=Path, help="config file (its limits and programs)")
+    simulate.add_argument("--speed", type=_speed, default=1.0, help="time scale (default 1)")
+    simulate.set_defaults(command=_cmd_simulate)
+    return parser
+
+
+def _simulation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--simulate", action="store_true",
+                        help="simulated mat instead of hardware (default when no config is given)")
+    parser.add_argument("--speed", type=_speed, default=1.0,
+                        help=f"with --simulate: time runs faster (1 to {MAX_SPEED:g})")
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--speed {text!r}: must be a number") from None
+    if not 0.1 <= speed <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"--speed {text}: must be 0.1 to {MAX_SPEED:g}")
+    return speed
+
+
+def _load(path: Path | None) -> Config | None:
+    """The config at `path` (defaults without one), or None after printing its problems."""
+    if path is None:
+        return Config()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.path)
+    if config is None:
+        return 1
+    print(f"{args.path}: OK")
+    return 0
+
+
+@dataclass
+class _Mat:
+    """A running mat's parts, as assembled for one command."""
+
+    controller: Controller
+    poller: ThermometerPoller
+    clock: Clock
+    sim: SimulatedMat
+
+
+def _assemble(config: Config, speed: float) -> _Mat:
+    clock = Clock(speed)
+    sim = SimulatedMat(clock)
+    drivers = sim.drivers(config.rules.sensors, SIM_POLL_S)
+    machine = SessionMachine(config.rules, clock.now(), clock.today())
+    controller = Controller(machine, drivers, clock)
+    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
+                               drivers.poll_interval_s)
+    return _Mat(controller, poller, clock, sim)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    if not args.simulate and args.config is not None:
+        print("matpi run: real hardware is not supported yet; use --simulate", file=sys.stderr)
+        return 2
+    if args.start is not None and args.start not in config.rules.programs:
+        known = ", ".join(config.rules.programs)
+        print(f"matpi run: --start {args.start!r}: unknown program; known: {known}",
+              file=sys.stderr)
+        return 2
+    mat = _assemble(config, args.speed)
+    started_at = mat.clock.now()
+    mat.controller.add_listener(
+        StateLinePrinter(lambda: mat.clock.now() - started_at, lambda line: print(line, flush=True))
+    )
+    outcome = _OnceWatcher(mat.controller) if args.once else None
+    if outcome is not None:
+        mat.controller.add_listener(outcome)
+    print(f"matpi {__version__}: simulated mat, speed x{args.speed:g}, config {config.source}",
+          flush=True)
+    _stop_on_signals(mat.controller)
+    if args.start:
+        mat.controller.post(Start(Source.LOCAL, args.start))
+    mat.poller.start()
+    try:
+        mat.controller.run()
+    finally:
+        mat.poller.close()
+    return outcome.exit_code if outcome is not None else 0
+
+
+class _OnceWatcher:
+    """Stops the controller when the first session has ended, and remembers how."""
+
+    def __init__(self, controller: Controller) -> None:
+        self._controller = controller
+        self._started = False
+        self.exit_code = 1
+
+    def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        for notice in notices:
+            if isinstance(notice, SessionStarted):
+                self._started = True
+            elif isinstance(notice, SessionEnded) and self._started:
+                self.exit_code = 1 if notice.reason is EndReason.FAULT else 0
+                self._controller.request_stop(f"session ended: {notice.reason}")
+
+
+def _stop_on_signals(controller: Controller) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        controller.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    if not sys.stdin.isatty():
+        print("matpi simulate: needs a terminal (try `matpi run --simulate` instead)",
+              file=sys.stderr)
+        return 2
+    config = _load(args.config)
+    if config is None:
+        return 1
+    mat = _assemble(config, args.speed)
+    terminal = InteractiveMat(mat.controller.post, mat.sim)
+    mat.controller.add_listener(terminal.listener)
+    thread = threading.Thread(target=mat.controller.run, name="matpi-controller")
+    thread.start()
+    mat.poller.start()
+    try:
+        terminal.run()
+    finally:
+        mat.controller.request_stop("quit")
+        thread.join()
+        mat.poller.close()
+    return 0

@@ -1,0 +1,391 @@
+"""The mat's config: a TOML file read into frozen dataclasses, every problem reported.
+
+Unknown tables and keys are errors, because a misspelt key would otherwise
+silently fall back to a default and could drop a guard. Simulation needs no
+file at all: `Config()` holds the embedded defaults.
+"""
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matpi import limits
+from matpi.configreader import ConfigError, Table, suggest
+from matpi.patterns import Pattern
+from matpi.programs import BUILTIN_PROGRAMS, HeatLevel, Program
+from matpi.rules import Rules
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+PIN_FACTORIES = ("auto", "lgpio", "rpigpio", "mock")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str = "matpi"
+    name: str = "Acupressure mat"
+
+
+@dataclass(frozen=True)
+class HeaterConfig:
+    pin: int = 17
+    active_high: bool = False
+
+
+@dataclass(frozen=True)
+class VibrationConfig:
+    kind: str = "pwm"  # pwm | relay | none
+    pin: int | None = 18
+    active_high: bool = True
+    frequency_hz: float = 100.0
+    min_toggle_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class ButtonConfig:
+    pin: int | None = 27
+    pull_up: bool = True
+    bounce_s: float = 0.05
+    hold_s: float = 2.0
+    double_press_s: float = 0.35
+
+
+@dataclass(frozen=True)
+class LedConfig:
+    pin: int | None = 22
+    active_high: bool = True
+    buzzer_pin: int | None = None
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    name: str = "mat"
+    kind: str = "ds18b20"  # ds18b20 | ntc
+    device_id: str = ""
+    channel: int = 0
+    beta: float = 3950.0
+    r25_ohm: float = 10000.0
+    series_ohm: float = 10000.0
+    steinhart_hart: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    port: str = "/dev/ttyACM0"
+    baud: int = 115200
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    driver: str = "gpio"  # gpio | board
+    pin_factory: str = "auto"
+    poll_s: float = 1.0
+    heater: HeaterConfig = field(default_factory=HeaterConfig)
+    vibration: VibrationConfig = field(default_factory=VibrationConfig)
+    power_pin: int | None = None
+    power_active_high: bool = False
+    button: ButtonConfig = field(default_factory=ButtonConfig)
+    led: LedConfig = field(default_factory=LedConfig)
+    sensors: tuple[SensorConfig, ...] = (SensorConfig(),)
+    board: BoardConfig = field(default_factory=BoardConfig)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    client_id: str = ""
+    keepalive_s: int = 30
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    base_topic: str = "matpi"
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a mat is configured with; defaults run the simulator."""
+
+    source: str = "<defaults>"
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    rules: Rules = field(default_factory=Rules)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+
+def load_config(path: Path) -> Config:
+    """Read and check a config file.
+
+    Raises:
+        ConfigError: with every problem found, each naming file, key, value and bound.
+    """
+    name = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{name}: not valid TOML: {exc}"]) from exc
+    return parse_config(data, name)
+
+
+SECTIONS = ("device", "hardware", "heater", "vibration", "power", "button", "led",
+            "sensors", "board", "heat", "limits", "session", "programs", "mqtt")
+
+
+def parse_config(data: dict[str, Any], file: str) -> Config:
+    problems: list[str] = []
+    for section in data:
+        if section not in SECTIONS:
+            hint = suggest(section, SECTIONS).replace("mean ", "mean [").rstrip("?")
+            problems.append(f"{file}: [{section}]: unknown section{hint}{']?' if hint else ''}")
+
+    def table(name: str) -> Table:
+        return Table(file, name, data.get(name, {}), problems)
+
+    device = _device(table("device"))
+    hardware = _hardware(data, table, file, problems)
+    rules = _rules(table("limits"), table("heat"), table("session"), data.get("programs", {}),
+                   hardware, file, problems)
+    mqtt = _mqtt(table("mqtt"), device)
+    if problems:
+        raise ConfigError(problems)
+    assert rules is not None
+    return Config(source=file, device=device, rules=rules, hardware=hardware, mqtt=mqtt)
+
+
+def _device(t: Table) -> DeviceConfig:
+    device_id = t.string("id", DeviceConfig.id)
+    if not device_id or not all(c.isalnum() or c in "_-" for c in device_id):
+        t.problem("id", device_id, "must be letters, digits, _ or - (it is part of MQTT topics)")
+    config = DeviceConfig(id=device_id, name=t.string("name", DeviceConfig.name))
+    t.finish()
+    return config
+
+
+def _hardware(
+    data: dict[str, Any], table: Callable[[str], Table], file: str, problems: list[str]
+) -> HardwareConfig:
+    hw = table("hardware")
+    driver = hw.string("driver", "gpio", choices=("gpio", "board"))
+    pin_factory = hw.string("pin_factory", "auto", choices=PIN_FACTORIES)
+    poll_s = hw.number("poll_s", 1.0, low=0.25, high=2.0,
+                       high_why="a reading must arrive well inside the 3 s stale limit")
+    hw.finish()
+
+    h = table("heater")
+    heater = HeaterConfig(pin=h.pin("pin", 17) or 0, active_high=h.boolean("active_high", False))
+    v = table("vibration")
+    vibration = VibrationConfig(
+        kind=v.string("kind", "pwm", choices=("pwm", "relay", "none")),
+        pin=v.pin("pin", 18),
+        active_high=v.boolean("active_high", True),
+        frequency_hz=v.number("frequency_hz", 100.0, low=1.0, high=20000.0),
+        min_toggle_s=v.number("min_toggle_s", 2.0, low=0.5, high=60.0),
+    )
+    p = table("power")
+    power_pin = p.pin("pin", None)
+    power_active_high = p.boolean("active_high", False)
+    b = table("button")
+    button = ButtonConfig(
+        pin=b.pin("pin", 27),
+        pull_up=b.boolean("pull_up", True),
+        bounce_s=b.number("bounce_ms", 50.0, low=0.0, high=500.0) / 1000.0,
+        hold_s=b.number("hold_s", 2.0, low=0.5, high=10.0),
+        double_press_s=b.number("double_press_s", 0.35, low=0.1, high=1.0),
+    )
+    le = table("led")
+    led = LedConfig(pin=le.pin("pin", 22), active_high=le.boolean("active_high", True),
+                    buzzer_pin=le.pin("buzzer_pin", None))
+    bo = table("board")
+    board = BoardConfig(port=bo.string("port", "/dev/ttyACM0"),
+                        baud=bo.integer("baud", 115200, low=9600, high=1000000))
+    sensors = _sensors(data.get("sensors", [{}]), file, problems)
+    for t in (h, v, p, b, le, bo):
+        t.finish()
+    hardware = HardwareConfig(
+        driver=driver, pin_factory=pin_factory, poll_s=poll_s, heater=heater,
+        vibration=vibration, power_pin=power_pin, power_active_high=power_active_high,
+        button=button, led=led, sensors=sensors, board=board,
+    )
+    if driver == "gpio":
+        _check_pins_unique(hardware, file, problems)
+    return hardware
+
+
+def _sensors(raw: Any, file: str, problems: list[str]) -> tuple[SensorConfig, ...]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 2:
+        problems.append(f"{file}: [[sensors]]: one or two [[sensors]] tables are needed")
+        return (SensorConfig(),)
+    sensors = []
+    for index, item in enumerate(raw):
+        t = Table(file, f"sensors #{index + 1}", item, problems)
+        kind = t.string("kind", "ds18b20", choices=("ds18b20", "ntc"))
+        coefficients = t.raw("steinhart_hart")
+        sh: tuple[float, float, float] | None = None
+        if coefficients is not None:
+            if (isinstance(coefficients, list) and len(coefficients) == 3
+                    and all(isinstance(c, int | float) for c in coefficients)):
+                sh = (float(coefficients[0]), float(coefficients[1]), float(coefficients[2]))
+            else:
+                t.problem("steinhart_hart", coefficients, "must be three numbers [A, B, C]")
+        sensor = SensorConfig(
+            name=t.string("name", "mat" if index == 0 else f"mat{index + 1}"),
+            kind=kind,
+            device_id=t.string("device_id", ""),
+            channel=t.integer("channel", 0, low=0, high=7),
+            beta=t.number("beta", 3950.0, low=1000.0, high=10000.0),
+            r25_ohm=t.number("r25_ohm", 10000.0, low=100.0, high=1e6),
+            series_ohm=t.number("series_ohm", 10000.0, low=100.0, high=1e6),
+            steinhart_hart=sh,
+        )
+        if kind == "ds18b20" and sensor.device_id and not sensor.device_id.startswith("28-"):
+            t.problem("device_id", sensor.device_id, "must be the DS18B20's id under "
+                      "/sys/bus/w1/devices, like \"28-0316a2795aff\"")
+        t.finish()
+        sensors.append(sensor)
+    names = [s.name for s in sensors]
+    if len(set(names)) != len(names):
+        problems.append(f"{file}: [[sensors]] name: each sensor needs its own name, got {names}")
+    return tuple(sensors)
+
+
+def _check_pins_unique(hw: HardwareConfig, file: str, problems: list[str]) -> None:
+    used: dict[int, str] = {}
+    pins = {
+        "[heater] pin": hw.heater.pin,
+        "[vibration] pin": hw.vibration.pin if hw.vibration.kind != "none" else None,
+        "[power] pin": hw.power_pin,
+        "[button] pin": hw.button.pin,
+        "[led] pin": hw.led.pin,
+        "[led] buzzer_pin": hw.led.buzzer_pin,
+    }
+    if any(s.kind == "ntc" for s in hw.sensors):
+        pins.update({"MCP3008 SPI CE0": 8, "MCP3008 SPI MISO": 9, "MCP3008 SPI MOSI": 10,
+                     "MCP3008 SPI SCLK": 11})
+    if any(s.kind == "ds18b20" for s in hw.sensors):
+        pins["1-wire data (GPIO4, w1-gpio default)"] = 4
+    for key, pin in pins.items():
+        if pin is None:
+            continue
+        if pin in used:
+            problems.append(f"{file}: {key} = {pin}: GPIO{pin} is already used by {used[pin]}")
+        else:
+            used[pin] = key
+
+
+def _rules(
+    lim: Table, heat: Table, session: Table, programs_raw: Any, hw: HardwareConfig,
+    file: str, problems: list[str],
+) -> Rules | None:
+    ceiling = "matpi ceiling"
+    session_max = lim.number("session_max_min", limits.MAX_SESSION_MIN, low=1.0,
+                             high=limits.MAX_SESSION_MIN,
+                             high_why=f"{ceiling}: no session over {limits.MAX_SESSION_MIN:g} min")
+    trip_c = lim.number("trip_c", limits.TRIP_C, low=38.0, high=limits.TRIP_C,
+                        high_why=f"{ceiling}: over-temperature trip")
+    setpoint_high = min(limits.MAX_SETPOINT_C, trip_c - 1.0)
+    values = {
+        "dose_max_cem43": lim.number("dose_max_cem43", limits.MAX_DOSE_CEM43, low=0.1,
+                                     high=limits.MAX_DOSE_CEM43,
+                                     high_why=f"{ceiling}: thermal dose per session"),
+        "cooldown_min": lim.number("cooldown_min", 10.0, low=limits.MIN_COOLDOWN_MIN, high=240.0),
+        "daily_max_min": lim.number("daily_max_min", 60.0, low=1.0, high=limits.MAX_DAILY_MIN,
+                                    high_why=f"{ceiling}: use per day"),
+        "preheat_max_min": lim.number("preheat_max_min", 10.0, low=1.0,
+                                      high=limits.MAX_PREHEAT_MIN,
+                                      high_why=f"{ceiling}: preheat of an empty mat"),
+        "reset_below_c": lim.number("reset_below_c", 35.0, low=20.0, high=40.0),
+        "min_on_s": lim.number("heater_min_on_s", 30.0, low=1.0, high=300.0),
+        "min_off_s": lim.number("heater_min_off_s", 30.0, low=1.0, high=300.0),
+        "hysteresis_c": lim.number("hysteresis_c", 0.5, low=0.1, high=3.0),
+    }
+    lim.finish()
+    setpoints = {
+        level: heat.number(f"{level}_c", default, low=25.0, high=setpoint_high,
+                           high_why=f"{ceiling}: surface setpoint, and below trip_c")
+        for level, default in ((HeatLevel.LOW, 37.0), (HeatLevel.MEDIUM, 39.0),
+                               (HeatLevel.HIGH, 41.0))
+    }
+    heat.finish()
+    if not setpoints[HeatLevel.LOW] <= setpoints[HeatLevel.MEDIUM] <= setpoints[HeatLevel.HIGH]:
+        problems.append(f"{file}: [heat]: low_c <= medium_c <= high_c is required")
+    programs = dict(BUILTIN_PROGRAMS)
+    programs.update(_programs(programs_raw, session_max, file, problems))
+    for program in list(programs.values()):
+        if program.duration_min > session_max:
+            programs[program.name] = _shortened(program, session_max)
+    default_program = session.string("default_program", "beginner", choices=programs)
+    remote_needs_press = session.boolean("remote_start_needs_press", True)
+    session.finish()
+    if problems:
+        return None
+    return Rules(
+        session_max_min=session_max, trip_c=trip_c, setpoints_c=setpoints,
+        sensors=tuple(s.name for s in hw.sensors), programs=programs,
+        default_program=default_program, remote_start_needs_press=remote_needs_press,
+        **values,
+    )
+
+
+def _shortened(program: Program, session_max: float) -> Program:
+    """A built-in longer than the configured session limit runs up to that limit."""
+    return Program(program.name, session_max, program.heat, program.pattern,
+                   program.intensity_pct, program.progression, program.step_min,
+                   min(program.max_duration_min, session_max))
+
+
+def _programs(raw: Any, session_max: float, file: str, problems: list[str]) -> dict[str, Program]:
+    if not isinstance(raw, dict):
+        problems.append(f"{file}: [programs] must hold tables like [programs.morning]")
+        return {}
+    programs = {}
+    for name, item in raw.items():
+        t = Table(file, f"programs.{name}", item, problems)
+        why = (f"matpi ceiling: no session over {limits.MAX_SESSION_MIN:g} min"
+               if session_max >= limits.MAX_SESSION_MIN else "[limits] session_max_min")
+        programs[name] = Program(
+            name=name,
+            duration_min=t.number("duration_min", 10.0, low=1.0, high=session_max, high_why=why),
+            heat=HeatLevel(t.string("heat", "low", choices=[h.value for h in HeatLevel])),
+            pattern=Pattern(t.string("pattern", "steady", choices=[p.value for p in Pattern])),
+            intensity_pct=t.number("intensity_pct", 50.0, low=0.0, high=100.0),
+        )
+        t.finish()
+    return programs
+
+
+def _mqtt(t: Table, device: DeviceConfig) -> MqttConfig:
+    config = MqttConfig(
+        enabled=t.boolean("enabled", False),
+        host=t.string("host", "localhost"),
+        port=t.integer("port", 1883, low=1, high=65535),
+        client_id=t.string("client_id", f"matpi-{device.id}"),
+        keepalive_s=t.integer("keepalive_s", 30, low=5, high=3600),
+        username=t.optional_string("username"),
+        password=t.optional_string("password"),
+        password_file=t.optional_string("password_file"),
+        tls=t.boolean("tls", False),
+        ca_file=t.optional_string("ca_file"),
+        cert_file=t.optional_string("cert_file"),
+        key_file=t.optional_string("key_file"),
+        base_topic=t.string("base_topic", "matpi"),
+        discovery=t.boolean("discovery", True),
+        discovery_prefix=t.string("discovery_prefix", "homeassistant"),
+    )
+    if config.password and config.password_file:
+        t.problem("password_file", config.password_file, "set password or password_file, not both")
+    if (config.cert_file is None) != (config.key_file is None):
+        t.problem("cert_file", config.cert_file, "a client certificate needs both cert_file and "
+                  "key_file")
+    t.finish()
+    return config

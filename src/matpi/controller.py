@@ -1,0 +1,117 @@
+"""The imperative shell: one thread, one queue, the only writer of outputs.
+
+Edges (button, thermometer poller, MQTT, web, signals) call `post` and
+return. The loop feeds each event and the time to the pure session machine,
+applies the outputs it returns, tells the listeners, and sleeps on the queue
+until the machine's next deadline: no busy polling.
+
+Heat is off at boot, off when an output fails (a latched fault), and off on
+the way out however the loop ends, exception included.
+"""
+
+import logging
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from matpi.clock import Clock
+from matpi.drivers.base import MatDrivers
+from matpi.events import DriverFault, Event, Notice, Outputs, Snapshot, Tick
+from matpi.session import SessionMachine
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Snapshot, list[Notice]], None]
+"""Told of every new snapshot and notice, in the controller thread: must not block."""
+
+
+@dataclass(frozen=True)
+class _Shutdown:
+    reason: str
+
+
+class Controller:
+    """Runs a mat: see the module docstring."""
+
+    def __init__(
+        self,
+        machine: SessionMachine,
+        drivers: MatDrivers,
+        clock: Clock,
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.machine = machine
+        self._drivers = drivers
+        self._clock = clock
+        self._listeners = list(listeners or [])
+        self._queue: queue.SimpleQueue[Event | _Shutdown] = queue.SimpleQueue()
+        self._applied: Outputs | None = None
+        self._last_snapshot: Snapshot | None = None
+
+    def post(self, event: Event) -> None:
+        """Hand an event to the controller thread; safe from any thread or signal handler."""
+        self._queue.put(event)
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        self._queue.put(_Shutdown(reason))
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def run(self) -> None:
+        """Loop until `request_stop`; every output is off when this returns or raises."""
+        try:
+            self._drivers.all_off()
+            self._step(Tick())
+            while True:
+                now = self._clock.now()
+                wait_s = self._clock.real_seconds(self.machine.next_deadline(now) - now)
+                try:
+                    item = self._queue.get(timeout=wait_s)
+                except queue.Empty:
+                    item = Tick()
+                if isinstance(item, _Shutdown):
+                    log.info("controller stopping: %s", item.reason)
+                    return
+                self._step(item)
+        finally:
+            self._drivers.all_off()
+
+    def _step(self, event: Event) -> None:
+        now = self._clock.now()
+        notices = self.machine.step(event, now, self._clock.today())
+        try:
+            self._apply(self.machine.outputs(now))
+        except Exception as exc:
+            log.exception("applying outputs failed")
+            self._drivers.all_off()
+            self._applied = None
+            notices += self.machine.step(DriverFault(f"output failed: {exc}"), now,
+                                         self._clock.today())
+            self._apply(self.machine.outputs(now))
+        self._tell(self.machine.snapshot(now), notices)
+
+    def _apply(self, outputs: Outputs) -> None:
+        last = self._applied
+        if outputs.heater:
+            self._drivers.heater.on()  # every step: the driver's dead-man wants a refresh
+        elif last is None or last.heater:
+            self._drivers.heater.off()
+        if last is None or outputs.vibration != last.vibration:
+            if outputs.vibration > 0:
+                self._drivers.motor.set_duty(outputs.vibration)
+            else:
+                self._drivers.motor.off()
+        if last is None or outputs.led != last.led:
+            self._drivers.indicator.show(outputs.led)
+        self._applied = outputs
+
+    def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        if snapshot == self._last_snapshot and not notices:
+            return
+        self._last_snapshot = snapshot
+        for listener in self._listeners:
+            try:
+                listener(snapshot, notices)
+            except Exception:
+                log.exception("listener %r failed", listener)

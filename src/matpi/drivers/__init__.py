@@ -1,0 +1,1 @@
+"""One class per physical thing, all behind the small protocols in `base`."""

@@ -1,0 +1,105 @@
+"""The protocols every driver implements, and the bundle the controller drives.
+
+The controller cannot tell a GPIO relay from the mat board's SSR or from the
+simulator: each is a `Switch`, a `Dimmer`, a `Thermometer` or an `Indicator`.
+Inputs (button, board telemetry) do not appear here: they are edges that turn
+what happens into events and hand them to a `Post` callback.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from matpi.events import Event, Led, Reading
+
+Post = Callable[[Event], None]
+"""Puts an event on the controller's queue; safe to call from any thread."""
+
+
+class MatpiError(Exception):
+    """Base of every error matpi raises on purpose."""
+
+
+class DriverError(MatpiError, RuntimeError):
+    """A driver could not be built or could not do what it was asked."""
+
+
+class Switch(Protocol):
+    """An output that is on or off: heater relay or SSR, master power relay."""
+
+    def on(self) -> None: ...
+
+    def off(self) -> None: ...
+
+    def close(self) -> None:
+        """Switch off and release the hardware; safe to call twice."""
+
+
+class Dimmer(Protocol):
+    """An output with a duty between 0 and 1: the vibration motor."""
+
+    def set_duty(self, duty: float) -> None: ...
+
+    def off(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Thermometer(Protocol):
+    """A temperature sensor. `read` may block for a conversion (a DS18B20 takes 750 ms)."""
+
+    name: str
+
+    def read(self) -> Reading:
+        """One sample; a failure is a Reading with value None and the error, never a raise."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Indicator(Protocol):
+    """The status LED (and buzzer): shows one pattern per state."""
+
+    def show(self, led: Led) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class MatDrivers:
+    """Every output and sensor of one mat, as the controller sees them.
+
+    `closers` are extra resources (button, pin factory, serial link) that must
+    be released at shutdown after the outputs are off.
+    """
+
+    heater: Switch
+    motor: Dimmer
+    indicator: Indicator
+    thermometers: list[Thermometer]
+    poll_interval_s: float = 1.0
+    power: Switch | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def all_off(self) -> None:
+        """Heat and motion off, power relay dropped; each tried even if another fails."""
+        errors: list[BaseException] = []
+        for action in (self.heater.off, self.motor.off, *(
+            [self.power.off] if self.power is not None else []
+        )):
+            try:
+                action()
+            except Exception as exc:  # keep switching the rest off
+                errors.append(exc)
+        if errors:
+            raise DriverError(f"could not switch every output off: {errors}")
+
+    def close(self) -> None:
+        """Outputs off, then release everything, in reverse order of building."""
+        try:
+            self.all_off()
+        finally:
+            for closer in [*reversed(self.closers), self.indicator.close, self.motor.close,
+                           self.heater.close, *(t.close for t in self.thermometers),
+                           *([self.power.close] if self.power is not None else [])]:
+                closer()

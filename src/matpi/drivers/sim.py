@@ -1,0 +1,202 @@
+"""A simulated mat: first-order thermal model, outputs, sensors and fault injection.
+
+The heating pad is one lumped heat capacity warmed by the heater, losing heat
+to the room and, with someone lying on it, exchanging heat with their back:
+
+    C dT/dt = P·h + k_body·(T_body − T)·lying − k_room·(T − T_room)
+
+which has an exact solution over any step, so the model is correct at any
+time scaling. With the defaults the pad warms from 21 °C to 39 °C in about
+6 min and would settle near 61 °C if the heater were stuck on: the guards
+must catch that long before.
+
+    mat = SimulatedMat(clock)
+    drivers = mat.drivers()
+    drivers.heater.on()
+"""
+
+import math
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+
+from matpi.clock import Clock
+from matpi.drivers.base import MatDrivers
+from matpi.events import Led, Reading
+
+
+class SimFault(StrEnum):
+    """Hardware failures the simulator can play."""
+
+    SENSOR_DISCONNECTED = "sensor_disconnected"
+    SENSOR_STUCK = "sensor_stuck"
+    SENSOR_OFF_HEATER = "sensor_off_heater"
+    RELAY_WELDED = "relay_welded"
+
+
+@dataclass(frozen=True)
+class ThermalModel:
+    """Physical constants of the simulated pad (SI units)."""
+
+    heater_w: float = 100.0
+    capacity_j_per_k: float = 1500.0
+    room_loss_w_per_k: float = 2.5
+    body_w_per_k: float = 1.5
+    room_c: float = 21.0
+    body_c: float = 34.0
+
+
+class SimulatedMat:
+    """The physical mat in software; thread-safe, advanced lazily on each access."""
+
+    def __init__(self, clock: Clock, model: ThermalModel | None = None) -> None:
+        self.model = model or ThermalModel()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._temp_c = self.model.room_c
+        self._at = clock.now()
+        self._heater_demand = False
+        self.motor_duty = 0.0
+        self.led = Led.IDLE
+        self.person_lying = False
+        self.faults: set[SimFault] = set()
+        self._stuck_c: float | None = None
+        self.heater_switches = 0
+
+    # --- physics ----------------------------------------------------------
+
+    @property
+    def heating(self) -> bool:
+        """True when current flows through the heater: demanded, or the relay welded."""
+        return self._heater_demand or SimFault.RELAY_WELDED in self.faults
+
+    def surface_c(self) -> float:
+        with self._lock:
+            self._advance()
+            return self._temp_c
+
+    def _advance(self) -> None:
+        now = self._clock.now()
+        dt = now - self._at
+        self._at = now
+        if dt <= 0:
+            return
+        m = self.model
+        lying = 1.0 if self.person_lying else 0.0
+        conductance = m.room_loss_w_per_k + m.body_w_per_k * lying
+        power = m.heater_w if self.heating else 0.0
+        settle_c = (power + m.room_loss_w_per_k * m.room_c + m.body_w_per_k * m.body_c * lying) / (
+            conductance
+        )
+        tau_s = m.capacity_j_per_k / conductance
+        self._temp_c = settle_c + (self._temp_c - settle_c) * math.exp(-dt / tau_s)
+
+    # --- controls used by outputs and by fault injection --------------------
+
+    def set_heater(self, on: bool) -> None:
+        with self._lock:
+            self._advance()
+            if on != self._heater_demand:
+                self.heater_switches += 1
+            self._heater_demand = on
+
+    @property
+    def heater_demand(self) -> bool:
+        return self._heater_demand
+
+    def inject(self, fault: SimFault, active: bool = True) -> None:
+        """Start (or end) one simulated hardware failure."""
+        with self._lock:
+            self._advance()
+            if fault is SimFault.SENSOR_STUCK:
+                self._stuck_c = self._temp_c
+            if active:
+                self.faults.add(fault)
+            else:
+                self.faults.discard(fault)
+
+    def sense(self, sensor: str) -> Reading:
+        """What the sensor on the pad reports now, faults included."""
+        with self._lock:
+            self._advance()
+            if SimFault.SENSOR_DISCONNECTED in self.faults:
+                return Reading(sensor, None, "no response from sensor (simulated disconnect)")
+            if SimFault.SENSOR_STUCK in self.faults and self._stuck_c is not None:
+                return Reading(sensor, _quantize(self._stuck_c))
+            if SimFault.SENSOR_OFF_HEATER in self.faults:
+                return Reading(sensor, _quantize(self.model.room_c))
+            return Reading(sensor, _quantize(self._temp_c))
+
+    def drivers(self, sensors: tuple[str, ...] = ("mat",), poll_s: float = 0.5) -> MatDrivers:
+        """The Switch, Dimmer, Thermometers and Indicator of this mat."""
+        return MatDrivers(
+            heater=SimHeater(self),
+            motor=SimMotor(self),
+            indicator=SimIndicator(self),
+            thermometers=[SimThermometer(self, name) for name in sensors],
+            poll_interval_s=poll_s,
+        )
+
+
+def _quantize(temp_c: float) -> float:
+    """DS18B20 resolution at 12 bits."""
+    return round(temp_c * 16.0) / 16.0
+
+
+class SimHeater:
+    """The heater relay of a simulated mat."""
+
+    def __init__(self, mat: SimulatedMat) -> None:
+        self._mat = mat
+
+    def on(self) -> None:
+        self._mat.set_heater(True)
+
+    def off(self) -> None:
+        self._mat.set_heater(False)
+
+    def close(self) -> None:
+        self.off()
+
+
+class SimMotor:
+    """The vibration motor of a simulated mat."""
+
+    def __init__(self, mat: SimulatedMat) -> None:
+        self._mat = mat
+
+    def set_duty(self, duty: float) -> None:
+        self._mat.motor_duty = max(0.0, min(1.0, duty))
+
+    def off(self) -> None:
+        self._mat.motor_duty = 0.0
+
+    def close(self) -> None:
+        self.off()
+
+
+class SimThermometer:
+    """A temperature sensor taped to the simulated pad."""
+
+    def __init__(self, mat: SimulatedMat, name: str) -> None:
+        self._mat = mat
+        self.name = name
+
+    def read(self) -> Reading:
+        return self._mat.sense(self.name)
+
+    def close(self) -> None:
+        pass
+
+
+class SimIndicator:
+    """The status LED of a simulated mat: remembers what it shows."""
+
+    def __init__(self, mat: SimulatedMat) -> None:
+        self._mat = mat
+
+    def show(self, led: Led) -> None:
+        self._mat.led = led
+
+    def close(self) -> None:
+        pass

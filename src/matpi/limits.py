@@ -1,0 +1,42 @@
+"""Absolute safety ceilings. Config may lower every one of them and raise none.
+
+The numbers and their sources are in the project's safety documentation
+(docs/SAFETY.md): a person lies on this heater, often tired, sometimes with
+reduced sensation, so each ceiling leaves a wide margin to a contact burn.
+"""
+
+from typing import Final
+
+MAX_SESSION_MIN: Final = 30.0
+"""Longest session: heated massage mats switch off after 15-30 min; the FDA
+reports second-degree burns in under 20 min when lying on a pad."""
+
+MAX_SETPOINT_C: Final = 42.0
+"""Highest surface setpoint: 9 CEM43 takes 36 min at 42 °C, hours at 40-41 °C."""
+
+TRIP_C: Final = 45.0
+"""Over-temperature trip: the heat-pain threshold (44-46 °C) and 9 CEM43 in 2.3 min."""
+
+MAX_DOSE_CEM43: Final = 9.0
+"""Thermal dose per session (van Rhoon 2013: under 9 CEM43 no tissue damage)."""
+
+MIN_COOLDOWN_MIN: Final = 5.0
+"""Shortest pause between sessions, so skin can recover before the next dose."""
+
+MAX_DAILY_MIN: Final = 120.0
+"""Most use in one calendar day."""
+
+MAX_PREHEAT_MIN: Final = 15.0
+"""Longest preheat of an empty mat before someone presses the button at it."""
+
+STALE_HEAT_OFF_S: Final = 3.0
+"""Heat goes off when no valid reading arrived for this long (Klipper: 3 s)."""
+
+STALE_FAULT_S: Final = 10.0
+"""A reading missing this long latches a fault."""
+
+SENSOR_MIN_C: Final = 5.0
+"""Below this a sensor is open-circuit or off the mat (Marlin MINTEMP)."""
+
+SENSOR_MAX_C: Final = 60.0
+"""Above this a sensor is shorted: no mat surface should ever read it."""

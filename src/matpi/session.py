@@ -1,0 +1,399 @@
+"""The session state machine: idle, preheat, running, cooldown, fault.
+
+Pure: it never reads a clock, sleeps, or touches a pin. The controller hands it
+each event with the monotonic time and the calendar day, and applies the
+outputs it returns. Same events at the same times give the same outputs.
+
+    machine = SessionMachine(Rules(), now=0.0, today=date(2026, 1, 1))
+    notices = machine.step(Press(), now=1.0, today=date(2026, 1, 1))
+    machine.outputs(now=1.0).heater
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from matpi.events import (
+    DoublePress,
+    DriverFault,
+    EndReason,
+    Event,
+    FaultCleared,
+    FaultRaised,
+    HeatStopped,
+    Led,
+    LongPress,
+    Notice,
+    Outputs,
+    PreheatStarted,
+    Press,
+    ProgramSelected,
+    Reading,
+    Refused,
+    SelectProgram,
+    SessionEnded,
+    SessionStarted,
+    Snapshot,
+    Source,
+    Start,
+    State,
+    Stop,
+    Tick,
+)
+from matpi.patterns import vibration_duty
+from matpi.programs import HeatLevel, Program
+from matpi.rules import Rules
+from matpi.thermal import DoseMeter, Supervisor, Thermostat
+
+ACTIVE_TICK_S = 1.0
+"""How often a running session is re-evaluated: patterns, heater refresh."""
+
+MIN_SESSION_MIN = 1.0
+"""A start that could run for less than this (daily limit) is refused."""
+
+
+@dataclass
+class Usage:
+    """Use so far, carried across sessions (and, with history, across restarts)."""
+
+    day: date
+    minutes_today: float = 0.0
+    progress_days: dict[str, int] = field(default_factory=dict)
+    progress_last: dict[str, date] = field(default_factory=dict)
+
+
+@dataclass
+class _Session:
+    program: Program
+    planned_s: float
+    started_at: float
+    source: Source
+    cut_by_daily_limit: bool = False
+    dose: DoseMeter = field(default_factory=DoseMeter)
+    heat_stopped: bool = False
+
+
+class SessionMachine:
+    """Decides, from events and time, what the mat does. See module docstring."""
+
+    def __init__(
+        self,
+        rules: Rules,
+        now: float,
+        today: date,
+        *,
+        usage: Usage | None = None,
+        cooldown_until: float | None = None,
+        fault: str | None = None,
+    ) -> None:
+        self.rules = rules
+        self.usage = usage or Usage(day=today)
+        self.state = State.IDLE
+        self.selected = rules.default_program
+        self.fault: str | None = None
+        self.cooldown_until = cooldown_until if cooldown_until is not None else now
+        self._session: _Session | None = None
+        self._preheat_until = 0.0
+        self._supervisor = Supervisor(rules.sensors, rules.trip_c, now)
+        self._thermostat = Thermostat(rules.hysteresis_c, rules.min_on_s, rules.min_off_s)
+        self._heater = False
+        if fault is not None:
+            self._raise(fault, now)
+        elif self.cooldown_until > now:
+            self.state = State.COOLDOWN
+
+    # --- the one entry point ------------------------------------------------
+
+    def step(self, event: Event, now: float, today: date) -> list[Notice]:
+        """Feed one event at `now`; returns what happened worth telling."""
+        notices: list[Notice] = []
+        self._roll_day(today)
+        self._account_dose(now)
+        match event:
+            case Reading():
+                reason = self._supervisor.reading(event, now)
+                if reason:
+                    notices += self._raise(reason, now)
+            case DriverFault(reason=reason):
+                notices += self._raise(reason, now)
+            case Press() | DoublePress() if self.state in (State.RUNNING, State.PREHEAT):
+                notices += self._on_press_active(now, today)
+            case Press():
+                notices += self._on_press_still(now, today)
+            case DoublePress():
+                notices += self._cycle_program()
+            case LongPress():
+                notices += self._on_long_press(now, today)
+            case Start():
+                notices += self._on_start(event, now, today)
+            case Stop():
+                notices += self._on_stop(now, today)
+            case SelectProgram(program=name):
+                notices += self._select(name)
+            case Tick():
+                pass
+        notices += self._advance(now, today)
+        return notices
+
+    # --- what the drivers and the world see ---------------------------------
+
+    def outputs(self, now: float) -> Outputs:
+        """Outputs for this moment; `step` must have been called at `now` first."""
+        session = self._session
+        vibration = 0.0
+        if self.state is State.RUNNING and session is not None:
+            vibration = vibration_duty(
+                session.program.pattern, session.program.intensity_pct, now - session.started_at
+            )
+        return Outputs(heater=self._heater, vibration=vibration, led=self._led())
+
+    def snapshot(self, now: float) -> Snapshot:
+        session = self._session
+        program = session.program if session else self.rules.programs[self.selected]
+        elapsed = 0.0
+        remaining = 0.0
+        planned_min = self._planned_min(program)
+        if session is not None:
+            planned_min = session.planned_s / 60.0
+            if self.state is State.RUNNING:
+                elapsed = now - session.started_at
+                remaining = max(session.planned_s - elapsed, 0.0)
+            else:
+                remaining = session.planned_s
+        today_min = self.usage.minutes_today + elapsed / 60.0
+        temperature = self._supervisor.temperature()
+        return Snapshot(
+            state=self.state,
+            program=program.name,
+            awaiting_press=self.state is State.PREHEAT,
+            elapsed_s=int(elapsed),
+            remaining_s=round(remaining),
+            planned_min=round(planned_min, 1),
+            heat_level=program.heat,
+            setpoint_c=self._setpoint(),
+            temperature_c=None if temperature is None else round(temperature, 1),
+            heater_on=self._heater,
+            pattern=program.pattern,
+            intensity_pct=program.intensity_pct,
+            vibration=self.outputs(now).vibration,
+            dose_cem43=round(session.dose.total, 3) if session else 0.0,
+            fault=self.fault,
+            cooldown_remaining_s=int(max(self.cooldown_until - now, 0.0)),
+            today_min=round(today_min, 1),
+            daily_remaining_min=round(max(self.rules.daily_max_min - today_min, 0.0), 1),
+        )
+
+    def next_deadline(self, now: float) -> float:
+        """The latest time by which the controller must send a Tick."""
+        deadlines = [self._supervisor.fault_deadline()]
+        if self.state in (State.RUNNING, State.PREHEAT):
+            deadlines.append(now + ACTIVE_TICK_S)
+        if self.state is State.RUNNING and self._session is not None:
+            deadlines.append(self._session.started_at + self._session.planned_s)
+        if self.state is State.PREHEAT:
+            deadlines.append(self._preheat_until)
+        if self.state is State.COOLDOWN:
+            deadlines.append(self.cooldown_until)
+        if self.state is not State.FAULT:
+            deadlines.append(self._supervisor.next_deadline())
+        return max(min(deadlines), now)
+
+    # --- transitions --------------------------------------------------------
+
+    def _on_press_active(self, now: float, today: date) -> list[Notice]:
+        if self.state is State.PREHEAT and self._session is not None:
+            preheat = self._session
+            return self._begin_running(preheat.program, preheat.planned_s, now, Source.LOCAL,
+                                       preheat.cut_by_daily_limit)
+        return self._end(EndReason.STOPPED, now)
+
+    def _on_press_still(self, now: float, today: date) -> list[Notice]:
+        if self.state is State.IDLE:
+            return self._on_start(Start(Source.LOCAL), now, today)
+        if self.state is State.COOLDOWN:
+            return [Refused("press", self._cooldown_reason(now))]
+        return [Refused("press", "fault latched: hold the button to reset once the mat is cool")]
+
+    def _on_long_press(self, now: float, today: date) -> list[Notice]:
+        if self.state in (State.RUNNING, State.PREHEAT):
+            return self._end(EndReason.STOPPED, now)
+        if self.state is not State.FAULT:
+            return []
+        temperature = self._supervisor.temperature()
+        if not self._supervisor.heat_allowed(now) or temperature is None:
+            return [Refused("reset", "no valid temperature reading: check the sensor")]
+        if temperature >= self.rules.reset_below_c:
+            return [Refused("reset", f"mat at {temperature:.1f} °C: wait until it is below "
+                                     f"{self.rules.reset_below_c:g} °C")]
+        self.fault = None
+        self.state = State.COOLDOWN if self.cooldown_until > now else State.IDLE
+        return [FaultCleared()]
+
+    def _on_start(self, start: Start, now: float, today: date) -> list[Notice]:
+        name = start.program or self.selected
+        program = self.rules.programs.get(name)
+        if program is None:
+            known = ", ".join(sorted(self.rules.programs))
+            return [Refused("start", f"unknown program {name!r}; known: {known}")]
+        if self.state is not State.IDLE:
+            return [Refused("start", self._busy_reason(now))]
+        planned_min = self._planned_min(program)
+        if start.duration_min is not None:
+            if not MIN_SESSION_MIN <= start.duration_min <= self.rules.session_max_min:
+                return [Refused("start", f"duration_min = {start.duration_min:g}: must be "
+                                         f"{MIN_SESSION_MIN:g} to {self.rules.session_max_min:g}")]
+            planned_min = start.duration_min
+        allowance = self.rules.daily_max_min - self.usage.minutes_today
+        if allowance < MIN_SESSION_MIN:
+            return [Refused("start", f"daily limit of {self.rules.daily_max_min:g} min reached")]
+        planned_s = min(planned_min, allowance, self.rules.session_max_min) * 60.0
+        cut = allowance < planned_min
+        if start.source is Source.REMOTE and self.rules.remote_start_needs_press:
+            self._session = _Session(program, planned_s, now, Source.REMOTE, cut)
+            self._preheat_until = now + self.rules.preheat_max_min * 60.0
+            self.state = State.PREHEAT
+            return [PreheatStarted(program.name, self.rules.preheat_max_min)]
+        return self._begin_running(program, planned_s, now, start.source, cut)
+
+    def _begin_running(
+        self, program: Program, planned_s: float, now: float, source: Source, cut: bool
+    ) -> list[Notice]:
+        self._session = _Session(program, planned_s, now, source, cut)
+        self._session.dose.add(self._supervisor.temperature(), now)
+        self.state = State.RUNNING
+        return [SessionStarted(program.name, round(planned_s / 60.0, 2), source)]
+
+    def _on_stop(self, now: float, today: date) -> list[Notice]:
+        if self.state is State.RUNNING:
+            return self._end(EndReason.STOPPED, now)
+        if self.state is State.PREHEAT:
+            return self._end(EndReason.STOPPED, now)
+        return []
+
+    def _select(self, name: str) -> list[Notice]:
+        if name not in self.rules.programs:
+            known = ", ".join(sorted(self.rules.programs))
+            return [Refused("program", f"unknown program {name!r}; known: {known}")]
+        self.selected = name
+        return [ProgramSelected(name)]
+
+    def _cycle_program(self) -> list[Notice]:
+        if self.state not in (State.IDLE, State.COOLDOWN):
+            return []
+        names = list(self.rules.programs)
+        return self._select(names[(names.index(self.selected) + 1) % len(names)])
+
+    def _raise(self, reason: str, now: float) -> list[Notice]:
+        if self.state is State.FAULT:
+            return []
+        notices: list[Notice] = []
+        if self.state in (State.RUNNING, State.PREHEAT):
+            notices += self._end(EndReason.FAULT, now)
+        self.fault = reason
+        self.state = State.FAULT
+        self._heater = False
+        self._thermostat.force_off(now)
+        return [*notices, FaultRaised(reason)]
+
+    def _end(self, reason: EndReason, now: float) -> list[Notice]:
+        session = self._session
+        assert session is not None
+        self._session = None
+        self._heater = False
+        self._thermostat.force_off(now)
+        if self.state is State.PREHEAT:
+            self.state = State.IDLE
+            return [SessionEnded(session.program.name, reason, 0.0, 0.0, None)]
+        elapsed_s = min(now - session.started_at, session.planned_s)
+        self.usage.minutes_today += elapsed_s / 60.0
+        if reason is EndReason.COMPLETED and session.program.progression:
+            self._count_progress(session.program.name)
+        self.cooldown_until = now + self.rules.cooldown_min * 60.0
+        self.state = State.COOLDOWN
+        return [SessionEnded(session.program.name, reason, round(elapsed_s, 1),
+                             round(session.dose.total, 3), session.dose.peak_c)]
+
+    def _advance(self, now: float, today: date) -> list[Notice]:
+        """Apply the passage of time and recompute the heater demand."""
+        notices: list[Notice] = []
+        reason = self._supervisor.check(now)
+        if reason:
+            notices += self._raise(reason, now)
+        session = self._session
+        if self.state is State.RUNNING and session is not None:
+            elapsed_s = now - session.started_at
+            if elapsed_s >= session.planned_s:
+                cut = session.cut_by_daily_limit
+                notices += self._end(EndReason.DAILY_LIMIT if cut else EndReason.COMPLETED, now)
+            elif not session.heat_stopped and session.dose.total >= self.rules.dose_max_cem43:
+                session.heat_stopped = True
+                notices.append(HeatStopped(
+                    f"thermal dose {session.dose.total:.2f} CEM43 reached the limit of "
+                    f"{self.rules.dose_max_cem43:g}: heat off, vibration goes on"))
+        if self.state is State.PREHEAT and now >= self._preheat_until:
+            notices += self._end(EndReason.PREHEAT_TIMEOUT, now)
+        if self.state is State.COOLDOWN and now >= self.cooldown_until:
+            self.state = State.IDLE
+        self._heater = self._heater_demand(now)
+        return notices
+
+    def _heater_demand(self, now: float) -> bool:
+        """Heat only when every guard says yes, right now."""
+        setpoint = self._setpoint()
+        temperature = self._supervisor.temperature()
+        session = self._session
+        if (
+            self.state not in (State.RUNNING, State.PREHEAT)
+            or session is None
+            or session.heat_stopped
+            or setpoint is None
+            or temperature is None
+            or not self._supervisor.heat_allowed(now)
+        ):
+            self._thermostat.force_off(now)
+            return False
+        return self._thermostat.update(temperature, setpoint, now)
+
+    # --- helpers ------------------------------------------------------------
+
+    def _account_dose(self, now: float) -> None:
+        if self.state is State.RUNNING and self._session is not None:
+            self._session.dose.add(self._supervisor.temperature(), now)
+
+    def _roll_day(self, today: date) -> None:
+        if today != self.usage.day:
+            self.usage.day = today
+            self.usage.minutes_today = 0.0
+
+    def _count_progress(self, name: str) -> None:
+        if self.usage.progress_last.get(name) != self.usage.day:
+            self.usage.progress_last[name] = self.usage.day
+            self.usage.progress_days[name] = self.usage.progress_days.get(name, 0) + 1
+
+    def _planned_min(self, program: Program) -> float:
+        planned = program.planned_min(self.usage.progress_days.get(program.name, 0))
+        return min(planned, self.rules.session_max_min)
+
+    def _setpoint(self) -> float | None:
+        session = self._session
+        if session is None or session.heat_stopped or session.program.heat is HeatLevel.OFF:
+            return None
+        return self.rules.setpoint(session.program.heat)
+
+    def _led(self) -> Led:
+        return {
+            State.IDLE: Led.IDLE,
+            State.PREHEAT: Led.AWAITING_PRESS,
+            State.RUNNING: Led.RUNNING,
+            State.COOLDOWN: Led.COOLDOWN,
+            State.FAULT: Led.FAULT,
+        }[self.state]
+
+    def _cooldown_reason(self, now: float) -> str:
+        return f"cooling down: {max(self.cooldown_until - now, 0.0) / 60.0:.1f} min left"
+
+    def _busy_reason(self, now: float) -> str:
+        if self.state is State.COOLDOWN:
+            return self._cooldown_reason(now)
+        if self.state is State.FAULT:
+            return f"fault latched ({self.fault}): reset it at the mat"
+        return f"a session is already {self.state}"

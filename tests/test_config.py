@@ -1,0 +1,142 @@
+"""Config loading: the example passes, and every wrong setting names file, key, value and bound."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from matpi import limits
+from matpi.config import Config, ConfigError, load_config
+from matpi.programs import HeatLevel
+from matpi.rules import CeilingError, Rules
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "matpi.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "matpi.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    return caught.value.problems
+
+
+def test_example_config_loads() -> None:
+    config = load_config(EXAMPLE)
+    assert config.hardware.heater.pin == 17 and not config.hardware.heater.active_high
+    assert config.rules.programs["morning"].heat is HeatLevel.MEDIUM
+    assert config.rules.sensors == ("mat",)
+
+
+def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).rules == Config().rules
+
+
+def test_ninety_minute_program_names_key_and_ceiling(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[programs.long]\nduration_min = 90\n")
+    assert found == [
+        f"{tmp_path}/matpi.toml: [programs.long] duration_min = 90: "
+        "must be at most 30 (matpi ceiling: no session over 30 min)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[limits]\nsession_max_min = 90", "[limits] session_max_min = 90: must be at most 30"),
+        ("[limits]\ntrip_c = 50", "[limits] trip_c = 50: must be at most 45"),
+        ("[limits]\ndose_max_cem43 = 20", "[limits] dose_max_cem43 = 20: must be at most 9"),
+        ("[limits]\ncooldown_min = 1", "[limits] cooldown_min = 1: must be at least 5"),
+        ("[limits]\ndaily_max_min = 500", "[limits] daily_max_min = 500: must be at most 120"),
+        ("[heat]\nhigh_c = 55", "[heat] high_c = 55: must be at most 42"),
+        ("[limits]\ntrip_c = 40\n[heat]\nhigh_c = 41", "[heat] high_c = 41: must be at most 39"),
+        ("[limits]\nsession_max_min = 20\n[programs.x]\nduration_min = 25",
+         "[programs.x] duration_min = 25: must be at most 20 ([limits] session_max_min)"),
+    ],
+)
+def test_no_config_can_raise_a_ceiling(tmp_path: Path, text: str, expected: str) -> None:
+    found = problems(tmp_path, text)
+    assert any(expected in p for p in found), found
+
+
+def test_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[limits]\ntrip_celsius = 40\n")
+    assert "[limits] trip_celsius: unknown key; did you mean trip_c?" in found[0]
+
+
+def test_unknown_section_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    assert problems(tmp_path, "[heatr]\nlow_c = 36\n") == [
+        f"{tmp_path}/matpi.toml: [heatr]: unknown section; did you mean [heater]?"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[heater]\npin = "17"', '[heater] pin = "17": must be a whole number'),
+        ("[heater]\npin = 40", "[heater] pin = 40: must be at most 27"),
+        ("[heater]\nactive_high = 1", "[heater] active_high = 1: must be true or false"),
+        ('[hardware]\npin_factory = "pigpio"',
+         '[hardware] pin_factory = "pigpio": must be one of auto, lgpio, rpigpio, mock'),
+        ('[programs.x]\nheat = "hot"', '[programs.x] heat = "hot": must be one of off, low,'),
+        ('[session]\ndefault_program = "sauna"', '[session] default_program = "sauna": must be'),
+        ('[[sensors]]\nkind = "ds18b20"\ndevice_id = "10-abc"',
+         '[sensors #1] device_id = "10-abc": must be the DS18B20'),
+        ('[device]\nid = "my mat"', '[device] id = "my mat": must be letters, digits'),
+        ('[mqtt]\npassword = "a"\npassword_file = "/f"', "set password or password_file"),
+    ],
+)
+def test_wrong_values_name_key_value_and_what_is_allowed(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    found = problems(tmp_path, text)
+    assert any(expected in p for p in found), found
+
+
+def test_a_pin_used_twice_is_rejected(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[heater]\npin = 22\n")
+    assert found == [f"{tmp_path}/matpi.toml: [led] pin = 22: GPIO22 is already used by "
+                     "[heater] pin"]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[limits]\ntrip_c = 99\ncooldown_min = 0\n[led]\npinn = 3\n")
+    assert len(found) == 3
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[limits\n")
+    assert found[0].startswith(f"{tmp_path}/matpi.toml: not valid TOML")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_rules_refuse_a_raised_ceiling_even_without_config() -> None:
+    with pytest.raises(CeilingError, match="session_max_min = 45"):
+        Rules(session_max_min=45.0)
+    with pytest.raises(CeilingError, match="cooldown_min"):
+        Rules(cooldown_min=limits.MIN_COOLDOWN_MIN - 1)
+    with pytest.raises(CeilingError, match="setpoint high"):
+        Rules(setpoints_c={HeatLevel.LOW: 37.0, HeatLevel.MEDIUM: 39.0, HeatLevel.HIGH: 43.0})
+
+
+def run_check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "matpi", "check-config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_command(tmp_path: Path) -> None:
+    good = run_check(EXAMPLE)
+    assert good.returncode == 0 and good.stdout.strip().endswith("OK")
+    bad = write(tmp_path, EXAMPLE.read_text().replace("duration_min = 12", "duration_min = 90"))
+    result = run_check(bad)
+    assert result.returncode == 1
+    assert "duration_min = 90: must be at most 30 (matpi ceiling" in result.stderr

@@ -1,0 +1,144 @@
+"""The controller thread with simulated drivers: boot off, run, fail safe, stop off."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+
+import pytest
+
+from matpi.clock import Clock
+from matpi.controller import Controller
+from matpi.drivers.sim import SimulatedMat
+from matpi.events import Event, FaultRaised, Notice, Press, Reading, Snapshot, State
+from matpi.rules import Rules
+from matpi.session import SessionMachine
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+class Running:
+    """A controller on a simulated mat in its own thread."""
+
+    def __init__(self, machine_type: type[SessionMachine] = SessionMachine) -> None:
+        self.clock = Clock()
+        self.mat = SimulatedMat(self.clock)
+        self.drivers = self.mat.drivers()
+        self.machine = machine_type(Rules(), self.clock.now(), self.clock.today())
+        self.notices: list[Notice] = []
+        self.snapshots: list[Snapshot] = []
+        self.controller = Controller(self.machine, self.drivers, self.clock,
+                                     [self._listen])
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run)
+
+    def _listen(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        self.snapshots.append(snapshot)
+        self.notices += notices
+
+    def _run(self) -> None:
+        try:
+            self.controller.run()
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self) -> "Running":
+        self.thread.start()
+        return self
+
+    def post(self, event: Event) -> None:
+        self.controller.post(event)
+
+    def stop(self) -> None:
+        self.controller.request_stop()
+        self.thread.join(timeout=5.0)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def running() -> Iterator[Running]:
+    r = Running()
+    yield r
+    if r.thread.is_alive():
+        r.stop()
+
+
+def test_outputs_are_off_at_boot(running: Running) -> None:
+    running.mat.set_heater(True)
+    running.mat.motor_duty = 0.8
+    running.start()
+    wait_for(lambda: bool(running.snapshots))
+    assert not running.mat.heater_demand and running.mat.motor_duty == 0.0
+
+
+def test_press_heats_and_stop_request_switches_everything_off(running: Running) -> None:
+    running.start()
+    running.post(Reading("mat", 25.0))
+    running.post(Press())
+    wait_for(lambda: running.mat.heater_demand and running.mat.motor_duty > 0)
+    running.stop()
+    assert not running.mat.heater_demand and running.mat.motor_duty == 0.0
+
+
+def test_a_failing_output_latches_a_fault_with_heat_off(running: Running) -> None:
+    def broken() -> None:
+        raise OSError("relay board not answering")
+
+    running.drivers.motor.set_duty = lambda duty: broken()  # type: ignore[method-assign]
+    running.start()
+    running.post(Reading("mat", 25.0))
+    running.post(Press())
+    wait_for(lambda: running.machine.state is State.FAULT)
+    assert any(isinstance(n, FaultRaised) and "relay board not answering" in n.reason
+               for n in running.notices)
+    assert not running.mat.heater_demand
+    assert running.thread.is_alive()
+
+
+def test_an_exception_in_the_core_switches_off_and_propagates() -> None:
+    class Exploding(SessionMachine):
+        def step(self, event: Event, now: float, today: date) -> list[Notice]:
+            if isinstance(event, Press):
+                raise RuntimeError("bug")
+            return super().step(event, now, today)
+
+    running = Running(Exploding).start()
+    running.post(Reading("mat", 25.0))
+    running.post(Reading("mat", 25.0))
+    wait_for(lambda: bool(running.snapshots))
+    running.mat.set_heater(True)  # as if it had been heating
+    running.post(Press())
+    running.thread.join(timeout=5.0)
+    assert isinstance(running.error, RuntimeError)
+    assert not running.mat.heater_demand
+
+
+def test_a_failing_listener_does_not_stop_the_mat(running: Running) -> None:
+    def bad(snapshot: Snapshot, notices: list[Notice]) -> None:
+        raise ValueError("listener bug")
+
+    running.controller.add_listener(bad)
+    running.start()
+    running.post(Reading("mat", 25.0))
+    running.post(Press())
+    wait_for(lambda: running.mat.heater_demand)
+
+
+def test_idle_loop_sleeps_until_its_deadline(running: Running) -> None:
+    steps: list[float] = []
+    original = running.machine.step
+
+    def counting(event: Event, now: float, today: date) -> list[Notice]:
+        steps.append(now)
+        return original(event, now, today)
+
+    running.machine.step = counting  # type: ignore[method-assign]
+    running.start()
+    running.post(Reading("mat", 25.0))
+    time.sleep(1.0)
+    assert len(steps) <= 3  # boot tick and the reading; no polling

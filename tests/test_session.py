@@ -1,0 +1,291 @@
+"""The session machine, one behaviour per test, with a hand-advanced clock."""
+
+from dataclasses import replace
+from datetime import date
+
+from conftest import Mat
+from matpi.events import (
+    DoublePress,
+    DriverFault,
+    EndReason,
+    FaultCleared,
+    FaultRaised,
+    HeatStopped,
+    Led,
+    LongPress,
+    PreheatStarted,
+    Press,
+    Refused,
+    SelectProgram,
+    SessionEnded,
+    SessionStarted,
+    Source,
+    Start,
+    State,
+    Stop,
+)
+from matpi.programs import HeatLevel
+from matpi.rules import Rules
+from matpi.session import SessionMachine
+
+
+def ended(mat: Mat) -> list[SessionEnded]:
+    return [n for n in mat.notices if isinstance(n, SessionEnded)]
+
+
+def test_fresh_machine_is_idle_and_off() -> None:
+    machine = SessionMachine(Rules(), 0.0, date(2026, 1, 1))
+    out = machine.outputs(0.0)
+    assert machine.state is State.IDLE
+    assert (out.heater, out.vibration, out.led) == (False, 0.0, Led.IDLE)
+
+
+def test_press_starts_default_program_and_heats(mat: Mat) -> None:
+    said = mat.send(Press())
+    assert said == [SessionStarted("beginner", 5.0, Source.LOCAL)]
+    assert mat.machine.state is State.RUNNING
+    assert mat.heater
+    assert mat.machine.outputs(mat.now).led is Led.RUNNING
+
+
+def test_press_while_running_stops_into_cooldown(mat: Mat) -> None:
+    mat.send(Press())
+    mat.run_for(60)
+    mat.send(Press())
+    assert mat.machine.state is State.COOLDOWN
+    assert not mat.heater
+    assert ended(mat)[0].reason is EndReason.STOPPED
+    assert mat.machine.outputs(mat.now).vibration == 0.0
+
+
+def test_session_ends_exactly_at_its_duration(mat: Mat) -> None:
+    mat.send(Start(Source.LOCAL, "neck"))
+    mat.run_for(599)
+    assert mat.machine.state is State.RUNNING
+    mat.run_for(1)
+    assert mat.machine.state is State.COOLDOWN
+    assert ended(mat)[0].reason is EndReason.COMPLETED
+    assert ended(mat)[0].elapsed_s == 600
+
+
+def test_next_deadline_is_never_after_session_end(mat: Mat) -> None:
+    mat.send(Start(Source.LOCAL, "neck", duration_min=1.0))
+    assert mat.machine.next_deadline(mat.now) <= mat.now + 1.0
+    mat.now += 59.5
+    mat.read(30.0)
+    assert mat.machine.next_deadline(mat.now) == mat.now + 0.5
+
+
+def test_no_start_during_cooldown(mat: Mat) -> None:
+    mat.send(Press())
+    mat.send(Press())
+    said = mat.send(Press())
+    assert isinstance(said[0], Refused) and "cooling down" in said[0].reason
+    assert mat.machine.state is State.COOLDOWN
+    mat.run_for(10 * 60)
+    assert mat.machine.state is State.IDLE
+    assert isinstance(mat.send(Press())[0], SessionStarted)
+
+
+def test_heat_goes_off_after_3_s_without_reading_and_faults_at_10(mat: Mat) -> None:
+    mat.send(Press())
+    assert mat.heater
+    mat.run_for(2.9, temp_c=None, every_s=0.1)
+    assert mat.heater
+    mat.run_for(0.1, temp_c=None)
+    assert not mat.heater
+    assert mat.machine.state is State.RUNNING
+    mat.run_for(7.0, temp_c=None)
+    assert mat.machine.state is State.FAULT
+    assert "no valid reading" in (mat.machine.fault or "")
+
+
+def test_trip_latches_fault_and_heat_never_resumes(mat: Mat) -> None:
+    mat.send(Press())
+    mat.run_for(3, temp_c=45.5)
+    assert mat.machine.state is State.FAULT
+    assert "over-temperature" in (mat.machine.fault or "")
+    mat.run_for(60, temp_c=25.0)
+    assert mat.machine.state is State.FAULT
+    assert not mat.heater
+    assert mat.machine.outputs(mat.now).led is Led.FAULT
+
+
+def test_a_single_reading_at_the_trip_switches_heat_off_at_once(mat: Mat) -> None:
+    mat.send(Press())
+    mat.read(46.0)
+    assert not mat.heater
+    mat.read(30.0)
+    assert mat.machine.state is State.RUNNING  # one outlier does not latch a fault
+
+
+def test_out_of_range_readings_latch_a_sensor_fault(mat: Mat) -> None:
+    mat.send(Press())
+    mat.read(None, error="CRC error")
+    assert not mat.heater
+    mat.read(None, error="CRC error")
+    mat.read(None, error="CRC error")
+    assert mat.machine.state is State.FAULT
+    assert "CRC error" in (mat.machine.fault or "")
+
+
+def test_driver_fault_ends_session_and_latches(mat: Mat) -> None:
+    mat.send(Press())
+    mat.send(DriverFault("board: link lost"))
+    assert mat.machine.state is State.FAULT
+    assert ended(mat)[0].reason is EndReason.FAULT
+    assert any(isinstance(n, FaultRaised) for n in mat.notices)
+
+
+def test_long_press_clears_fault_only_when_cool(mat: Mat) -> None:
+    mat.send(DriverFault("test"))
+    mat.run_for(3, temp_c=38.0)
+    assert isinstance(mat.send(LongPress())[0], Refused)
+    assert mat.machine.state is State.FAULT
+    mat.run_for(3, temp_c=30.0)
+    assert mat.send(LongPress()) == [FaultCleared()]
+    assert mat.machine.state is State.IDLE
+
+
+def test_fault_cannot_be_cleared_without_a_valid_reading(mat: Mat) -> None:
+    mat.send(DriverFault("test"))
+    mat.run_for(5, temp_c=None)
+    assert isinstance(mat.send(LongPress())[0], Refused)
+    assert mat.machine.state is State.FAULT
+
+
+def test_remote_commands_cannot_clear_a_fault(mat: Mat) -> None:
+    mat.send(DriverFault("test"))
+    mat.run_for(3, temp_c=25.0)
+    for event in (Stop(Source.REMOTE), Start(Source.REMOTE), SelectProgram("neck", Source.REMOTE)):
+        mat.send(event)
+    assert mat.machine.state is State.FAULT
+
+
+def test_remote_start_preheats_until_a_press_at_the_mat(mat: Mat) -> None:
+    said = mat.send(Start(Source.REMOTE, "back"))
+    assert said == [PreheatStarted("back", 10.0)]
+    assert mat.machine.state is State.PREHEAT
+    assert mat.heater
+    out = mat.machine.outputs(mat.now)
+    assert out.led is Led.AWAITING_PRESS and out.vibration == 0.0
+    mat.run_for(120)
+    assert mat.machine.snapshot(mat.now).remaining_s == 20 * 60  # preheat is not session time
+    mat.send(Press())
+    assert mat.machine.state is State.RUNNING
+    assert mat.machine.snapshot(mat.now).remaining_s == 20 * 60
+
+
+def test_unconfirmed_preheat_times_out_to_idle(mat: Mat) -> None:
+    mat.send(Start(Source.REMOTE))
+    mat.run_for(10 * 60)
+    assert mat.machine.state is State.IDLE
+    assert not mat.heater
+    assert ended(mat)[0].reason is EndReason.PREHEAT_TIMEOUT
+
+
+def test_remote_start_without_confirmation_when_configured() -> None:
+    mat = Mat(rules=Rules(remote_start_needs_press=False))
+    mat.read(30.0)
+    mat.send(Start(Source.REMOTE, "neck"))
+    assert mat.machine.state is State.RUNNING
+
+
+def test_start_with_duration_outside_the_limit_is_refused(mat: Mat) -> None:
+    said = mat.send(Start(Source.REMOTE, "back", duration_min=90))
+    assert isinstance(said[0], Refused) and "1 to 30" in said[0].reason
+    assert mat.machine.state is State.IDLE
+
+
+def test_unknown_program_is_refused_and_changes_nothing(mat: Mat) -> None:
+    assert isinstance(mat.send(Start(Source.REMOTE, "sauna"))[0], Refused)
+    assert isinstance(mat.send(SelectProgram("sauna", Source.REMOTE))[0], Refused)
+    assert mat.machine.selected == "beginner"
+    assert mat.machine.state is State.IDLE
+
+
+def test_daily_limit_ends_session_and_refuses_next_start() -> None:
+    mat = Mat(rules=Rules(daily_max_min=25.0, cooldown_min=5.0))
+    mat.read(30.0)
+    mat.send(Start(Source.LOCAL, "back"))
+    mat.run_for(20 * 60 + 5 * 60)
+    mat.send(Start(Source.LOCAL, "back"))
+    assert mat.machine.snapshot(mat.now).remaining_s == 5 * 60  # shortened to what is left
+    mat.run_for(5 * 60)
+    assert ended(mat)[1].reason is EndReason.DAILY_LIMIT
+    mat.run_for(5 * 60)
+    said = mat.send(Press())
+    assert isinstance(said[0], Refused) and "daily limit" in said[0].reason
+    mat.next_day()
+    assert isinstance(mat.send(Press())[0], SessionStarted)
+
+
+def test_dose_limit_stops_heat_but_not_the_session() -> None:
+    mat = Mat(rules=Rules(dose_max_cem43=0.5))
+    mat.read(41.0)
+    mat.send(Start(Source.LOCAL, "back"))
+    mat.run_for(3 * 60, temp_c=41.0)  # 41 °C: 1/16 CEM43 per min
+    assert mat.heater or mat.machine.snapshot(mat.now).dose_cem43 < 0.5
+    mat.run_for(6 * 60, temp_c=41.0)
+    stops = [n for n in mat.notices if isinstance(n, HeatStopped)]
+    assert len(stops) == 1 and "0.5" in stops[0].reason
+    assert not mat.heater
+    assert mat.machine.state is State.RUNNING
+    assert mat.machine.outputs(mat.now).vibration > 0
+    assert mat.machine.snapshot(mat.now).setpoint_c is None
+
+
+def test_thermostat_holds_the_setpoint(mat: Mat) -> None:
+    mat.send(Start(Source.LOCAL, "back"))  # medium: 39 °C
+    assert mat.heater
+    mat.run_for(1, temp_c=39.2)
+    assert mat.heater  # minimum on-time of a relay
+    mat.run_for(30, temp_c=39.2)
+    assert not mat.heater
+
+
+def test_heat_off_program_never_heats() -> None:
+    rules = Rules()
+    rules.programs["cool"] = replace(rules.programs["neck"], name="cool", heat=HeatLevel.OFF)
+    m = Mat(rules=rules)
+    m.read(25.0)
+    m.send(Start(Source.LOCAL, "cool"))
+    m.run_for(60, temp_c=25.0)
+    assert not m.heater and m.machine.state is State.RUNNING
+
+
+def test_double_press_cycles_the_program_while_idle(mat: Mat) -> None:
+    mat.send(DoublePress())
+    assert mat.machine.selected == "neck"
+    mat.send(Press())
+    assert mat.machine.snapshot(mat.now).program == "neck"
+
+
+def test_beginner_grows_one_minute_per_day_of_completed_sessions(mat: Mat) -> None:
+    lengths = []
+    for _ in range(18):
+        mat.send(Press())
+        lengths.append(mat.machine.snapshot(mat.now).planned_min)
+        mat.run_for(lengths[-1] * 60)
+        mat.run_for(10 * 60)
+        mat.send(Press())  # a second one the same day does not count twice
+        mat.send(Press())
+        mat.run_for(10 * 60)
+        mat.next_day()
+    assert lengths[:3] == [5.0, 6.0, 7.0]
+    assert lengths[-1] == 20.0
+
+
+def test_restart_with_latched_fault_comes_up_in_fault() -> None:
+    machine = SessionMachine(Rules(), 0.0, date(2026, 1, 1), fault="over-temperature")
+    assert machine.state is State.FAULT
+    assert not machine.outputs(0.0).heater
+
+
+def test_snapshot_reports_today_minutes_while_running(mat: Mat) -> None:
+    mat.send(Start(Source.LOCAL, "back"))
+    mat.run_for(90)
+    snap = mat.machine.snapshot(mat.now)
+    assert snap.today_min == 1.5
+    assert snap.remaining_s == 20 * 60 - 90
+    assert snap.setpoint_c == 39.0

@@ -1,0 +1,190 @@
+"""Invariants of the session machine over random event sequences (Hypothesis).
+
+Each rule is something that can happen to a mat; after every step the
+invariants of the one rule must hold: heat only when every guard says yes,
+no session beyond its limit, no start when not allowed, faults stay latched.
+"""
+
+from datetime import date, timedelta
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from matpi import limits
+from matpi.events import (
+    DoublePress,
+    DriverFault,
+    LongPress,
+    Notice,
+    Press,
+    Reading,
+    SessionStarted,
+    Source,
+    Start,
+    State,
+    Stop,
+    Tick,
+)
+from matpi.rules import Rules
+from matpi.session import SessionMachine
+
+PROGRAMS = ["beginner", "neck", "back", "evening", "deep"]
+
+
+class MatModel(RuleBasedStateMachine):
+    """Drives a SessionMachine and keeps, beside it, what the world has seen."""
+
+    @initialize(
+        cooldown_min=st.floats(5.0, 20.0),
+        daily_max_min=st.floats(10.0, 120.0),
+        needs_press=st.booleans(),
+    )
+    def build(self, cooldown_min: float, daily_max_min: float, needs_press: bool) -> None:
+        self.rules = Rules(
+            cooldown_min=cooldown_min, daily_max_min=daily_max_min,
+            remote_start_needs_press=needs_press, min_on_s=5.0, min_off_s=5.0,
+        )
+        self.now = 0.0
+        self.today = date(2026, 5, 1)
+        self.machine = SessionMachine(self.rules, self.now, self.today)
+        self.last_valid: float | None = None
+        self.last_raw: float | None = None
+        self.started_at: float | None = None
+        self.planned_s = 0.0
+        self.fault_raised = False
+        self.cleared_by_long_press = False
+        self.used_today = 0.0
+        self.state_before = State.IDLE
+        self.notices: list[Notice] = []
+
+    def _send(self, event: object) -> list[Notice]:
+        self.state_before = self.machine.state
+        was_fault = self.machine.state is State.FAULT
+        said = self.machine.step(event, self.now, self.today)  # type: ignore[arg-type]
+        self.notices = said
+        if was_fault and self.machine.state is not State.FAULT:
+            assert isinstance(event, LongPress), f"fault left on {event!r}"
+        for notice in said:
+            if isinstance(notice, SessionStarted):
+                self.started_at = self.now
+                self.planned_s = notice.planned_min * 60.0
+                assert self.state_before in (State.IDLE, State.PREHEAT), self.state_before
+        if self.machine.state is not State.RUNNING:
+            self.started_at = None
+        return said
+
+    # --- what can happen ------------------------------------------------------
+
+    @rule(dt=st.floats(0.01, 30.0))
+    def time_passes_silently(self, dt: float) -> None:
+        self.now += dt
+        self._send(Tick())
+
+    @rule(dt=st.floats(1.0, 1500.0), temp_c=st.floats(20.0, 44.0))
+    def time_passes_with_readings(self, dt: float, temp_c: float) -> None:
+        """Minutes go by with a working sensor, sampled every 9 s (under the fault limit)."""
+        end = self.now + dt
+        while self.now < end:
+            self.now = min(self.now + 9.0, end)
+            self.last_raw = temp_c
+            self.last_valid = self.now
+            self._send(Reading("mat", temp_c))
+            self.no_session_outlives_its_limit()
+
+    @rule()
+    def midnight(self) -> None:
+        self.today += timedelta(days=1)
+        self._send(Tick())
+
+    @rule(value=st.one_of(st.floats(15.0, 50.0), st.sampled_from([None, 2.0, 85.0, 44.9, 45.0])))
+    def reading(self, value: float | None) -> None:
+        self.now += 0.5
+        self.last_raw = value
+        if value is not None and limits.SENSOR_MIN_C <= value <= limits.SENSOR_MAX_C:
+            self.last_valid = self.now
+        self._send(Reading("mat", value, None if value is not None else "no response"))
+
+    @rule(event=st.sampled_from([Press(), LongPress(), DoublePress()]))
+    def button(self, event: object) -> None:
+        self._send(event)
+
+    @rule(program=st.one_of(st.none(), st.sampled_from(PROGRAMS)),
+          duration=st.one_of(st.none(), st.floats(0.0, 60.0)),
+          source=st.sampled_from(Source))
+    def start(self, program: str | None, duration: float | None, source: Source) -> None:
+        state = self.machine.state
+        self._send(Start(source, program, duration))
+        if state in (State.COOLDOWN, State.FAULT, State.RUNNING):
+            assert self.machine.state is state, "a start changed a busy machine"
+
+    @rule(source=st.sampled_from(Source))
+    def stop(self, source: Source) -> None:
+        self._send(Stop(source))
+        assert self.machine.state not in (State.RUNNING, State.PREHEAT)
+
+    @rule()
+    def driver_fault(self) -> None:
+        self._send(DriverFault("injected"))
+        assert self.machine.state is State.FAULT
+
+    @precondition(lambda self: self.machine.state is State.FAULT)
+    @rule()
+    def remote_cannot_clear(self) -> None:
+        for event in (Stop(Source.REMOTE), Start(Source.REMOTE)):
+            self._send(event)
+            assert self.machine.state is State.FAULT
+
+    # --- what must always hold ------------------------------------------------
+
+    @invariant()
+    def heat_only_when_every_guard_says_yes(self) -> None:
+        if not self.machine.outputs(self.now).heater:
+            return
+        assert self.machine.state in (State.PREHEAT, State.RUNNING)
+        assert self.last_valid is not None and self.now - self.last_valid < limits.STALE_HEAT_OFF_S
+        assert self.last_raw is not None and self.last_raw < self.rules.trip_c
+        snap = self.machine.snapshot(self.now)
+        assert snap.temperature_c is not None and snap.temperature_c < self.rules.trip_c
+        assert snap.setpoint_c is not None and snap.dose_cem43 < self.rules.dose_max_cem43
+
+    @invariant()
+    def no_session_outlives_its_limit(self) -> None:
+        if self.machine.state is not State.RUNNING:
+            return
+        assert self.started_at is not None
+        assert self.now - self.started_at < self.planned_s + 1.0  # planned_min has 0.01 steps
+        assert self.now - self.started_at < limits.MAX_SESSION_MIN * 60
+
+    @invariant()
+    def daily_cap_holds(self) -> None:
+        # today_min is shown to 0.1 min
+        assert self.machine.snapshot(self.now).today_min <= self.rules.daily_max_min + 0.05
+
+    @invariant()
+    def outputs_rest_outside_a_session(self) -> None:
+        out = self.machine.outputs(self.now)
+        if self.machine.state not in (State.PREHEAT, State.RUNNING):
+            assert not out.heater and out.vibration == 0.0
+
+    @invariant()
+    def cooldown_means_waiting(self) -> None:
+        if self.machine.state is State.COOLDOWN:
+            assert self.machine.cooldown_until > self.now
+
+
+# The loaded profile decides the count: 1,000 examples in CI (see conftest.py).
+MatModel.TestCase.settings = settings(settings.default, stateful_step_count=60)
+TestMatInvariants = MatModel.TestCase
+
+
+def test_a_fresh_machine_runs_nothing() -> None:
+    """A restart is a freshly built machine: nothing resumes by itself."""
+    for fault in (None, "over-temperature"):
+        machine = SessionMachine(Rules(), 123.0, date(2026, 1, 1), cooldown_until=400.0,
+                                 fault=fault)
+        for t in (123.0, 130.0, 500.0):
+            machine.step(Reading("mat", 30.0), t, date(2026, 1, 1))
+            out = machine.outputs(t)
+            assert not out.heater and out.vibration == 0.0
+            assert machine.state in (State.IDLE, State.COOLDOWN, State.FAULT)
