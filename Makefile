@@ -17,7 +17,7 @@ run: $(VENV)/.run-installed
 	$(BIN)/matpi run $(RUN_ARGS)
 
 test: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests firmware bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest

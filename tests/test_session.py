@@ -37,7 +37,7 @@ def test_fresh_machine_is_idle_and_off() -> None:
     machine = SessionMachine(Rules(), 0.0, date(2026, 1, 1))
     out = machine.outputs(0.0)
     assert machine.state is State.IDLE
-    assert (out.heater, out.vibration, out.led) == (False, 0.0, Led.IDLE)
+    assert (out.heater, out.vibration, out.led, out.power) == (False, 0.0, Led.IDLE, False)
 
 
 def test_press_starts_default_program_and_heats(mat: Mat) -> None:
@@ -46,6 +46,7 @@ def test_press_starts_default_program_and_heats(mat: Mat) -> None:
     assert mat.machine.state is State.RUNNING
     assert mat.heater
     assert mat.machine.outputs(mat.now).led is Led.RUNNING
+    assert mat.machine.outputs(mat.now).power
 
 
 def test_press_while_running_stops_into_cooldown(mat: Mat) -> None:

@@ -2,10 +2,12 @@
 
 import argparse
 import logging
+import queue
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +16,26 @@ from matpi.clock import Clock
 from matpi.config import Config, ConfigError, load_config
 from matpi.console import InteractiveMat, StateLinePrinter
 from matpi.controller import Controller
+from matpi.drivers.base import DriverError, MatDrivers
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
-from matpi.events import EndReason, Notice, SessionEnded, SessionStarted, Snapshot, Source, Start
+from matpi.events import (
+    EndReason,
+    Event,
+    Notice,
+    SessionEnded,
+    SessionStarted,
+    Snapshot,
+    Source,
+    Start,
+)
+from matpi.hardware import build_gpio_mat, build_outputs_only, default_state_dir, pin_lock
+from matpi.selftest import run_selftest, table
 from matpi.session import SessionMachine
 
 log = logging.getLogger("matpi")
 
+DEFAULT_CONFIG = Path("/etc/matpi/matpi.toml")
 MAX_SPEED = 600.0
 SIM_POLL_S = 0.5
 
@@ -53,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="check a config file; print OK or every error")
     check.add_argument("path", type=Path)
     check.set_defaults(command=_cmd_check_config)
+
+    selftest = sub.add_parser("selftest", help="installer check: click each output, press the "
+                              "button, read each sensor")
+    selftest.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    selftest.add_argument("--button-timeout", type=float, default=30.0, metavar="SECONDS")
+    selftest.set_defaults(command=_cmd_selftest)
+
+    safe_off = sub.add_parser("safe-off", help="drive every configured output off and exit")
+    safe_off.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    safe_off.set_defaults(command=_cmd_safe_off)
 
     simulate = sub.add_parser("simulate", help="an interactive simulated mat in this terminal")
     simulate.add_argument("--config", type=Path, help="config file (its limits and programs)")
@@ -103,35 +128,56 @@ class _Mat:
     """A running mat's parts, as assembled for one command."""
 
     controller: Controller
+    drivers: MatDrivers
     poller: ThermometerPoller
     clock: Clock
-    sim: SimulatedMat
+    sim: SimulatedMat | None
+
+    def close(self) -> None:
+        """Stop sampling, then outputs off and every device released."""
+        self.poller.close()
+        self.drivers.close()
 
 
-def _assemble(config: Config, speed: float) -> _Mat:
+def _assemble(config: Config, *, simulate: bool, speed: float = 1.0) -> _Mat:
+    """The controller with simulated or real drivers, all outputs off."""
     clock = Clock(speed)
-    sim = SimulatedMat(clock)
-    drivers = sim.drivers(config.rules.sensors, SIM_POLL_S)
+    inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    sim = SimulatedMat(clock) if simulate else None
+    if sim is not None:
+        drivers = sim.drivers(config.rules.sensors, SIM_POLL_S)
+    else:
+        drivers = build_gpio_mat(config.hardware, inbox.put)
     machine = SessionMachine(config.rules, clock.now(), clock.today())
-    controller = Controller(machine, drivers, clock)
+    controller = Controller(machine, drivers, clock, inbox=inbox)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
-    return _Mat(controller, poller, clock, sim)
+    return _Mat(controller, drivers, poller, clock, sim)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    if not args.simulate and args.config is not None:
-        print("matpi run: real hardware is not supported yet; use --simulate", file=sys.stderr)
-        return 2
     if args.start is not None and args.start not in config.rules.programs:
         known = ", ".join(config.rules.programs)
         print(f"matpi run: --start {args.start!r}: unknown program; known: {known}",
               file=sys.stderr)
         return 2
-    mat = _assemble(config, args.speed)
+    simulate = args.simulate or args.config is None
+    with ExitStack() as stack:
+        try:
+            if not simulate:
+                stack.enter_context(pin_lock(default_state_dir()))
+            mat = _assemble(config, simulate=simulate, speed=args.speed if simulate else 1.0)
+        except DriverError as exc:
+            print(f"matpi run: {exc}", file=sys.stderr)
+            return 1
+        exit_code = _run(mat, args, config)
+    return exit_code
+
+
+def _run(mat: _Mat, args: argparse.Namespace, config: Config) -> int:
     started_at = mat.clock.now()
     mat.controller.add_listener(
         StateLinePrinter(lambda: mat.clock.now() - started_at, lambda line: print(line, flush=True))
@@ -139,8 +185,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = _OnceWatcher(mat.controller) if args.once else None
     if outcome is not None:
         mat.controller.add_listener(outcome)
-    print(f"matpi {__version__}: simulated mat, speed x{args.speed:g}, config {config.source}",
-          flush=True)
+    what = f"simulated mat, speed x{mat.clock.speed:g}" if mat.sim else "mat on GPIO"
+    print(f"matpi {__version__}: {what}, config {config.source}", flush=True)
     _stop_on_signals(mat.controller)
     if args.start:
         mat.controller.post(Start(Source.LOCAL, args.start))
@@ -148,7 +194,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         mat.controller.run()
     finally:
-        mat.poller.close()
+        mat.close()
     return outcome.exit_code if outcome is not None else 0
 
 
@@ -185,7 +231,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    mat = _assemble(config, args.speed)
+    mat = _assemble(config, simulate=True, speed=args.speed)
+    assert mat.sim is not None
     terminal = InteractiveMat(mat.controller.post, mat.sim)
     mat.controller.add_listener(terminal.listener)
     thread = threading.Thread(target=mat.controller.run, name="matpi-controller")
@@ -196,5 +243,40 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     finally:
         mat.controller.request_stop("quit")
         thread.join()
-        mat.poller.close()
+        mat.close()
+    return 0
+
+
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    gestures: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    try:
+        with pin_lock(default_state_dir()):
+            drivers = build_gpio_mat(config.hardware, gestures.put)
+            try:
+                checks = run_selftest(drivers, gestures,
+                                      has_button=config.hardware.button.pin is not None,
+                                      button_timeout_s=args.button_timeout)
+            finally:
+                drivers.close()
+    except DriverError as exc:
+        print(f"matpi selftest: {exc}", file=sys.stderr)
+        return 1
+    print(table(checks))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def _cmd_safe_off(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    try:
+        drivers = build_outputs_only(config.hardware)
+        drivers.close()
+    except DriverError as exc:
+        print(f"matpi safe-off: {exc}", file=sys.stderr)
+        return 1
+    print("matpi safe-off: heater, vibration and power relay are off")
     return 0

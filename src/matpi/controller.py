@@ -13,6 +13,7 @@ import logging
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from matpi.clock import Clock
 from matpi.drivers.base import MatDrivers
@@ -39,12 +40,14 @@ class Controller:
         drivers: MatDrivers,
         clock: Clock,
         listeners: list[Listener] | None = None,
+        inbox: "queue.SimpleQueue[Any] | None" = None,
     ) -> None:
+        """`inbox` lets edges built before the controller (the button) post to it."""
         self.machine = machine
         self._drivers = drivers
         self._clock = clock
         self._listeners = list(listeners or [])
-        self._queue: queue.SimpleQueue[Event | _Shutdown] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Event | _Shutdown] = inbox or queue.SimpleQueue()
         self._applied: Outputs | None = None
         self._last_snapshot: Snapshot | None = None
 
@@ -93,6 +96,9 @@ class Controller:
 
     def _apply(self, outputs: Outputs) -> None:
         last = self._applied
+        power = self._drivers.power
+        if power is not None and outputs.power and (last is None or not last.power):
+            power.on()
         if outputs.heater:
             self._drivers.heater.on()  # every step: the driver's dead-man wants a refresh
         elif last is None or last.heater:
@@ -102,6 +108,8 @@ class Controller:
                 self._drivers.motor.set_duty(outputs.vibration)
             else:
                 self._drivers.motor.off()
+        if power is not None and not outputs.power and (last is None or last.power):
+            power.off()
         if last is None or outputs.led != last.led:
             self._drivers.indicator.show(outputs.led)
         self._applied = outputs

@@ -191,10 +191,8 @@ class Outputs:
     heater: bool
     vibration: float
     led: Led
-
-
-ALL_OFF = Outputs(heater=False, vibration=0.0, led=Led.FAULT)
-"""What every output shows when the controller cannot trust the core."""
+    power: bool
+    """The master relay feeding heater and motor: closed only during a session."""
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ class SessionMachine:
             vibration = vibration_duty(
                 session.program.pattern, session.program.intensity_pct, now - session.started_at
             )
-        return Outputs(heater=self._heater, vibration=vibration, led=self._led())
+        active = self.state in (State.RUNNING, State.PREHEAT)
+        return Outputs(heater=self._heater, vibration=vibration, led=self._led(), power=active)
 
     def snapshot(self, now: float) -> Snapshot:
         session = self._session

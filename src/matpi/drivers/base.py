@@ -8,7 +8,7 @@ what happens into events and hand them to a `Post` callback.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from matpi.events import Event, Led, Reading
 
@@ -69,8 +69,8 @@ class Indicator(Protocol):
 class MatDrivers:
     """Every output and sensor of one mat, as the controller sees them.
 
-    `closers` are extra resources (button, pin factory, serial link) that must
-    be released at shutdown after the outputs are off.
+    `closers` are extra resources (pin factory, button, serial link) released
+    at shutdown after the devices, last registered first.
     """
 
     heater: Switch
@@ -80,6 +80,8 @@ class MatDrivers:
     poll_interval_s: float = 1.0
     power: Switch | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    pin_factory: Any = None
+    """The gpiozero pin factory the devices share, if any (tests drive its mock pins)."""
 
     def all_off(self) -> None:
         """Heat and motion off, power relay dropped; each tried even if another fails."""
@@ -95,11 +97,15 @@ class MatDrivers:
             raise DriverError(f"could not switch every output off: {errors}")
 
     def close(self) -> None:
-        """Outputs off, then release everything, in reverse order of building."""
+        """Outputs off, then release the devices, then `closers` in reverse order."""
         try:
             self.all_off()
         finally:
-            for closer in [*reversed(self.closers), self.indicator.close, self.motor.close,
-                           self.heater.close, *(t.close for t in self.thermometers),
-                           *([self.power.close] if self.power is not None else [])]:
+            closes = [self.indicator.close, self.motor.close, self.heater.close,
+                      *(t.close for t in self.thermometers)]
+            if self.power is not None:
+                closes.append(self.power.close)
+            for close in closes:
+                close()
+            for closer in reversed(self.closers):
                 closer()

@@ -1,0 +1,188 @@
+"""Builds the drivers a config describes: GPIO parts, or the simulator.
+
+Everything that touches pins is built here, in one place, so that a failure
+half-way (a busy pin, a missing library) closes what was already taken and
+leaves every output off.
+"""
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from matpi.config import HardwareConfig, SensorConfig
+from matpi.drivers.base import (
+    Dimmer,
+    DriverError,
+    Indicator,
+    MatDrivers,
+    Post,
+    Switch,
+    Thermometer,
+)
+from matpi.drivers.gpio import (
+    ButtonGestures,
+    HeaterRelay,
+    PowerRelay,
+    PwmMotor,
+    RelayMotor,
+    StatusLed,
+    make_pin_factory,
+)
+from matpi.drivers.thermometers import DS18B20, W1_DEVICES, NtcThermistor
+from matpi.events import Led
+
+LOCK_NAME = "matpi.lock"
+
+
+class NoMotor:
+    """A mat without a vibration motor."""
+
+    def set_duty(self, duty: float) -> None:
+        pass
+
+    def off(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NoIndicator:
+    """A mat without a status LED."""
+
+    def show(self, led: Led) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def build_gpio_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES) -> MatDrivers:
+    """Every part of a directly wired mat, all outputs off.
+
+    Raises:
+        DriverError: naming the part and pin that could not be set up; nothing stays claimed.
+    """
+    with ExitStack() as undo:
+        factory, heater, motor, power = _outputs(hw, undo)
+        indicator: Indicator = NoIndicator()
+        if hw.led.pin is not None:
+            indicator = StatusLed(hw.led.pin, active_high=hw.led.active_high,
+                                  buzzer_pin=hw.led.buzzer_pin, pin_factory=factory)
+            undo.callback(indicator.close)
+        thermometers = [_thermometer(s, factory, w1_dir) for s in hw.sensors]
+        for thermometer in thermometers:
+            undo.callback(thermometer.close)
+        closers: list[Callable[[], None]] = [] if factory is None else [factory.close]
+        if hw.button.pin is not None:
+            button = ButtonGestures(
+                hw.button.pin, post, pull_up=hw.button.pull_up, bounce_s=hw.button.bounce_s,
+                hold_s=hw.button.hold_s, double_press_s=hw.button.double_press_s,
+                pin_factory=factory,
+            )
+            closers.append(button.close)
+        undo.pop_all()
+    return MatDrivers(heater=heater, motor=motor, indicator=indicator,
+                      thermometers=thermometers, poll_interval_s=hw.poll_s, power=power,
+                      closers=closers, pin_factory=factory)
+
+
+def build_outputs_only(hw: HardwareConfig) -> MatDrivers:
+    """Heater, motor and power relay, nothing else: what `safe-off` needs."""
+    with ExitStack() as undo:
+        factory, heater, motor, power = _outputs(hw, undo)
+        undo.pop_all()
+    return MatDrivers(heater=heater, motor=motor, indicator=NoIndicator(), thermometers=[],
+                      power=power, closers=[] if factory is None else [factory.close],
+                      pin_factory=factory)
+
+
+def _outputs(hw: HardwareConfig, undo: ExitStack) -> tuple[Any, Switch, Dimmer, Switch | None]:
+    """The pin factory and the outputs, each registered on `undo` for a failure later."""
+    factory = make_pin_factory(hw.pin_factory)
+    if factory is not None:
+        undo.callback(factory.close)
+    heater = HeaterRelay(hw.heater.pin, active_high=hw.heater.active_high, pin_factory=factory)
+    undo.callback(heater.close)
+    motor = _motor(hw, factory)
+    undo.callback(motor.close)
+    power = None
+    if hw.power_pin is not None:
+        power = PowerRelay(hw.power_pin, active_high=hw.power_active_high, pin_factory=factory)
+        undo.callback(power.close)
+    return factory, heater, motor, power
+
+
+def _motor(hw: HardwareConfig, factory: Any) -> Dimmer:
+    vib = hw.vibration
+    if vib.kind == "none" or vib.pin is None:
+        return NoMotor()
+    if vib.kind == "relay":
+        return RelayMotor(vib.pin, active_high=vib.active_high, min_toggle_s=vib.min_toggle_s,
+                          pin_factory=factory)
+    return PwmMotor(vib.pin, frequency_hz=vib.frequency_hz, active_high=vib.active_high,
+                    pin_factory=factory)
+
+
+def _thermometer(sensor: SensorConfig, factory: Any, w1_dir: Path) -> Thermometer:
+    if sensor.kind == "ntc":
+        return NtcThermistor(
+            sensor.channel, name=sensor.name, beta=sensor.beta, r25_ohm=sensor.r25_ohm,
+            series_ohm=sensor.series_ohm, steinhart_hart=sensor.steinhart_hart,
+            pin_factory=factory,
+        )
+    return DS18B20(sensor.device_id or find_ds18b20(w1_dir), name=sensor.name, base_dir=w1_dir)
+
+
+def find_ds18b20(w1_dir: Path) -> str:
+    """The id of the one DS18B20 on the bus, for a config that leaves device_id out."""
+    found = sorted(p.name for p in w1_dir.glob("28-*")) if w1_dir.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DriverError(
+            f"no DS18B20 found under {w1_dir}: check its wiring (data on GPIO4 with a 4.7 kΩ "
+            "pull-up to 3.3 V) and dtoverlay=w1-gpio in /boot/firmware/config.txt"
+        )
+    raise DriverError(f"several DS18B20 under {w1_dir} ({', '.join(found)}): set device_id "
+                      "in [[sensors]]")
+
+
+def default_state_dir() -> Path:
+    """systemd's StateDirectory when run as the service, else the user's state folder."""
+    if "STATE_DIRECTORY" in os.environ:
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    system = Path("/var/lib/matpi")
+    if system.is_dir() and os.access(system, os.W_OK):
+        return system
+    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    return base / "matpi"
+
+
+@contextmanager
+def pin_lock(state_dir: Path) -> Iterator[IO[str]]:
+    """Hold the mat's pins for this process; a second holder (service, self-test) is refused.
+
+    Raises:
+        DriverError: another matpi process holds the pins, naming its pid.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / LOCK_NAME
+    with open(path, "a+", encoding="ascii") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise DriverError(
+                f"another matpi (pid {holder}) holds the mat's pins ({path}); stop it first, "
+                "e.g. `sudo systemctl stop matpi`"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield handle
