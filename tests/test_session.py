@@ -3,8 +3,12 @@
 from dataclasses import replace
 from datetime import date
 
+import pytest
+
 from conftest import Mat
 from matpi.events import (
+    Adjust,
+    Adjusted,
     DoublePress,
     DriverFault,
     EndReason,
@@ -24,6 +28,7 @@ from matpi.events import (
     State,
     Stop,
 )
+from matpi.patterns import Pattern
 from matpi.programs import HeatLevel
 from matpi.rules import Rules
 from matpi.session import SessionMachine
@@ -290,3 +295,47 @@ def test_snapshot_reports_today_minutes_while_running(mat: Mat) -> None:
     assert snap.today_min == 1.5
     assert snap.remaining_s == 20 * 60 - 90
     assert snap.setpoint_c == 39.0
+
+
+def test_adjust_changes_the_next_session(mat: Mat) -> None:
+    said = mat.send(Adjust(Source.REMOTE, heat=HeatLevel.HIGH, intensity_pct=70.0,
+                           duration_min=12.0))
+    assert said == [Adjusted(HeatLevel.HIGH, Pattern.STEADY, 70.0, 12.0)]
+    mat.send(Press())
+    snap = mat.machine.snapshot(mat.now)
+    assert (snap.heat_level, snap.intensity_pct, snap.remaining_s) == (HeatLevel.HIGH, 70.0, 720)
+    assert snap.setpoint_c == 41.0
+
+
+def test_adjust_during_a_session_applies_at_once(mat: Mat) -> None:
+    mat.send(Start(Source.LOCAL, "back"))
+    mat.run_for(120)
+    mat.send(Adjust(Source.REMOTE, heat=HeatLevel.LOW, pattern=Pattern.OFF, duration_min=5.0))
+    snap = mat.machine.snapshot(mat.now)
+    assert snap.setpoint_c == 37.0 and snap.vibration == 0.0 and snap.remaining_s == 180
+    mat.send(Adjust(Source.REMOTE, duration_min=1.0))  # shorter than already run: ends now
+    mat.run_for(1)
+    assert mat.machine.state is State.COOLDOWN
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (Adjust(Source.REMOTE, intensity_pct=120.0), "intensity_pct = 120: must be 0 to 100"),
+        (Adjust(Source.REMOTE, duration_min=45.0), "duration_min = 45: must be 1 to 30"),
+        (Adjust(Source.REMOTE, duration_min=0.5), "duration_min = 0.5: must be 1 to 30"),
+    ],
+)
+def test_adjust_out_of_range_is_refused_and_changes_nothing(
+    mat: Mat, change: Adjust, reason: str
+) -> None:
+    before = mat.machine.snapshot(mat.now)
+    said = mat.send(change)
+    assert isinstance(said[0], Refused) and said[0].reason == reason
+    assert mat.machine.snapshot(mat.now) == before
+
+
+def test_selecting_a_program_drops_earlier_adjustments(mat: Mat) -> None:
+    mat.send(Adjust(Source.REMOTE, duration_min=3.0))
+    mat.send(SelectProgram("neck", Source.REMOTE))
+    assert mat.machine.snapshot(mat.now).planned_min == 10.0

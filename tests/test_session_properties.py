@@ -13,6 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from matpi import limits
 from matpi.events import (
+    Adjust,
+    Adjusted,
     DoublePress,
     DriverFault,
     LongPress,
@@ -26,6 +28,7 @@ from matpi.events import (
     Stop,
     Tick,
 )
+from matpi.programs import HeatLevel
 from matpi.rules import Rules
 from matpi.session import SessionMachine
 
@@ -70,6 +73,8 @@ class MatModel(RuleBasedStateMachine):
                 self.started_at = self.now
                 self.planned_s = notice.planned_min * 60.0
                 assert self.state_before in (State.IDLE, State.PREHEAT), self.state_before
+            if isinstance(notice, Adjusted) and self.machine.state is State.RUNNING:
+                self.planned_s = notice.planned_min * 60.0
         if self.machine.state is not State.RUNNING:
             self.started_at = None
         return said
@@ -117,6 +122,14 @@ class MatModel(RuleBasedStateMachine):
         self._send(Start(source, program, duration))
         if state in (State.COOLDOWN, State.FAULT, State.RUNNING):
             assert self.machine.state is state, "a start changed a busy machine"
+
+    @rule(heat=st.one_of(st.none(), st.sampled_from(HeatLevel)),
+          intensity=st.one_of(st.none(), st.floats(-10.0, 150.0)),
+          duration=st.one_of(st.none(), st.floats(0.0, 60.0)))
+    def adjust(self, heat: HeatLevel | None, intensity: float | None,
+               duration: float | None) -> None:
+        self._send(Adjust(Source.REMOTE, heat=heat, intensity_pct=intensity,
+                          duration_min=duration))
 
     @rule(source=st.sampled_from(Source))
     def stop(self, source: Source) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from matpi.drivers.base import Post
 from matpi.drivers.sim import SimFault, SimulatedMat
 from matpi.events import (
+    Adjusted,
     DoublePress,
     FaultCleared,
     FaultRaised,
@@ -75,6 +76,9 @@ def describe_notice(n: Notice) -> str:
             return f"heat stopped: {n.reason}"
         case ProgramSelected():
             return f"program selected: {n.program}"
+        case Adjusted():
+            return (f"settings: heat {n.heat}, {n.pattern} at {n.intensity_pct:g} %, "
+                    f"{n.planned_min:g} min")
         case Refused():
             return f"refused {n.command}: {n.reason}"
     raise AssertionError(n)

@@ -92,6 +92,20 @@ class SelectProgram:
 
 
 @dataclass(frozen=True)
+class Adjust:
+    """Change heat, pattern, intensity or length of the chosen program (and of a running session).
+
+    Fields left None stay as they are. The core checks every value against its limits.
+    """
+
+    source: Source
+    heat: HeatLevel | None = None
+    pattern: Pattern | None = None
+    intensity_pct: float | None = None
+    duration_min: float | None = None
+
+
+@dataclass(frozen=True)
 class Reading:
     """One temperature sample: a value, or the error that stopped the sensor giving one."""
 
@@ -113,7 +127,16 @@ class Tick:
 
 
 Event = (
-    Press | LongPress | DoublePress | Start | Stop | SelectProgram | Reading | DriverFault | Tick
+    Press
+    | LongPress
+    | DoublePress
+    | Start
+    | Stop
+    | SelectProgram
+    | Adjust
+    | Reading
+    | DriverFault
+    | Tick
 )
 
 
@@ -165,6 +188,16 @@ class ProgramSelected:
 
 
 @dataclass(frozen=True)
+class Adjusted:
+    """The chosen program's settings after an Adjust."""
+
+    heat: HeatLevel
+    pattern: Pattern
+    intensity_pct: float
+    planned_min: float
+
+
+@dataclass(frozen=True)
 class Refused:
     """A command the core would not carry out, and why; nothing changed."""
 
@@ -180,6 +213,7 @@ Notice = (
     | FaultCleared
     | HeatStopped
     | ProgramSelected
+    | Adjusted
     | Refused
 )
 

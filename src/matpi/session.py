@@ -9,10 +9,12 @@ outputs it returns. Same events at the same times give the same outputs.
     machine.outputs(now=1.0).heater
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from matpi.events import (
+    Adjust,
+    Adjusted,
     DoublePress,
     DriverFault,
     EndReason,
@@ -72,6 +74,18 @@ class _Session:
     heat_stopped: bool = False
 
 
+def _changed(program: Program, change: Adjust) -> Program:
+    """`program` with the settings an Adjust names; the rest as they were."""
+    return replace(
+        program,
+        heat=program.heat if change.heat is None else change.heat,
+        pattern=program.pattern if change.pattern is None else change.pattern,
+        intensity_pct=(
+            program.intensity_pct if change.intensity_pct is None else change.intensity_pct
+        ),
+    )
+
+
 class SessionMachine:
     """Decides, from events and time, what the mat does. See module docstring."""
 
@@ -89,6 +103,8 @@ class SessionMachine:
         self.usage = usage or Usage(day=today)
         self.state = State.IDLE
         self.selected = rules.default_program
+        self.choice = rules.programs[self.selected]
+        self._duration_override: float | None = None
         self.fault: str | None = None
         self.cooldown_until = cooldown_until if cooldown_until is not None else now
         self._session: _Session | None = None
@@ -129,6 +145,8 @@ class SessionMachine:
                 notices += self._on_stop(now, today)
             case SelectProgram(program=name):
                 notices += self._select(name)
+            case Adjust():
+                notices += self._adjust(event, now)
             case Tick():
                 pass
         notices += self._advance(now, today)
@@ -149,10 +167,10 @@ class SessionMachine:
 
     def snapshot(self, now: float) -> Snapshot:
         session = self._session
-        program = session.program if session else self.rules.programs[self.selected]
+        program = session.program if session else self.choice
         elapsed = 0.0
         remaining = 0.0
-        planned_min = self._planned_min(program)
+        planned_min = self._chosen_min()
         if session is not None:
             planned_min = session.planned_s / 60.0
             if self.state is State.RUNNING:
@@ -231,13 +249,15 @@ class SessionMachine:
 
     def _on_start(self, start: Start, now: float, today: date) -> list[Notice]:
         name = start.program or self.selected
-        program = self.rules.programs.get(name)
-        if program is None:
+        if name not in self.rules.programs:
             known = ", ".join(sorted(self.rules.programs))
             return [Refused("start", f"unknown program {name!r}; known: {known}")]
         if self.state is not State.IDLE:
             return [Refused("start", self._busy_reason(now))]
-        planned_min = self._planned_min(program)
+        if name != self.selected:
+            self._select(name)
+        program = self.choice
+        planned_min = self._chosen_min()
         if start.duration_min is not None:
             if not MIN_SESSION_MIN <= start.duration_min <= self.rules.session_max_min:
                 return [Refused("start", f"duration_min = {start.duration_min:g}: must be "
@@ -275,7 +295,35 @@ class SessionMachine:
             known = ", ".join(sorted(self.rules.programs))
             return [Refused("program", f"unknown program {name!r}; known: {known}")]
         self.selected = name
+        self.choice = self.rules.programs[name]
+        self._duration_override = None
         return [ProgramSelected(name)]
+
+    def _adjust(self, change: Adjust, now: float) -> list[Notice]:
+        intensity, duration = change.intensity_pct, change.duration_min
+        if intensity is not None and not 0.0 <= intensity <= 100.0:
+            return [Refused("intensity", f"intensity_pct = {intensity:g}: must be 0 to 100")]
+        if duration is not None and not MIN_SESSION_MIN <= duration <= self.rules.session_max_min:
+            return [Refused("duration", f"duration_min = {duration:g}: must be "
+                                        f"{MIN_SESSION_MIN:g} to {self.rules.session_max_min:g}")]
+        self.choice = _changed(self.choice, change)
+        if duration is not None:
+            self._duration_override = duration
+        session = self._session
+        if session is not None:
+            session.program = _changed(session.program, change)
+            if duration is not None:
+                self._replan(session, duration, now)
+        planned = session.planned_s / 60.0 if session else self._chosen_min()
+        return [Adjusted(self.choice.heat, self.choice.pattern, self.choice.intensity_pct,
+                         round(planned, 2))]
+
+    def _replan(self, session: _Session, duration_min: float, now: float) -> None:
+        """A new length for a session under way, still inside the daily allowance."""
+        elapsed_min = (now - session.started_at) / 60.0 if self.state is State.RUNNING else 0.0
+        allowance = self.rules.daily_max_min - self.usage.minutes_today
+        session.cut_by_daily_limit = allowance < duration_min
+        session.planned_s = max(min(duration_min, allowance), elapsed_min) * 60.0
 
     def _cycle_program(self) -> list[Notice]:
         if self.state not in (State.IDLE, State.COOLDOWN):
@@ -370,7 +418,11 @@ class SessionMachine:
             self.usage.progress_last[name] = self.usage.day
             self.usage.progress_days[name] = self.usage.progress_days.get(name, 0) + 1
 
-    def _planned_min(self, program: Program) -> float:
+    def _chosen_min(self) -> float:
+        """The length the next start gets: the override, or the program's (grown) length."""
+        if self._duration_override is not None:
+            return self._duration_override
+        program = self.choice
         planned = program.planned_min(self.usage.progress_days.get(program.name, 0))
         return min(planned, self.rules.session_max_min)
 
