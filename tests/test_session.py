@@ -27,6 +27,7 @@ from matpi.events import (
     Start,
     State,
     Stop,
+    Tick,
 )
 from matpi.patterns import Pattern
 from matpi.programs import HeatLevel
@@ -339,3 +340,23 @@ def test_selecting_a_program_drops_earlier_adjustments(mat: Mat) -> None:
     mat.send(Adjust(Source.REMOTE, duration_min=3.0))
     mat.send(SelectProgram("neck", Source.REMOTE))
     assert mat.machine.snapshot(mat.now).planned_min == 10.0
+
+
+def test_streak_counts_days_in_a_row_with_a_completed_session(mat: Mat) -> None:
+    def complete_one() -> None:
+        mat.send(Start(Source.LOCAL, "neck", duration_min=1.0))
+        mat.run_for(60)
+        mat.run_for(10 * 60)
+
+    complete_one()
+    complete_one()
+    assert mat.machine.snapshot(mat.now).streak_days == 1
+    mat.next_day()
+    complete_one()
+    assert mat.machine.snapshot(mat.now).streak_days == 2
+    mat.next_day()
+    mat.send(Tick())
+    assert mat.machine.snapshot(mat.now).streak_days == 2  # today can still keep it
+    mat.next_day()
+    mat.send(Tick())
+    assert mat.machine.snapshot(mat.now).streak_days == 0

@@ -251,3 +251,4 @@ class Snapshot:
     cooldown_remaining_s: int
     today_min: float
     daily_remaining_min: float
+    streak_days: int

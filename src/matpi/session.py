@@ -61,6 +61,8 @@ class Usage:
     minutes_today: float = 0.0
     progress_days: dict[str, int] = field(default_factory=dict)
     progress_last: dict[str, date] = field(default_factory=dict)
+    streak_days: int = 0
+    last_completed_day: date | None = None
 
 
 @dataclass
@@ -199,6 +201,7 @@ class SessionMachine:
             cooldown_remaining_s=int(max(self.cooldown_until - now, 0.0)),
             today_min=round(today_min, 1),
             daily_remaining_min=round(max(self.rules.daily_max_min - today_min, 0.0), 1),
+            streak_days=self._streak(),
         )
 
     def next_deadline(self, now: float) -> float:
@@ -354,8 +357,8 @@ class SessionMachine:
             return [SessionEnded(session.program.name, reason, 0.0, 0.0, None)]
         elapsed_s = min(now - session.started_at, session.planned_s)
         self.usage.minutes_today += elapsed_s / 60.0
-        if reason is EndReason.COMPLETED and session.program.progression:
-            self._count_progress(session.program.name)
+        if reason is EndReason.COMPLETED:
+            self._count_day(session.program)
         self.cooldown_until = now + self.rules.cooldown_min * 60.0
         self.state = State.COOLDOWN
         return [SessionEnded(session.program.name, reason, round(elapsed_s, 1),
@@ -413,10 +416,24 @@ class SessionMachine:
             self.usage.day = today
             self.usage.minutes_today = 0.0
 
-    def _count_progress(self, name: str) -> None:
-        if self.usage.progress_last.get(name) != self.usage.day:
-            self.usage.progress_last[name] = self.usage.day
-            self.usage.progress_days[name] = self.usage.progress_days.get(name, 0) + 1
+    def _count_day(self, program: Program) -> None:
+        """A completed session: the streak and a progressive program grow once per day."""
+        usage, today = self.usage, self.usage.day
+        if usage.last_completed_day != today:
+            yesterday = date.fromordinal(today.toordinal() - 1)
+            kept = usage.last_completed_day == yesterday
+            usage.streak_days = usage.streak_days + 1 if kept else 1
+            usage.last_completed_day = today
+        if program.progression and usage.progress_last.get(program.name) != today:
+            usage.progress_last[program.name] = today
+            usage.progress_days[program.name] = usage.progress_days.get(program.name, 0) + 1
+
+    def _streak(self) -> int:
+        """Days in a row with a completed session, still alive if the last was yesterday."""
+        last = self.usage.last_completed_day
+        if last is None or (self.usage.day - last).days > 1:
+            return 0
+        return self.usage.streak_days
 
     def _chosen_min(self) -> float:
         """The length the next start gets: the override, or the program's (grown) length."""
