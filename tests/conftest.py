@@ -7,6 +7,8 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import settings
 
+from matpi.clock import Clock
+from matpi.drivers.sim import SimulatedMat
 from matpi.events import Event, Notice, Reading, Tick
 from matpi.rules import Rules
 from matpi.session import SessionMachine
@@ -18,9 +20,21 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 DAY = date(2026, 3, 2)
 
 
+class HandClock(Clock):
+    """A Clock whose time moves only when the test says so."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+        super().__init__(monotonic=lambda: self.t, wall=lambda: 1_700_000_000.0 + self.t)
+
+
+SIMULATED = -1.0
+"""`run_for(temp_c=SIMULATED)`: readings come from a simulated pad the heater warms."""
+
+
 @dataclass
 class Mat:
-    """A SessionMachine, its time and calendar day, and what it said."""
+    """A SessionMachine, its time and calendar day, what it said, and a simulated pad."""
 
     rules: Rules = field(default_factory=Rules)
     now: float = 1000.0
@@ -29,22 +43,32 @@ class Mat:
 
     def __post_init__(self) -> None:
         self.machine = SessionMachine(self.rules, self.now, self.today)
+        self.clock = HandClock(self.now)
+        self.pad = SimulatedMat(self.clock)
 
     def send(self, event: Event) -> list[Notice]:
         said = self.machine.step(event, self.now, self.today)
         self.notices += said
+        self.clock.t = self.now
+        self.pad.set_heater(self.machine.outputs(self.now).heater)
         return said
 
     def read(self, value_c: float | None, sensor: str = "mat", error: str | None = None) -> None:
         self.send(Reading(sensor, value_c, error))
 
-    def run_for(self, seconds: float, *, temp_c: float | None = 30.0, every_s: float = 1.0) -> None:
-        """Let time pass, with a reading every `every_s` (none when temp_c is None)."""
+    def run_for(
+        self, seconds: float, *, temp_c: float | None = SIMULATED, every_s: float = 1.0
+    ) -> None:
+        """Let time pass with a reading every `every_s`: of the simulated pad, of `temp_c`,
+        or none at all when temp_c is None."""
         end = self.now + seconds
         while self.now + every_s <= end + 1e-9:
             self.now += every_s
+            self.clock.t = self.now
             if temp_c is None:
                 self.send(Tick())
+            elif temp_c == SIMULATED:
+                self.send(self.pad.sense("mat"))
             else:
                 self.read(temp_c)
         self.now = end

@@ -142,3 +142,33 @@ def test_idle_loop_sleeps_until_its_deadline(running: Running) -> None:
     running.post(Reading("mat", 25.0))
     time.sleep(1.0)
     assert len(steps) <= 3  # boot tick and the reading; no polling
+
+
+def test_a_wedged_loop_loses_its_heat_to_the_dead_man() -> None:
+    """The controller stops stepping; the driver layer switches the heater off by itself."""
+    from matpi.drivers.deadman import RefreshedHeater
+
+    running = Running()
+    expired = threading.Event()
+    running.drivers.heater = RefreshedHeater(running.drivers.heater, max_on_s=0.5,
+                                             on_expired=expired.set)
+    running.controller = Controller(running.machine, running.drivers, running.clock,
+                                    [running._listen])
+    wedge = threading.Event()
+    original = running.machine.step
+
+    def step(event: Event, now: float, today: date) -> list[Notice]:
+        if isinstance(event, Reading) and event.value_c == 26.0:
+            wedge.wait(timeout=10.0)  # the loop hangs here
+        return original(event, now, today)
+
+    running.machine.step = step  # type: ignore[method-assign]
+    running.start()
+    running.post(Reading("mat", 25.0))
+    running.post(Press())
+    wait_for(lambda: running.mat.heater_demand)
+    running.post(Reading("mat", 26.0))
+    assert expired.wait(timeout=5.0)
+    assert not running.mat.heater_demand
+    wedge.set()
+    running.stop()

@@ -3,7 +3,8 @@
 import pytest
 
 from matpi.events import Reading
-from matpi.thermal import DoseMeter, Supervisor, Thermostat, cem43_per_min
+from matpi.supervision import Supervisor
+from matpi.thermal import DoseMeter, Thermostat, cem43_per_min
 
 
 @pytest.mark.parametrize(

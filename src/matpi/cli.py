@@ -17,9 +17,11 @@ from matpi.config import Config, ConfigError, load_config
 from matpi.console import InteractiveMat, StateLinePrinter
 from matpi.controller import Controller
 from matpi.drivers.base import DriverError, MatDrivers
+from matpi.drivers.deadman import RefreshedHeater
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
 from matpi.events import (
+    DriverFault,
     EndReason,
     Event,
     Notice,
@@ -148,6 +150,11 @@ def _assemble(config: Config, *, simulate: bool, speed: float = 1.0) -> _Mat:
         drivers = sim.drivers(config.rules.sensors, SIM_POLL_S)
     else:
         drivers = build_gpio_mat(config.hardware, inbox.put)
+    drivers.heater = RefreshedHeater(
+        drivers.heater,
+        on_expired=lambda: inbox.put(DriverFault("heater demand not refreshed for 3 s: "
+                                                 "controller loop stalled")),
+    )
     machine = SessionMachine(config.rules, clock.now(), clock.today())
     controller = Controller(machine, drivers, clock, inbox=inbox)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,

@@ -149,13 +149,17 @@ def parse_config(data: dict[str, Any], file: str) -> Config:
             hint = suggest(section, SECTIONS).replace("mean ", "mean [").rstrip("?")
             problems.append(f"{file}: [{section}]: unknown section{hint}{']?' if hint else ''}")
 
+    tables: dict[str, Table] = {}
+
     def table(name: str) -> Table:
-        return Table(file, name, data.get(name, {}), problems)
+        return tables.setdefault(name, Table(file, name, data.get(name, {}), problems))
 
     device = _device(table("device"))
     hardware = _hardware(data, table, file, problems)
+    control = _heater_control(table("heater"))
+    table("heater").finish()
     rules = _rules(table("limits"), table("heat"), table("session"), data.get("programs", {}),
-                   hardware, file, problems)
+                   hardware, control, file, problems)
     mqtt = _mqtt(table("mqtt"), device)
     if problems:
         raise ConfigError(problems)
@@ -210,7 +214,7 @@ def _hardware(
     board = BoardConfig(port=bo.string("port", "/dev/ttyACM0"),
                         baud=bo.integer("baud", 115200, low=9600, high=1000000))
     sensors = _sensors(data.get("sensors", [{}]), file, problems)
-    for t in (h, v, p, b, le, bo):
+    for t in (v, p, b, le, bo):
         t.finish()
     hardware = HardwareConfig(
         driver=driver, pin_factory=pin_factory, poll_s=poll_s, heater=heater,
@@ -283,9 +287,36 @@ def _check_pins_unique(hw: HardwareConfig, file: str, problems: list[str]) -> No
             used[pin] = key
 
 
+def _heater_control(h: Table) -> dict[str, Any]:
+    """How the heater is switched and what its supervision expects of it (Rules fields)."""
+    kind = h.string("kind", "relay", choices=("relay", "ssr"))
+    shortest = 10.0 if kind == "relay" else 1.0
+    return {
+        "heater_kind": kind,
+        "min_on_s": h.number("min_on_s", 30.0, low=shortest, high=300.0),
+        "min_off_s": h.number("min_off_s", 30.0, low=shortest, high=300.0),
+        "hysteresis_c": h.number("hysteresis_c", 0.5, low=0.1, high=3.0),
+        "ssr_window_s": h.number("window_s", 10.0, low=2.0, high=30.0),
+        "ssr_band_c": h.number("band_c", 2.0, low=0.5, high=5.0),
+        "check_gain_c": h.number("check_gain_c", 1.0, low=0.5, high=5.0),
+        "check_window_s": h.number("check_window_s", 60.0, low=10.0,
+                                   high=limits.MAX_CHECK_WINDOW_S,
+                                   high_why="matpi ceiling: not-heating check"),
+        "check_band_c": h.number("check_band_c", 2.0, low=0.5, high=5.0),
+        "check_max_error_cs": h.number("check_max_error_cs", 120.0, low=10.0,
+                                       high=limits.MAX_CHECK_ERROR_CS,
+                                       high_why="matpi ceiling: not-heating check"),
+        "runaway_settle_s": h.number("runaway_settle_s", 30.0, low=0.0, high=120.0),
+        "runaway_window_s": h.number("runaway_window_s", 60.0, low=10.0, high=300.0),
+        "runaway_rise_c": h.number("runaway_rise_c", 1.0, low=0.3,
+                                   high=limits.MAX_RUNAWAY_RISE_C,
+                                   high_why="matpi ceiling: runaway check"),
+    }
+
+
 def _rules(
     lim: Table, heat: Table, session: Table, programs_raw: Any, hw: HardwareConfig,
-    file: str, problems: list[str],
+    control: dict[str, Any], file: str, problems: list[str],
 ) -> Rules | None:
     ceiling = "matpi ceiling"
     session_max = lim.number("session_max_min", limits.MAX_SESSION_MIN, low=1.0,
@@ -305,9 +336,7 @@ def _rules(
                                       high=limits.MAX_PREHEAT_MIN,
                                       high_why=f"{ceiling}: preheat of an empty mat"),
         "reset_below_c": lim.number("reset_below_c", 35.0, low=20.0, high=40.0),
-        "min_on_s": lim.number("heater_min_on_s", 30.0, low=1.0, high=300.0),
-        "min_off_s": lim.number("heater_min_off_s", 30.0, low=1.0, high=300.0),
-        "hysteresis_c": lim.number("hysteresis_c", 0.5, low=0.1, high=3.0),
+        **control,
     }
     lim.finish()
     setpoints = {

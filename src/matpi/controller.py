@@ -22,6 +22,9 @@ from matpi.session import SessionMachine
 
 log = logging.getLogger(__name__)
 
+HEATER_REFRESH_S = 1.0
+"""Real seconds between heat-demand refreshes while heating (the driver's dead-man is 3 s)."""
+
 Listener = Callable[[Snapshot, list[Notice]], None]
 """Told of every new snapshot and notice, in the controller thread: must not block."""
 
@@ -69,6 +72,8 @@ class Controller:
             while True:
                 now = self._clock.now()
                 wait_s = self._clock.real_seconds(self.machine.next_deadline(now) - now)
+                if self._applied is not None and self._applied.heater:
+                    wait_s = min(wait_s, HEATER_REFRESH_S)
                 try:
                     item = self._queue.get(timeout=wait_s)
                 except queue.Empty:

@@ -183,6 +183,14 @@ class HeatStopped:
 
 
 @dataclass(frozen=True)
+class HeatSteppedDown:
+    """Heat lowered for the rest of the session (the dose nears its limit), and why."""
+
+    level: HeatLevel
+    reason: str
+
+
+@dataclass(frozen=True)
 class ProgramSelected:
     program: str
 
@@ -212,6 +220,7 @@ Notice = (
     | FaultRaised
     | FaultCleared
     | HeatStopped
+    | HeatSteppedDown
     | ProgramSelected
     | Adjusted
     | Refused

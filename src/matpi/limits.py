@@ -40,3 +40,12 @@ SENSOR_MIN_C: Final = 5.0
 
 SENSOR_MAX_C: Final = 60.0
 """Above this a sensor is shorted: no mat surface should ever read it."""
+
+MAX_CHECK_WINDOW_S: Final = 120.0
+"""Longest a heater may take to gain its check step before the not-heating guard counts."""
+
+MAX_CHECK_ERROR_CS: Final = 300.0
+"""Most shortfall (°C·s) the not-heating guard tolerates (Klipper's default is 120)."""
+
+MAX_RUNAWAY_RISE_C: Final = 2.0
+"""Largest rise with the heater off that the runaway guard may overlook."""

@@ -28,9 +28,20 @@ class Rules:
     setpoints_c: dict[HeatLevel, float] = field(
         default_factory=lambda: {HeatLevel.LOW: 37.0, HeatLevel.MEDIUM: 39.0, HeatLevel.HIGH: 41.0}
     )
+    heater_kind: str = "relay"
+    """"relay": on/off with minimum times; "ssr": time-proportioning."""
     hysteresis_c: float = 0.5
     min_on_s: float = 30.0
     min_off_s: float = 30.0
+    ssr_window_s: float = 10.0
+    ssr_band_c: float = 2.0
+    check_gain_c: float = 1.0
+    check_window_s: float = 60.0
+    check_band_c: float = 2.0
+    check_max_error_cs: float = 120.0
+    runaway_settle_s: float = 30.0
+    runaway_window_s: float = 60.0
+    runaway_rise_c: float = 1.0
     sensors: tuple[str, ...] = ("mat",)
     programs: dict[str, Program] = field(default_factory=lambda: dict(BUILTIN_PROGRAMS))
     default_program: str = DEFAULT_PROGRAM
@@ -74,6 +85,11 @@ def ceiling_problems(rules: Rules) -> list[str]:
             )
     if rules.default_program not in rules.programs:
         problems.append(f"default_program {rules.default_program!r} is not a known program")
+    at_most("check_window_s", rules.check_window_s, limits.MAX_CHECK_WINDOW_S)
+    at_most("check_max_error_cs", rules.check_max_error_cs, limits.MAX_CHECK_ERROR_CS)
+    at_most("runaway_rise_c", rules.runaway_rise_c, limits.MAX_RUNAWAY_RISE_C)
+    if rules.heater_kind not in ("relay", "ssr"):
+        problems.append(f"heater_kind {rules.heater_kind!r} must be relay or ssr")
     if not rules.sensors:
         problems.append("at least one temperature sensor is needed")
     return problems

@@ -21,6 +21,7 @@ from matpi.events import (
     Event,
     FaultCleared,
     FaultRaised,
+    HeatSteppedDown,
     HeatStopped,
     Led,
     LongPress,
@@ -44,13 +45,20 @@ from matpi.events import (
 from matpi.patterns import vibration_duty
 from matpi.programs import HeatLevel, Program
 from matpi.rules import Rules
-from matpi.thermal import DoseMeter, Supervisor, Thermostat
+from matpi.supervision import NotHeatingGuard, RunawayGuard, Supervisor
+from matpi.thermal import DoseMeter, HeatControl, Thermostat, TimeProportioning
 
 ACTIVE_TICK_S = 1.0
 """How often a running session is re-evaluated: patterns, heater refresh."""
 
 MIN_SESSION_MIN = 1.0
 """A start that could run for less than this (daily limit) is refused."""
+
+DOSE_STEP_DOWN_AT = 0.75
+"""Share of the dose limit at which the heat level steps down once, as heated seats do."""
+
+_LOWER = {HeatLevel.HIGH: HeatLevel.MEDIUM, HeatLevel.MEDIUM: HeatLevel.LOW,
+          HeatLevel.LOW: HeatLevel.OFF, HeatLevel.OFF: HeatLevel.OFF}
 
 
 @dataclass
@@ -74,6 +82,8 @@ class _Session:
     cut_by_daily_limit: bool = False
     dose: DoseMeter = field(default_factory=DoseMeter)
     heat_stopped: bool = False
+    heat_cap: HeatLevel | None = None
+    """After the dose step-down, the highest level this session may use."""
 
 
 def _changed(program: Program, change: Adjust) -> Program:
@@ -86,6 +96,10 @@ def _changed(program: Program, change: Adjust) -> Program:
             program.intensity_pct if change.intensity_pct is None else change.intensity_pct
         ),
     )
+
+
+def _rank(level: HeatLevel) -> int:
+    return list(HeatLevel).index(level)
 
 
 class SessionMachine:
@@ -112,7 +126,15 @@ class SessionMachine:
         self._session: _Session | None = None
         self._preheat_until = 0.0
         self._supervisor = Supervisor(rules.sensors, rules.trip_c, now)
-        self._thermostat = Thermostat(rules.hysteresis_c, rules.min_on_s, rules.min_off_s)
+        self._thermostat: HeatControl = (
+            TimeProportioning(rules.ssr_window_s, rules.ssr_band_c)
+            if rules.heater_kind == "ssr"
+            else Thermostat(rules.hysteresis_c, rules.min_on_s, rules.min_off_s)
+        )
+        self._not_heating = NotHeatingGuard(rules.check_gain_c, rules.check_window_s,
+                                            rules.check_band_c, rules.check_max_error_cs)
+        self._runaway = RunawayGuard(rules.runaway_settle_s, rules.runaway_window_s,
+                                     rules.runaway_rise_c)
         self._heater = False
         if fault is not None:
             self._raise(fault, now)
@@ -309,10 +331,14 @@ class SessionMachine:
         if duration is not None and not MIN_SESSION_MIN <= duration <= self.rules.session_max_min:
             return [Refused("duration", f"duration_min = {duration:g}: must be "
                                         f"{MIN_SESSION_MIN:g} to {self.rules.session_max_min:g}")]
+        session = self._session
+        cap = session.heat_cap if session else None
+        if change.heat is not None and cap is not None and _rank(change.heat) > _rank(cap):
+            return [Refused("heat", f"heat = {change.heat}: limited to {cap} for the rest of "
+                                    "this session (thermal dose)")]
         self.choice = _changed(self.choice, change)
         if duration is not None:
             self._duration_override = duration
-        session = self._session
         if session is not None:
             session.program = _changed(session.program, change)
             if duration is not None:
@@ -367,7 +393,7 @@ class SessionMachine:
     def _advance(self, now: float, today: date) -> list[Notice]:
         """Apply the passage of time and recompute the heater demand."""
         notices: list[Notice] = []
-        reason = self._supervisor.check(now)
+        reason = self._guards(now)
         if reason:
             notices += self._raise(reason, now)
         session = self._session
@@ -376,17 +402,39 @@ class SessionMachine:
             if elapsed_s >= session.planned_s:
                 cut = session.cut_by_daily_limit
                 notices += self._end(EndReason.DAILY_LIMIT if cut else EndReason.COMPLETED, now)
-            elif not session.heat_stopped and session.dose.total >= self.rules.dose_max_cem43:
-                session.heat_stopped = True
-                notices.append(HeatStopped(
-                    f"thermal dose {session.dose.total:.2f} CEM43 reached the limit of "
-                    f"{self.rules.dose_max_cem43:g}: heat off, vibration goes on"))
+            else:
+                notices += self._limit_dose(session)
         if self.state is State.PREHEAT and now >= self._preheat_until:
             notices += self._end(EndReason.PREHEAT_TIMEOUT, now)
         if self.state is State.COOLDOWN and now >= self.cooldown_until:
             self.state = State.IDLE
         self._heater = self._heater_demand(now)
         return notices
+
+    def _guards(self, now: float) -> str | None:
+        """Every time-based guard, fed the heater state of the interval just past."""
+        temperature = self._supervisor.temperature()
+        reasons = (
+            self._supervisor.check(now),
+            self._not_heating.update(temperature, self._setpoint(), self._heater, now),
+            self._runaway.update(temperature, self._heater, now),
+        )
+        return next((r for r in reasons if r), None)
+
+    def _limit_dose(self, session: _Session) -> list[Notice]:
+        """Step the heat down at 75 % of the dose limit; stop it at the limit."""
+        dose, limit = session.dose.total, self.rules.dose_max_cem43
+        if not session.heat_stopped and dose >= limit:
+            session.heat_stopped = True
+            return [HeatStopped(f"thermal dose {dose:.2f} CEM43 reached the limit of {limit:g}: "
+                                "heat off, vibration goes on")]
+        if session.heat_cap is None and dose >= DOSE_STEP_DOWN_AT * limit:
+            lower = _LOWER[session.program.heat]
+            session.heat_cap = lower
+            session.program = replace(session.program, heat=lower)
+            return [HeatSteppedDown(lower, f"thermal dose {dose:.2f} CEM43 is "
+                                           f"{DOSE_STEP_DOWN_AT:.0%} of the limit of {limit:g}")]
+        return []
 
     def _heater_demand(self, now: float) -> bool:
         """Heat only when every guard says yes, right now."""

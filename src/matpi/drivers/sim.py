@@ -32,6 +32,10 @@ class SimFault(StrEnum):
     SENSOR_STUCK = "sensor_stuck"
     SENSOR_OFF_HEATER = "sensor_off_heater"
     RELAY_WELDED = "relay_welded"
+    HEATER_OPEN = "heater_open"
+
+
+_SENSOR_FAULTS = {SimFault.SENSOR_DISCONNECTED, SimFault.SENSOR_STUCK, SimFault.SENSOR_OFF_HEATER}
 
 
 @dataclass(frozen=True)
@@ -49,25 +53,30 @@ class ThermalModel:
 class SimulatedMat:
     """The physical mat in software; thread-safe, advanced lazily on each access."""
 
-    def __init__(self, clock: Clock, model: ThermalModel | None = None) -> None:
+    def __init__(
+        self, clock: Clock, model: ThermalModel | None = None, *, start_c: float | None = None
+    ) -> None:
         self.model = model or ThermalModel()
         self._clock = clock
         self._lock = threading.Lock()
-        self._temp_c = self.model.room_c
+        self._temp_c = self.model.room_c if start_c is None else start_c
         self._at = clock.now()
         self._heater_demand = False
         self.motor_duty = 0.0
         self.led = Led.IDLE
         self.person_lying = False
         self.faults: set[SimFault] = set()
-        self._stuck_c: float | None = None
+        self._sensor_faults: dict[str, set[SimFault]] = {}
+        self._stuck_c: dict[str, float] = {}
         self.heater_switches = 0
 
     # --- physics ----------------------------------------------------------
 
     @property
     def heating(self) -> bool:
-        """True when current flows through the heater: demanded, or the relay welded."""
+        """True when current flows through the heater: demanded or welded, and not open."""
+        if SimFault.HEATER_OPEN in self.faults:
+            return False
         return self._heater_demand or SimFault.RELAY_WELDED in self.faults
 
     def surface_c(self) -> float:
@@ -104,26 +113,31 @@ class SimulatedMat:
     def heater_demand(self) -> bool:
         return self._heater_demand
 
-    def inject(self, fault: SimFault, active: bool = True) -> None:
-        """Start (or end) one simulated hardware failure."""
+    def inject(self, fault: SimFault, active: bool = True, *, sensor: str | None = None) -> None:
+        """Start (or end) one simulated hardware failure; sensor faults may hit one sensor."""
         with self._lock:
             self._advance()
+            faults = self.faults
+            if sensor is not None and fault in _SENSOR_FAULTS:
+                faults = self._sensor_faults.setdefault(sensor, set())
             if fault is SimFault.SENSOR_STUCK:
-                self._stuck_c = self._temp_c
+                self._stuck_c[sensor or "*"] = self._temp_c
             if active:
-                self.faults.add(fault)
+                faults.add(fault)
             else:
-                self.faults.discard(fault)
+                faults.discard(fault)
 
     def sense(self, sensor: str) -> Reading:
         """What the sensor on the pad reports now, faults included."""
         with self._lock:
             self._advance()
-            if SimFault.SENSOR_DISCONNECTED in self.faults:
+            faults = self.faults | self._sensor_faults.get(sensor, set())
+            if SimFault.SENSOR_DISCONNECTED in faults:
                 return Reading(sensor, None, "no response from sensor (simulated disconnect)")
-            if SimFault.SENSOR_STUCK in self.faults and self._stuck_c is not None:
-                return Reading(sensor, _quantize(self._stuck_c))
-            if SimFault.SENSOR_OFF_HEATER in self.faults:
+            if SimFault.SENSOR_STUCK in faults:
+                stuck_c = self._stuck_c.get(sensor, self._stuck_c.get("*", self._temp_c))
+                return Reading(sensor, _quantize(stuck_c))
+            if SimFault.SENSOR_OFF_HEATER in faults:
                 return Reading(sensor, _quantize(self.model.room_c))
             return Reading(sensor, _quantize(self._temp_c))
 

@@ -1,0 +1,124 @@
+"""Over-temperature reading in -> heater output off, through the controller thread.
+
+Prints p50 and p99 over N trips (default 1,000). Each trip: the heater is on
+in a running session, one over-temperature reading is posted to the
+controller's queue (as the thermometer poller does), and the time until the
+simulated heater relay is told off is measured with perf_counter_ns. (The
+first hot reading switches heat off; the fault latches on the second.)
+
+    .venv/bin/python bench/bench_trip.py [--trips 1000]
+"""
+
+import argparse
+import statistics
+import threading
+import time
+
+from matpi.clock import Clock
+from matpi.controller import Controller
+from matpi.drivers.base import MatDrivers
+from matpi.drivers.sim import SimulatedMat
+from matpi.events import Reading, Source, Start, State, Stop
+from matpi.rules import Rules
+from matpi.session import SessionMachine
+
+
+class MovableClock(Clock):
+    """Real time plus an offset the benchmark adds to skip the relay's minimum off-time."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+        super().__init__()
+
+    def now(self) -> float:
+        return super().now() + self.offset_s
+
+
+class TimedHeater:
+    """The simulated heater relay, stamping each switch-off."""
+
+    def __init__(self, drivers: MatDrivers) -> None:
+        self._inner = drivers.heater
+        self.is_on = False
+        self.off_at_ns = 0
+        self.changed = threading.Event()
+
+    def on(self) -> None:
+        self._inner.on()
+        if not self.is_on:
+            self.is_on = True
+            self.changed.set()
+
+    def off(self) -> None:
+        self._inner.off()
+        if self.is_on:
+            self.off_at_ns = time.perf_counter_ns()
+            self.is_on = False
+            self.changed.set()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def wait_until(heater: TimedHeater, on: bool) -> None:
+    deadline = time.monotonic() + 5.0
+    while heater.is_on != on:
+        heater.changed.clear()
+        if heater.is_on == on:
+            break
+        if not heater.changed.wait(timeout=max(deadline - time.monotonic(), 0.0)):
+            raise SystemExit(f"heater never went {'on' if on else 'off'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trips", type=int, default=1000)
+    args = parser.parse_args()
+
+    clock = MovableClock()
+    drivers = SimulatedMat(clock).drivers()
+    heater = TimedHeater(drivers)
+    drivers.heater = heater
+    rules = Rules(session_max_min=30.0, daily_max_min=120.0)
+    machine = SessionMachine(rules, clock.now(), clock.today())
+    controller = Controller(machine, drivers, clock)
+    thread = threading.Thread(target=controller.run)
+    thread.start()
+    latencies_us: list[float] = []
+    try:
+        for trip in range(args.trips):
+            if trip % 40 == 0:  # a fresh session before this one runs out
+                if trip:
+                    controller.post(Stop(Source.LOCAL))
+                    while machine.state is not State.COOLDOWN:  # stopped before time jumps
+                        time.sleep(0.001)
+                    clock.offset_s += 11 * 60.0  # past the cooldown
+                if trip % 160 == 0:
+                    clock.offset_s += 86400.0  # a new day: the daily limit allows 120 min
+                for _ in range(3):
+                    controller.post(Reading("mat", 30.0))
+                controller.post(Start(Source.LOCAL, "deep"))  # 30 min: 40 trips fit in one
+                wait_until(heater, on=True)
+                controller.post(Reading("mat", 46.0))
+                wait_until(heater, on=False)
+            clock.offset_s += 31.0  # past the relay's minimum off-time, with the heater off
+            for _ in range(3):  # flush the median filter: each trip is one hot reading
+                controller.post(Reading("mat", 30.0))
+            wait_until(heater, on=True)
+            sent_ns = time.perf_counter_ns()
+            controller.post(Reading("mat", 46.0))
+            wait_until(heater, on=False)
+            latencies_us.append((heater.off_at_ns - sent_ns) / 1000.0)
+    finally:
+        controller.request_stop()
+        thread.join()
+    ordered = sorted(latencies_us)
+    p99 = ordered[int(len(ordered) * 0.99) - 1]
+    print(f"over-temperature reading -> heater off, {len(ordered)} trips through the controller")
+    print(f"  p50 {statistics.median(ordered):8.1f} µs")
+    print(f"  p99 {p99:8.1f} µs")
+    print(f"  max {ordered[-1]:8.1f} µs")
+
+
+if __name__ == "__main__":
+    main()

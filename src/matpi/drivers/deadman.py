@@ -1,0 +1,84 @@
+"""The heater switches itself off when the controller stops asking for heat.
+
+As Klipper's `max_duration` for heaters on the MCU: the controller refreshes
+its heat demand at least once a second while heating; if no `on()` arrives for
+`max_on_s`, this driver layer switches the heater off by itself and reports
+it, so a wedged controller loop cannot leave the heat on.
+
+    heater = RefreshedHeater(HeaterRelay(17), max_on_s=3.0, on_expired=report)
+    heater.on()        # must be repeated within 3 s to stay on
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from matpi import limits
+from matpi.drivers.base import Switch
+
+log = logging.getLogger(__name__)
+
+
+class RefreshedHeater:
+    """A Switch wrapper: on() holds for `max_on_s` (real seconds) only. Thread-safe."""
+
+    def __init__(
+        self,
+        switch: Switch,
+        *,
+        max_on_s: float = limits.STALE_HEAT_OFF_S,
+        on_expired: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._switch = switch
+        self._max_on_s = max_on_s
+        self._on_expired = on_expired
+        self._clock = clock
+        self._changed = threading.Condition()
+        self._deadline: float | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._watch, name="matpi-heater-deadman",
+                                        daemon=True)
+        self._thread.start()
+
+    def on(self) -> None:
+        with self._changed:
+            if self._closed:
+                return
+            if self._deadline is None:
+                self._switch.on()
+                self._changed.notify()
+            self._deadline = self._clock() + self._max_on_s
+
+    def off(self) -> None:
+        with self._changed:
+            self._deadline = None
+            self._switch.off()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._deadline = None
+            self._changed.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        self._switch.close()
+
+    def _watch(self) -> None:
+        """Sleeps while the heater is off; wakes at the deadline while it is on."""
+        with self._changed:
+            while not self._closed:
+                if self._deadline is None:
+                    self._changed.wait()
+                    continue
+                left_s = self._deadline - self._clock()
+                if left_s > 0:
+                    self._changed.wait(left_s)
+                    continue
+                self._deadline = None
+                self._switch.off()
+                log.error("heater demand not refreshed for %.1f s: heater switched off",
+                          self._max_on_s)
+                if self._on_expired is not None:
+                    self._on_expired()

