@@ -172,3 +172,30 @@ def test_a_wedged_loop_loses_its_heat_to_the_dead_man() -> None:
     assert not running.mat.heater_demand
     wedge.set()
     running.stop()
+
+
+def test_alive_is_told_from_the_loop_and_stops_when_it_wedges() -> None:
+    beats: list[float] = []
+    running = Running()
+    running.controller = Controller(running.machine, running.drivers, running.clock,
+                                    [running._listen], alive=lambda: beats.append(time.monotonic()),
+                                    alive_every_s=0.1)
+    wedge = threading.Event()
+    original = running.machine.step
+
+    def step(event: Event, now: float, today: date) -> list[Notice]:
+        if isinstance(event, Press):
+            wedge.wait(timeout=10.0)
+        return original(event, now, today)
+
+    running.machine.step = step  # type: ignore[method-assign]
+    running.start()
+    wait_for(lambda: len(beats) >= 5)
+    running.post(Press())
+    time.sleep(0.3)
+    count = len(beats)
+    time.sleep(0.5)
+    assert len(beats) == count  # wedged: no more heartbeats
+    wedge.set()
+    wait_for(lambda: len(beats) > count)
+    running.stop()

@@ -360,3 +360,14 @@ def test_streak_counts_days_in_a_row_with_a_completed_session(mat: Mat) -> None:
     mat.next_day()
     mat.send(Tick())
     assert mat.machine.snapshot(mat.now).streak_days == 0
+
+
+def test_a_fault_that_is_not_clearable_refuses_the_long_press() -> None:
+    mat = Mat()
+    mat.machine = SessionMachine(Rules(), mat.now, mat.today, fault="history unreadable",
+                                 fault_clearable=False)
+    mat.read(25.0)
+    said = mat.send(LongPress())
+    assert isinstance(said[0], Refused) and "cannot be reset at the mat" in said[0].reason
+    assert mat.machine.state is State.FAULT
+    assert isinstance(mat.send(Press())[0], Refused)

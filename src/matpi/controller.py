@@ -11,6 +11,7 @@ the way out however the loop ends, exception included.
 
 import logging
 import queue
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +45,12 @@ class Controller:
         clock: Clock,
         listeners: list[Listener] | None = None,
         inbox: "queue.SimpleQueue[Any] | None" = None,
+        alive: Callable[[], None] | None = None,
+        alive_every_s: float = 0.0,
     ) -> None:
-        """`inbox` lets edges built before the controller (the button) post to it."""
+        """`inbox` lets edges built before the controller (the button) post to it.
+        `alive` is called from inside the loop every `alive_every_s` real seconds (the
+        systemd watchdog): a wedged loop stops calling it."""
         self.machine = machine
         self._drivers = drivers
         self._clock = clock
@@ -53,6 +58,9 @@ class Controller:
         self._queue: queue.SimpleQueue[Event | _Shutdown] = inbox or queue.SimpleQueue()
         self._applied: Outputs | None = None
         self._last_snapshot: Snapshot | None = None
+        self._alive = alive
+        self._alive_every_s = alive_every_s
+        self._alive_due = 0.0
 
     def post(self, event: Event) -> None:
         """Hand an event to the controller thread; safe from any thread or signal handler."""
@@ -74,6 +82,7 @@ class Controller:
                 wait_s = self._clock.real_seconds(self.machine.next_deadline(now) - now)
                 if self._applied is not None and self._applied.heater:
                     wait_s = min(wait_s, HEATER_REFRESH_S)
+                wait_s = min(wait_s, self._tell_alive())
                 try:
                     item = self._queue.get(timeout=wait_s)
                 except queue.Empty:
@@ -84,6 +93,16 @@ class Controller:
                 self._step(item)
         finally:
             self._drivers.all_off()
+
+    def _tell_alive(self) -> float:
+        """Calls `alive` when due; returns the real seconds until it is due again."""
+        if self._alive is None:
+            return float("inf")
+        real_now = time.monotonic()
+        if real_now >= self._alive_due:
+            self._alive()
+            self._alive_due = real_now + self._alive_every_s
+        return self._alive_due - real_now
 
     def _step(self, event: Event) -> None:
         now = self._clock.now()

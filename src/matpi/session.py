@@ -114,7 +114,11 @@ class SessionMachine:
         usage: Usage | None = None,
         cooldown_until: float | None = None,
         fault: str | None = None,
+        fault_clearable: bool = True,
     ) -> None:
+        """`fault` comes back latched after a restart. A fault that is not clearable
+        (the usage history cannot be read, so the daily cap is unknown) refuses the
+        long press too: only fixing its cause and restarting ends it."""
         self.rules = rules
         self.usage = usage or Usage(day=today)
         self.state = State.IDLE
@@ -136,6 +140,7 @@ class SessionMachine:
         self._runaway = RunawayGuard(rules.runaway_settle_s, rules.runaway_window_s,
                                      rules.runaway_rise_c)
         self._heater = False
+        self._fault_clearable = fault_clearable
         if fault is not None:
             self._raise(fault, now)
         elif self.cooldown_until > now:
@@ -262,6 +267,8 @@ class SessionMachine:
             return self._end(EndReason.STOPPED, now)
         if self.state is not State.FAULT:
             return []
+        if not self._fault_clearable:
+            return [Refused("reset", f"{self.fault}: this cannot be reset at the mat")]
         temperature = self._supervisor.temperature()
         if not self._supervisor.heat_allowed(now) or temperature is None:
             return [Refused("reset", "no valid temperature reading: check the sensor")]
