@@ -1,6 +1,7 @@
 """The `matpi` command: run the mat, check a config, simulate one in a terminal."""
 
 import argparse
+import json
 import logging
 import queue
 import signal
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matpi import __version__
+from matpi.boardsim import simulated_board
 from matpi.clock import Clock
 from matpi.config import Config, ConfigError, load_config
 from matpi.console import InteractiveMat, StateLinePrinter
@@ -31,7 +33,15 @@ from matpi.events import (
     Source,
     Start,
 )
-from matpi.hardware import build_gpio_mat, build_outputs_only, default_state_dir, pin_lock
+from matpi.hardware import (
+    build_board_mat,
+    build_gpio_mat,
+    build_outputs_only,
+    default_state_dir,
+    pin_lock,
+)
+from matpi.homeassistant import discovery_messages, removal_messages
+from matpi.mqtt import MqttBridge, MqttError, publish_once
 from matpi.selftest import run_selftest, table
 from matpi.session import SessionMachine
 
@@ -77,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     selftest.add_argument("--button-timeout", type=float, default=30.0, metavar="SECONDS")
     selftest.set_defaults(command=_cmd_selftest)
 
+    discovery = sub.add_parser("discovery", help="Home Assistant MQTT discovery payloads")
+    discovery.add_argument("--config", type=Path, help="config file (default: built-in defaults)")
+    action = discovery.add_mutually_exclusive_group(required=True)
+    action.add_argument("--print", action="store_true", dest="print_",
+                        help="print every discovery topic and payload")
+    action.add_argument("--remove", action="store_true",
+                        help="clear them from the broker: the mat leaves Home Assistant")
+    discovery.set_defaults(command=_cmd_discovery)
+
     safe_off = sub.add_parser("safe-off", help="drive every configured output off and exit")
     safe_off.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     safe_off.set_defaults(command=_cmd_safe_off)
@@ -93,6 +112,9 @@ def _simulation_options(parser: argparse.ArgumentParser) -> None:
                         help="simulated mat instead of hardware (default when no config is given)")
     parser.add_argument("--speed", type=_speed, default=1.0,
                         help=f"with --simulate: time runs faster (1 to {MAX_SPEED:g})")
+    parser.add_argument("--board-sim", action="store_true",
+                        help="with --simulate: heater and sensor on the mat board's firmware, "
+                             "run in-process behind a pty (real time)")
 
 
 def _speed(text: str) -> float:
@@ -134,20 +156,39 @@ class _Mat:
     poller: ThermometerPoller
     clock: Clock
     sim: SimulatedMat | None
+    bridge: MqttBridge | None
+
+    def start_edges(self) -> None:
+        """Sampling and MQTT start; the controller thread is started by the caller."""
+        self.poller.start()
+        if self.bridge is not None:
+            self.bridge.start()
 
     def close(self) -> None:
-        """Stop sampling, then outputs off and every device released."""
+        """Stop sampling, outputs off and every device released, then say offline."""
         self.poller.close()
-        self.drivers.close()
+        try:
+            self.drivers.close()
+        finally:
+            if self.bridge is not None:
+                self.bridge.close()
 
 
-def _assemble(config: Config, *, simulate: bool, speed: float = 1.0) -> _Mat:
+def _assemble(
+    config: Config, *, simulate: bool, speed: float = 1.0, board_sim: bool = False
+) -> _Mat:
     """The controller with simulated or real drivers, all outputs off."""
     clock = Clock(speed)
     inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
     sim = SimulatedMat(clock) if simulate else None
-    if sim is not None:
+    sensor = config.rules.sensors[0]
+    if sim is not None and board_sim:
+        drivers = simulated_board(sim, inbox.put, sensor=sensor)
+    elif sim is not None:
         drivers = sim.drivers(config.rules.sensors, SIM_POLL_S)
+    elif config.hardware.driver == "board":
+        board = config.hardware.board
+        drivers = build_board_mat(board.port, board.baud, inbox.put, sensor=sensor)
     else:
         drivers = build_gpio_mat(config.hardware, inbox.put)
     drivers.heater = RefreshedHeater(
@@ -159,7 +200,12 @@ def _assemble(config: Config, *, simulate: bool, speed: float = 1.0) -> _Mat:
     controller = Controller(machine, drivers, clock, inbox=inbox)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
-    return _Mat(controller, drivers, poller, clock, sim)
+    bridge = None
+    if config.mqtt.enabled:
+        bridge = MqttBridge(config.mqtt, config.device, config.rules, controller.post,
+                            wall=clock.wall)
+        controller.add_listener(bridge.listener)
+    return _Mat(controller, drivers, poller, clock, sim, bridge)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -172,11 +218,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     simulate = args.simulate or args.config is None
+    if args.board_sim and (not simulate or args.speed != 1.0):
+        print("matpi run: --board-sim goes with --simulate and runs in real time (no --speed)",
+              file=sys.stderr)
+        return 2
     with ExitStack() as stack:
         try:
             if not simulate:
                 stack.enter_context(pin_lock(default_state_dir()))
-            mat = _assemble(config, simulate=simulate, speed=args.speed if simulate else 1.0)
+            mat = _assemble(config, simulate=simulate, speed=args.speed if simulate else 1.0,
+                            board_sim=args.board_sim)
         except DriverError as exc:
             print(f"matpi run: {exc}", file=sys.stderr)
             return 1
@@ -192,12 +243,16 @@ def _run(mat: _Mat, args: argparse.Namespace, config: Config) -> int:
     outcome = _OnceWatcher(mat.controller) if args.once else None
     if outcome is not None:
         mat.controller.add_listener(outcome)
-    what = f"simulated mat, speed x{mat.clock.speed:g}" if mat.sim else "mat on GPIO"
+    if mat.sim is None:
+        what = f"mat on {config.hardware.driver}"
+    else:
+        board = " through the simulated mat board" if args.board_sim else ""
+        what = f"simulated mat{board}, speed x{mat.clock.speed:g}"
     print(f"matpi {__version__}: {what}, config {config.source}", flush=True)
     _stop_on_signals(mat.controller)
     if args.start:
         mat.controller.post(Start(Source.LOCAL, args.start))
-    mat.poller.start()
+    mat.start_edges()
     try:
         mat.controller.run()
     finally:
@@ -244,7 +299,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     mat.controller.add_listener(terminal.listener)
     thread = threading.Thread(target=mat.controller.run, name="matpi-controller")
     thread.start()
-    mat.poller.start()
+    mat.start_edges()
     try:
         terminal.run()
     finally:
@@ -286,4 +341,22 @@ def _cmd_safe_off(args: argparse.Namespace) -> int:
         print(f"matpi safe-off: {exc}", file=sys.stderr)
         return 1
     print("matpi safe-off: heater, vibration and power relay are off")
+    return 0
+
+
+def _cmd_discovery(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    if args.print_:
+        for topic, payload in discovery_messages(config.device, config.rules, config.mqtt):
+            print(topic)
+            print(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
+        return 0
+    try:
+        publish_once(config.mqtt, removal_messages(config.device, config.mqtt))
+    except MqttError as exc:
+        print(f"matpi discovery: {exc}", file=sys.stderr)
+        return 1
+    print(f"matpi discovery: removed {config.device.name!r} from Home Assistant")
     return 0

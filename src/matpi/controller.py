@@ -18,13 +18,14 @@ from typing import Any
 
 from matpi.clock import Clock
 from matpi.drivers.base import MatDrivers
-from matpi.events import DriverFault, Event, Notice, Outputs, Snapshot, Tick
+from matpi.events import DriverFault, Event, FaultCleared, Notice, Outputs, Snapshot, Tick
 from matpi.session import SessionMachine
 
 log = logging.getLogger(__name__)
 
-HEATER_REFRESH_S = 1.0
-"""Real seconds between heat-demand refreshes while heating (the driver's dead-man is 3 s)."""
+REFRESH_S = 1.0
+"""Real seconds between refreshes of an output that is on: the heater's dead-man gives
+3 s, the mat board's 2 s for heater and motor alike."""
 
 Listener = Callable[[Snapshot, list[Notice]], None]
 """Told of every new snapshot and notice, in the controller thread: must not block."""
@@ -80,8 +81,8 @@ class Controller:
             while True:
                 now = self._clock.now()
                 wait_s = self._clock.real_seconds(self.machine.next_deadline(now) - now)
-                if self._applied is not None and self._applied.heater:
-                    wait_s = min(wait_s, HEATER_REFRESH_S)
+                if self._applied is not None and (self._applied.heater or self._applied.vibration):
+                    wait_s = min(wait_s, REFRESH_S)
                 wait_s = min(wait_s, self._tell_alive())
                 try:
                     item = self._queue.get(timeout=wait_s)
@@ -116,6 +117,13 @@ class Controller:
             notices += self.machine.step(DriverFault(f"output failed: {exc}"), now,
                                          self._clock.today())
             self._apply(self.machine.outputs(now))
+        if self._drivers.reset is not None and any(isinstance(n, FaultCleared) for n in notices):
+            try:
+                self._drivers.reset()
+            except Exception as exc:
+                notices += self.machine.step(DriverFault(f"reset refused: {exc}"), now,
+                                             self._clock.today())
+                self._apply(self.machine.outputs(now))
         self._tell(self.machine.snapshot(now), notices)
 
     def _apply(self, outputs: Outputs) -> None:
@@ -123,15 +131,15 @@ class Controller:
         power = self._drivers.power
         if power is not None and outputs.power and (last is None or not last.power):
             power.on()
+        # An output that is on is refreshed every step: the dead-men want to hear from us.
         if outputs.heater:
-            self._drivers.heater.on()  # every step: the driver's dead-man wants a refresh
+            self._drivers.heater.on()
         elif last is None or last.heater:
             self._drivers.heater.off()
-        if last is None or outputs.vibration != last.vibration:
-            if outputs.vibration > 0:
-                self._drivers.motor.set_duty(outputs.vibration)
-            else:
-                self._drivers.motor.off()
+        if outputs.vibration > 0:
+            self._drivers.motor.set_duty(outputs.vibration)
+        elif last is None or last.vibration > 0:
+            self._drivers.motor.off()
         if power is not None and not outputs.power and (last is None or last.power):
             power.off()
         if last is None or outputs.led != last.led:

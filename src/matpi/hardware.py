@@ -22,6 +22,7 @@ from matpi.drivers.base import (
     Switch,
     Thermometer,
 )
+from matpi.drivers.board import BoardLink
 from matpi.drivers.gpio import (
     ButtonGestures,
     HeaterRelay,
@@ -88,6 +89,20 @@ def build_gpio_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES)
     return MatDrivers(heater=heater, motor=motor, indicator=indicator,
                       thermometers=thermometers, poll_interval_s=hw.poll_s, power=power,
                       closers=closers, pin_factory=factory)
+
+
+def build_board_mat(
+    port: str, baud: int, post: Post, *, sensor: str, indicator: Indicator | None = None
+) -> MatDrivers:
+    """Heater, motor and thermometer on the mat board, over its serial link.
+
+    Raises:
+        DriverError: the port cannot be opened, or the board speaks another protocol.
+    """
+    link = BoardLink(port, baud, post, thermometer_name=sensor)
+    return MatDrivers(heater=link.heater, motor=link.motor, indicator=indicator or NoIndicator(),
+                      thermometers=[link.thermometer], poll_interval_s=0.5,
+                      closers=[link.close], reset=link.clear_fault)
 
 
 def build_outputs_only(hw: HardwareConfig) -> MatDrivers:

@@ -82,6 +82,8 @@ class MatDrivers:
     closers: list[Callable[[], None]] = field(default_factory=list)
     pin_factory: Any = None
     """The gpiozero pin factory the devices share, if any (tests drive its mock pins)."""
+    reset: Callable[[], None] | None = None
+    """Clears a latch the hardware keeps itself (the mat board's fault) after a local reset."""
 
     def all_off(self) -> None:
         """Heat and motion off, power relay dropped; each tried even if another fails."""

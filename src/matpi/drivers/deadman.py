@@ -46,8 +46,8 @@ class RefreshedHeater:
         with self._changed:
             if self._closed:
                 return
+            self._switch.on()  # passed on every time: a driver below may have a dead-man too
             if self._deadline is None:
-                self._switch.on()
                 self._changed.notify()
             self._deadline = self._clock() + self._max_on_s
 

@@ -1,0 +1,1 @@
+"""CPython-only helpers that run the firmware off the board; never copied to the Pico."""

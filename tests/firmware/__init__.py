@@ -1,0 +1,1 @@
+"""Tests of firmware/: a package, so its conftest and modules never shadow those in tests/."""
