@@ -11,12 +11,15 @@ CONFIG ?= $(if $(ON_PI),$(firstword $(wildcard /etc/matpi/matpi.toml) config/mat
 RUN_ARGS ?= $(if $(CONFIG),--config $(CONFIG),--simulate)
 EXTRAS := $(if $(ON_PI),[pi],)
 
-.PHONY: run test lint clean
+# Programs the tests run for real: a broker, systemd's unit checker, the page's browser.
+SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto-clients systemd-analyze:systemd
+
+.PHONY: run test system-tools clean
 
 run: $(VENV)/.run-installed
 	$(BIN)/matpi run $(RUN_ARGS)
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed system-tools
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
@@ -33,6 +36,19 @@ $(VENV)/.run-installed: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.run-installed
+
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "the tests need:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,7 +9,7 @@ from hypothesis import settings
 
 from matpi.clock import Clock
 from matpi.drivers.sim import SimulatedMat
-from matpi.events import Event, Notice, Reading, Tick
+from matpi.events import ButtonGesture, Event, Notice, Reading, Tick
 from matpi.rules import Rules
 from matpi.session import SessionMachine
 
@@ -47,11 +47,12 @@ class Mat:
         self.pad = SimulatedMat(self.clock)
 
     def send(self, event: Event) -> list[Notice]:
+        """Step the machine; returns what it said beyond echoing a button gesture."""
         said = self.machine.step(event, self.now, self.today)
         self.notices += said
         self.clock.t = self.now
         self.pad.set_heater(self.machine.outputs(self.now).heater)
-        return said
+        return [n for n in said if not isinstance(n, ButtonGesture)]
 
     def read(self, value_c: float | None, sensor: str = "mat", error: str | None = None) -> None:
         self.send(Reading(sensor, value_c, error))

@@ -9,11 +9,13 @@ from conftest import Mat
 from matpi.events import (
     Adjust,
     Adjusted,
+    ButtonGesture,
     DoublePress,
     DriverFault,
     EndReason,
     FaultCleared,
     FaultRaised,
+    Gesture,
     HeatStopped,
     Led,
     LongPress,
@@ -371,3 +373,10 @@ def test_a_fault_that_is_not_clearable_refuses_the_long_press() -> None:
     assert isinstance(said[0], Refused) and "cannot be reset at the mat" in said[0].reason
     assert mat.machine.state is State.FAULT
     assert isinstance(mat.send(Press())[0], Refused)
+
+
+def test_every_button_gesture_is_reported_first(mat: Mat) -> None:
+    for event, gesture in ((Press(), Gesture.PRESS), (DoublePress(), Gesture.DOUBLE_PRESS),
+                           (LongPress(), Gesture.LONG_PRESS)):
+        said = mat.machine.step(event, mat.now, mat.today)
+        assert said[0] == ButtonGesture(gesture)

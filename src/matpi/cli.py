@@ -6,24 +6,20 @@ import logging
 import queue
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
-from matpi import __version__
-from matpi.boardsim import simulated_board
+from matpi import __version__, systemd
+from matpi.app import Mat, assemble
 from matpi.clock import Clock
 from matpi.config import Config, ConfigError, load_config
 from matpi.console import InteractiveMat, StateLinePrinter
 from matpi.controller import Controller
-from matpi.drivers.base import DriverError, MatDrivers
-from matpi.drivers.deadman import RefreshedHeater
-from matpi.drivers.polling import ThermometerPoller
-from matpi.drivers.sim import SimulatedMat
+from matpi.drivers.base import DriverError
 from matpi.events import (
-    DriverFault,
     EndReason,
     Event,
     Notice,
@@ -34,16 +30,15 @@ from matpi.events import (
     Start,
 )
 from matpi.hardware import (
-    build_board_mat,
     build_gpio_mat,
     build_outputs_only,
     default_state_dir,
     pin_lock,
 )
+from matpi.history import HISTORY_FILENAME, History, HistoryError, render_history
 from matpi.homeassistant import discovery_messages, removal_messages
-from matpi.mqtt import MqttBridge, MqttError, publish_once
+from matpi.mqtt import MqttError, publish_once
 from matpi.selftest import run_selftest, table
-from matpi.session import SessionMachine
 
 log = logging.getLogger("matpi")
 
@@ -70,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the mat (real hardware, or --simulate)")
     run.add_argument("--config", type=Path, help="config file (TOML)")
+    run.add_argument("--state-dir", type=Path,
+                     help="history and lock folder (default: systemd's StateDirectory, "
+                          "/var/lib/matpi; a fresh temporary one with --simulate)")
     _simulation_options(run)
     run.add_argument("--start", metavar="PROGRAM",
                      help="press start with this program at launch (as a press at the mat)")
@@ -80,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="check a config file; print OK or every error")
     check.add_argument("path", type=Path)
     check.set_defaults(command=_cmd_check_config)
+
+    history = sub.add_parser("history", help="past sessions, streak and weekly totals")
+    history.add_argument("--days", type=int, default=14, help="how far back (default 14)")
+    history.add_argument("--state-dir", type=Path, help="where history.sqlite3 is")
+    form = history.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_const", const="json", dest="format")
+    form.add_argument("--csv", action="store_const", const="csv", dest="format")
+    history.set_defaults(command=_cmd_history, format="table")
 
     selftest = sub.add_parser("selftest", help="installer check: click each output, press the "
                               "button, read each sensor")
@@ -103,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="an interactive simulated mat in this terminal")
     simulate.add_argument("--config", type=Path, help="config file (its limits and programs)")
     simulate.add_argument("--speed", type=_speed, default=1.0, help="time scale (default 1)")
+    simulate.add_argument("--state-dir", type=Path, help="keep history here (default: none)")
     simulate.set_defaults(command=_cmd_simulate)
     return parser
 
@@ -147,67 +154,6 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class _Mat:
-    """A running mat's parts, as assembled for one command."""
-
-    controller: Controller
-    drivers: MatDrivers
-    poller: ThermometerPoller
-    clock: Clock
-    sim: SimulatedMat | None
-    bridge: MqttBridge | None
-
-    def start_edges(self) -> None:
-        """Sampling and MQTT start; the controller thread is started by the caller."""
-        self.poller.start()
-        if self.bridge is not None:
-            self.bridge.start()
-
-    def close(self) -> None:
-        """Stop sampling, outputs off and every device released, then say offline."""
-        self.poller.close()
-        try:
-            self.drivers.close()
-        finally:
-            if self.bridge is not None:
-                self.bridge.close()
-
-
-def _assemble(
-    config: Config, *, simulate: bool, speed: float = 1.0, board_sim: bool = False
-) -> _Mat:
-    """The controller with simulated or real drivers, all outputs off."""
-    clock = Clock(speed)
-    inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    sim = SimulatedMat(clock) if simulate else None
-    sensor = config.rules.sensors[0]
-    if sim is not None and board_sim:
-        drivers = simulated_board(sim, inbox.put, sensor=sensor)
-    elif sim is not None:
-        drivers = sim.drivers(config.rules.sensors, SIM_POLL_S)
-    elif config.hardware.driver == "board":
-        board = config.hardware.board
-        drivers = build_board_mat(board.port, board.baud, inbox.put, sensor=sensor)
-    else:
-        drivers = build_gpio_mat(config.hardware, inbox.put)
-    drivers.heater = RefreshedHeater(
-        drivers.heater,
-        on_expired=lambda: inbox.put(DriverFault("heater demand not refreshed for 3 s: "
-                                                 "controller loop stalled")),
-    )
-    machine = SessionMachine(config.rules, clock.now(), clock.today())
-    controller = Controller(machine, drivers, clock, inbox=inbox)
-    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
-                               drivers.poll_interval_s)
-    bridge = None
-    if config.mqtt.enabled:
-        bridge = MqttBridge(config.mqtt, config.device, config.rules, controller.post,
-                            wall=clock.wall)
-        controller.add_listener(bridge.listener)
-    return _Mat(controller, drivers, poller, clock, sim, bridge)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
@@ -223,11 +169,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     with ExitStack() as stack:
+        state_dir = _state_dir(args, simulate, stack)
         try:
             if not simulate:
-                stack.enter_context(pin_lock(default_state_dir()))
-            mat = _assemble(config, simulate=simulate, speed=args.speed if simulate else 1.0,
-                            board_sim=args.board_sim)
+                stack.enter_context(pin_lock(state_dir))
+            mat = assemble(config, state_dir, simulate=simulate,
+                           speed=args.speed if simulate else 1.0, board_sim=args.board_sim)
         except DriverError as exc:
             print(f"matpi run: {exc}", file=sys.stderr)
             return 1
@@ -235,7 +182,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return exit_code
 
 
-def _run(mat: _Mat, args: argparse.Namespace, config: Config) -> int:
+def _state_dir(args: argparse.Namespace, simulate: bool, stack: ExitStack) -> Path:
+    """Where history and the pin lock live; a simulation keeps a throwaway one by default."""
+    if args.state_dir is not None:
+        return Path(args.state_dir)
+    if simulate:
+        return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="matpi-sim-")))
+    return default_state_dir()
+
+
+def _run(mat: Mat, args: argparse.Namespace, config: Config) -> int:
     started_at = mat.clock.now()
     mat.controller.add_listener(
         StateLinePrinter(lambda: mat.clock.now() - started_at, lambda line: print(line, flush=True))
@@ -244,7 +200,7 @@ def _run(mat: _Mat, args: argparse.Namespace, config: Config) -> int:
     if outcome is not None:
         mat.controller.add_listener(outcome)
     if mat.sim is None:
-        what = f"mat on {config.hardware.driver}"
+        what = "mat on GPIO" if config.hardware.driver == "gpio" else "mat on the mat board"
     else:
         board = " through the simulated mat board" if args.board_sim else ""
         what = f"simulated mat{board}, speed x{mat.clock.speed:g}"
@@ -253,9 +209,11 @@ def _run(mat: _Mat, args: argparse.Namespace, config: Config) -> int:
     if args.start:
         mat.controller.post(Start(Source.LOCAL, args.start))
     mat.start_edges()
+    systemd.ready()
     try:
         mat.controller.run()
     finally:
+        systemd.stopping()
         mat.close()
     return outcome.exit_code if outcome is not None else 0
 
@@ -293,7 +251,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    mat = _assemble(config, simulate=True, speed=args.speed)
+    with ExitStack() as stack:
+        state_dir = _state_dir(args, True, stack)
+        return _simulate_in_terminal(assemble(config, state_dir, simulate=True, speed=args.speed))
+
+
+def _simulate_in_terminal(mat: Mat) -> int:
     assert mat.sim is not None
     terminal = InteractiveMat(mat.controller.post, mat.sim)
     mat.controller.add_listener(terminal.listener)
@@ -359,4 +322,24 @@ def _cmd_discovery(args: argparse.Namespace) -> int:
         print(f"matpi discovery: {exc}", file=sys.stderr)
         return 1
     print(f"matpi discovery: removed {config.device.name!r} from Home Assistant")
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    if args.days < 1:
+        print(f"matpi history: --days {args.days}: must be 1 or more", file=sys.stderr)
+        return 2
+    path = Path(args.state_dir or default_state_dir()) / HISTORY_FILENAME
+    if not path.exists():
+        print(f"matpi history: no history yet at {path}", file=sys.stderr)
+        return 1
+    try:
+        history = History.open(path)
+    except HistoryError as exc:
+        print(f"matpi history: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(render_history(history, args.days, Clock().today(), args.format), end="")
+    finally:
+        history.close()
     return 0

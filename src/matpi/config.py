@@ -411,6 +411,10 @@ def _mqtt(t: Table, device: DeviceConfig) -> MqttConfig:
         discovery=t.boolean("discovery", True),
         discovery_prefix=t.string("discovery_prefix", "homeassistant"),
     )
+    for key, topic in (("base_topic", config.base_topic),
+                       ("discovery_prefix", config.discovery_prefix)):
+        if not topic or any(c in topic for c in "+#\0") or topic.startswith("/"):
+            t.problem(key, topic, "must be a plain topic: no +, #, leading / or empty")
     if config.password and config.password_file:
         t.problem("password_file", config.password_file, "set password or password_file, not both")
     if (config.cert_file is None) != (config.key_file is None):

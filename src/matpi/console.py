@@ -12,6 +12,7 @@ from matpi.drivers.base import Post
 from matpi.drivers.sim import SimFault, SimulatedMat
 from matpi.events import (
     Adjusted,
+    ButtonGesture,
     DoublePress,
     FaultCleared,
     FaultRaised,
@@ -59,6 +60,8 @@ def describe(s: Snapshot) -> str:
 
 def describe_notice(n: Notice) -> str:
     match n:
+        case ButtonGesture():
+            return f"button: {n.gesture.value.replace('_', ' ')}"
         case SessionStarted():
             return f"session started: {n.program}, {n.planned_min:g} min ({n.source})"
         case PreheatStarted():

@@ -143,6 +143,19 @@ Event = (
 # --- notices out of the core ----------------------------------------------
 
 
+class Gesture(StrEnum):
+    PRESS = "press"
+    LONG_PRESS = "long_press"
+    DOUBLE_PRESS = "double_press"
+
+
+@dataclass(frozen=True)
+class ButtonGesture:
+    """The button on the mat was used (whatever it then did)."""
+
+    gesture: Gesture
+
+
 @dataclass(frozen=True)
 class SessionStarted:
     program: str
@@ -214,7 +227,8 @@ class Refused:
 
 
 Notice = (
-    SessionStarted
+    ButtonGesture
+    | SessionStarted
     | PreheatStarted
     | SessionEnded
     | FaultRaised

@@ -184,9 +184,14 @@ def pin_lock(state_dir: Path) -> Iterator[IO[str]]:
     Raises:
         DriverError: another matpi process holds the pins, naming its pid.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_NAME
-    with open(path, "a+", encoding="ascii") as handle:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+", encoding="ascii")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise DriverError(f"cannot open the pin lock {path}: {exc.strerror}; if a run as root "
+                          f"left it behind: sudo chown matpi:matpi {path}") from exc
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -15,12 +15,14 @@ from datetime import date
 from matpi.events import (
     Adjust,
     Adjusted,
+    ButtonGesture,
     DoublePress,
     DriverFault,
     EndReason,
     Event,
     FaultCleared,
     FaultRaised,
+    Gesture,
     HeatSteppedDown,
     HeatStopped,
     Led,
@@ -98,6 +100,10 @@ def _changed(program: Program, change: Adjust) -> Program:
     )
 
 
+_GESTURES = {Press: Gesture.PRESS, LongPress: Gesture.LONG_PRESS,
+             DoublePress: Gesture.DOUBLE_PRESS}
+
+
 def _rank(level: HeatLevel) -> int:
     return list(HeatLevel).index(level)
 
@@ -151,6 +157,8 @@ class SessionMachine:
     def step(self, event: Event, now: float, today: date) -> list[Notice]:
         """Feed one event at `now`; returns what happened worth telling."""
         notices: list[Notice] = []
+        if isinstance(event, Press | LongPress | DoublePress):
+            notices.append(ButtonGesture(_GESTURES[type(event)]))
         self._roll_day(today)
         self._account_dose(now)
         match event:

@@ -1,0 +1,237 @@
+"""Latency of MQTT commands through matpi, beside the broker's own hop, on loopback.
+
+    .venv/bin/python bench/bench_mqtt.py [--count 1000] [--runs 3]
+
+Starts a mosquitto (tests/broker.py) and, in a child process, a mat as the
+daemon runs one: controller, simulated drivers, thermometer poller and the
+MQTT bridge, with a session running. This process sends intensity commands
+that alternate between 40 % and 41 %, so each one changes the motor duty, and
+measures for each:
+
+- command -> output: publish here to the motor duty changing in the child;
+- command -> state: publish here to a second client here receiving the new state;
+- hop: one publish -> receive between two clients here, interleaved with the
+  commands so that both see the same load.
+
+`time.perf_counter_ns()` is CLOCK_MONOTONIC, one clock for both processes.
+Prints p50 and p99 of each, and the ratio of each p99 to the hop's p99.
+"""
+
+import argparse
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from broker import Broker
+
+BASE = "matpi/matpi"
+HOP_TOPIC = "bench/hop"
+INTENSITIES_PCT = (40, 41)
+WAIT_S = 5.0
+TARGETS = {  # path -> (absolute p99 ms, ratio to hop p99 at QoS 0, at QoS 1)
+    "command -> output": (5.0, 1.4, 1.4),
+    "command -> state": (10.0, 2.2, 2.5),
+}
+
+
+# --- the mat, in its own process ----------------------------------------------
+
+
+def run_mat(host: str, port: int, pipe: Connection) -> None:
+    """A daemon's worth of mat; reports each motor duty change with its time."""
+    from matpi.clock import Clock
+    from matpi.config import DeviceConfig, MqttConfig
+    from matpi.controller import Controller
+    from matpi.drivers.polling import ThermometerPoller
+    from matpi.drivers.sim import SimulatedMat
+    from matpi.events import Adjust, Press, SelectProgram, Source, State
+    from matpi.mqtt import MqttBridge
+    from matpi.patterns import Pattern
+    from matpi.rules import Rules
+    from matpi.session import SessionMachine
+
+    clock = Clock()
+    mat = SimulatedMat(clock)
+    drivers = mat.drivers()
+    changes: list[tuple[int, float]] = []
+    set_duty = drivers.motor.set_duty
+
+    def recording_set_duty(duty: float) -> None:
+        set_duty(duty)
+        if not changes or changes[-1][1] != duty:  # the controller refreshes outputs too
+            changes.append((time.perf_counter_ns(), duty))
+
+    drivers.motor.set_duty = recording_set_duty  # type: ignore[method-assign]
+    rules = Rules()
+    machine = SessionMachine(rules, clock.now(), clock.today())
+    controller = Controller(machine, drivers, clock)
+    bridge = MqttBridge(MqttConfig(enabled=True, host=host, port=port), DeviceConfig(), rules,
+                        controller.post, wall=clock.wall)
+    controller.add_listener(bridge.listener)
+    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
+                               drivers.poll_interval_s)
+    thread = threading.Thread(target=controller.run, name="controller")
+    thread.start()
+    poller.start()
+    bridge.start()
+    controller.post(SelectProgram("back", Source.LOCAL))  # 20 min: outlasts the benchmark
+    controller.post(Adjust(Source.LOCAL, pattern=Pattern.STEADY))  # duty = intensity
+    controller.post(Press())
+    deadline = time.monotonic() + WAIT_S
+    while not (bridge.connected and machine.state is State.RUNNING):
+        if time.monotonic() > deadline:
+            raise SystemExit("mat: no broker or no session")
+        time.sleep(0.01)
+    pipe.send("ready")
+    pipe.recv()  # "stop"
+    poller.close()
+    controller.request_stop()
+    thread.join()
+    bridge.close()
+    pipe.send(changes)
+
+
+# --- the clients here ---------------------------------------------------------
+
+
+def no_delay(client: paho.Client, userdata: object, sock: Any) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Receiver:
+    """Subscribes to the state and hop topics; stamps each message as it arrives."""
+
+    def __init__(self, broker: Broker, qos: int) -> None:
+        self._cond = threading.Condition()
+        self._last: dict[str, tuple[int, bytes]] = {}
+        self._client = paho.Client(CallbackAPIVersion.VERSION2)
+        self._client.on_socket_open = no_delay
+        self._client.on_message = self._on_message
+        self._client.connect(broker.host, broker.port)
+        self._client.subscribe([(f"{BASE}/state", qos), (HOP_TOPIC, qos)])
+        self._client.loop_start()
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: Any) -> None:
+        at_ns = time.perf_counter_ns()
+        with self._cond:
+            self._last[msg.topic] = (at_ns, msg.payload)
+            self._cond.notify_all()
+
+    def wait(self, topic: str, contains: bytes) -> int:
+        """When a message on `topic` holding `contains` arrived (ns)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: contains in self._last.get(topic, (0, b""))[1],
+                                     timeout=WAIT_S)
+            if not ok:
+                raise TimeoutError(f"nothing with {contains!r} on {topic}")
+            return self._last[topic][0]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def sender(broker: Broker) -> paho.Client:
+    """Publishes from the calling thread, with no loop thread: no hand-off in the timing."""
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    client.on_socket_open = no_delay
+    client.connect(broker.host, broker.port)
+    return client
+
+
+def measure(broker: Broker, qos: int, count: int) -> dict[str, list[float]]:
+    """Latencies in ms: hop, command -> state, command -> output (the last from the child)."""
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_mat, args=(broker.host, broker.port, child))
+    process.start()
+    if not parent.poll(30.0) or parent.recv() != "ready":
+        raise SystemExit("the mat did not start")
+    receiver = Receiver(broker, qos)
+    send = sender(broker)
+    hop_ms: list[float] = []
+    state_ms: list[float] = []
+    sent_ns: list[int] = []
+    for i in range(count + 10):  # the first ten warm up
+        marker = f"hop-{i}".encode()
+        started = time.perf_counter_ns()
+        send.publish(HOP_TOPIC, marker, qos=qos)
+        hop = receiver.wait(HOP_TOPIC, marker) - started
+        intensity = INTENSITIES_PCT[i % 2]
+        started = time.perf_counter_ns()
+        send.publish(f"{BASE}/intensity/set", str(intensity), qos=qos)
+        state = receiver.wait(f"{BASE}/state", f'"intensity_pct":{intensity}.0'.encode()) - started
+        send.loop(timeout=0.0)  # PUBACKs, at QoS 1
+        sent_ns.append(started)
+        if i >= 10:
+            hop_ms.append(hop / 1e6)
+            state_ms.append(state / 1e6)
+    parent.send("stop")
+    changes: list[tuple[int, float]] = parent.recv()
+    process.join()
+    receiver.close()
+    send.disconnect()
+    output_ms = []
+    for i, (sent, (changed, duty)) in enumerate(zip(sent_ns, changes[-len(sent_ns):],
+                                                     strict=True)):
+        if round(duty * 100) != INTENSITIES_PCT[i % 2]:
+            raise SystemExit(f"command {i}: the motor went to {duty}, not the commanded level")
+        if i >= 10:
+            output_ms.append((changed - sent) / 1e6)
+    return {"hop": hop_ms, "command -> output": output_ms, "command -> state": state_ms}
+
+
+def percentile(values: list[float], pct: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+
+
+def report(run: int, qos: int, figures: dict[str, list[float]]) -> None:
+    hop_p99 = percentile(figures["hop"], 99)
+    print(f"run {run}, QoS {qos}, {len(figures['hop'])} commands")
+    for path, values in figures.items():
+        p50, p99 = statistics.median(values), percentile(values, 99)
+        line = f"  {path:<18} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms"
+        if path in TARGETS:
+            absolute, *ratios = TARGETS[path]
+            ratio, target = p99 / hop_p99, ratios[qos]
+            verdict = "ok" if p99 < absolute and ratio <= target else "MISSED"
+            line += (f"   p99/hop p99 {ratio:4.2f}x (target < {absolute:g} ms, <= {target}x) "
+                     f"{verdict}")
+        print(line)
+    print(flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as directory:
+        broker = Broker(Path(directory))
+        broker.start()
+        try:
+            for run in range(1, args.runs + 1):
+                for qos in (0, 1):
+                    report(run, qos, measure(broker, qos, args.count))
+        finally:
+            broker.stop()
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print("matpi publishes its state at QoS 0 (latest wins), so at QoS 1 the command and the "
+          "hop are QoS 1 and the state arrives at QoS 0.")
+
+
+if __name__ == "__main__":
+    main()

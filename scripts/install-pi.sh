@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Installs (or updates) matpi on a Raspberry Pi as the systemd service `matpi`.
+#
+#   sudo scripts/install-pi.sh
+#
+# Safe to run again: every step checks first and only does what is missing, so
+# running it after `git pull` is how matpi is updated. It never overwrites
+# /etc/matpi/matpi.toml, never touches the history in /var/lib/matpi, and never
+# restarts a running service (that would end a session): it tells you instead.
+set -euo pipefail
+
+SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=/opt/matpi
+VENV=$PREFIX/venv
+CONFIG=/etc/matpi/matpi.toml
+STATE_DIR=/var/lib/matpi
+UNIT=/etc/systemd/system/matpi.service
+LINK=/usr/local/bin/matpi
+SERVICE_USER=matpi
+DEVICE_GROUPS=(gpio spi dialout)
+APT_PACKAGES=(python3-venv python3-dev gcc)
+# On Raspberry Pi OS the GPIO library comes from apt; the venv sees it.
+OPTIONAL_APT_PACKAGES=(python3-lgpio)
+
+changes=0
+notes=()
+reboot_needed=no
+build_dir=
+
+say() { printf 'matpi install: %s\n' "$*"; }
+did() { changes=$((changes + 1)); say "$*"; }
+note() { notes+=("$*"); }
+cleanup() { if [[ -n $build_dir ]]; then rm -rf "$build_dir"; fi; }
+trap cleanup EXIT
+
+usage() {
+    sed -n '2,9s/^# \{0,1\}//p' "$0"
+}
+
+case "${1:-}" in
+    -h | --help) usage; exit 0 ;;
+    "") ;;
+    *) usage >&2; exit 2 ;;
+esac
+
+if [[ $EUID -ne 0 ]]; then
+    echo "matpi install: needs root; run: sudo $0" >&2
+    exit 1
+fi
+
+systemd_running() { [[ -d /run/systemd/system ]]; }
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+available() { [[ -n "$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]]; }
+
+install_apt_packages() {
+    local missing=() package
+    for package in "${APT_PACKAGES[@]}" "${OPTIONAL_APT_PACKAGES[@]}"; do
+        installed "$package" || missing+=("$package")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return
+    apt-get update -qq
+    local wanted=()
+    for package in "${missing[@]}"; do
+        if [[ " ${OPTIONAL_APT_PACKAGES[*]} " == *" $package "* ]] && ! available "$package"; then
+            note "apt has no $package here (not Raspberry Pi OS?): on a Pi, pip then builds lgpio from source, which needs swig and liblgpio-dev"
+            continue
+        fi
+        wanted+=("$package")
+    done
+    [[ ${#wanted[@]} -eq 0 ]] && return
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}"
+    did "installed apt packages: ${wanted[*]}"
+}
+
+create_user() {
+    if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
+        useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+            --shell /usr/sbin/nologin --comment "matpi mat controller" "$SERVICE_USER"
+        did "created system user $SERVICE_USER"
+    fi
+    local group
+    for group in "${DEVICE_GROUPS[@]}"; do
+        if ! getent group "$group" >/dev/null; then
+            note "group $group does not exist (not Raspberry Pi OS?): $SERVICE_USER may not reach its devices"
+        elif ! id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$group"; then
+            usermod -a -G "$group" "$SERVICE_USER"
+            did "added $SERVICE_USER to group $group"
+        fi
+    done
+    if [[ ! -d $STATE_DIR ]]; then
+        install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0750 "$STATE_DIR"
+        did "created $STATE_DIR"
+    fi
+}
+
+install_venv() {
+    if [[ ! -x $VENV/bin/python ]]; then
+        mkdir -p "$PREFIX"
+        python3 -m venv --system-site-packages "$VENV"
+        did "created the virtual environment $VENV"
+    fi
+    # Build from a clean copy: a build in the checkout would leave root-owned files there.
+    build_dir=$(mktemp -d)
+    tar -C "$SRC_DIR" --exclude='*.egg-info' --exclude='__pycache__' \
+        -cf - pyproject.toml README.md src | tar -C "$build_dir" -xf -
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${build_dir}[pi]"
+    say "installed matpi $("$VENV/bin/matpi" --version | cut -d' ' -f2) from $SRC_DIR into $VENV"
+    if [[ "$(readlink "$LINK" 2>/dev/null)" != "$VENV/bin/matpi" ]]; then
+        ln -sfn "$VENV/bin/matpi" "$LINK"
+        did "linked $LINK"
+    fi
+}
+
+install_config() {
+    if [[ -e $CONFIG ]]; then
+        say "kept your $CONFIG"
+        return
+    fi
+    install -d -m 0755 "$(dirname "$CONFIG")"
+    install -m 0640 -o root -g "$SERVICE_USER" "$SRC_DIR/config/matpi.toml" "$CONFIG"
+    did "copied the example config to $CONFIG"
+    note "edit $CONFIG for your wiring and sensor, then: matpi check-config $CONFIG"
+}
+
+install_unit() {
+    if ! cmp -s "$SRC_DIR/systemd/matpi.service" "$UNIT"; then
+        install -m 0644 "$SRC_DIR/systemd/matpi.service" "$UNIT"
+        did "installed $UNIT"
+        if systemd_running; then systemctl daemon-reload; fi
+    fi
+    if ! systemctl is-enabled --quiet matpi 2>/dev/null; then
+        systemctl enable --quiet matpi
+        did "enabled the matpi service (it starts at boot)"
+    fi
+}
+
+boot_config() {
+    local candidate
+    for candidate in /boot/firmware/config.txt /boot/config.txt; do
+        if [[ -f $candidate ]]; then
+            echo "$candidate"
+            return
+        fi
+    done
+}
+
+enable_overlays() {
+    local config_txt
+    config_txt=$(boot_config)
+    if [[ -z $config_txt ]]; then
+        note "no /boot/firmware/config.txt: not a Raspberry Pi, 1-wire and SPI left alone"
+        return
+    fi
+    local wanted=() line
+    # A line is there already when it is active (not commented), with or without parameters.
+    grep -Eq '^[[:space:]]*dtoverlay=w1-gpio([,:]|[[:space:]]*$)' "$config_txt" ||
+        wanted+=("dtoverlay=w1-gpio")
+    grep -Eq '^[[:space:]]*dtparam=spi=on' "$config_txt" || wanted+=("dtparam=spi=on")
+    if [[ ${#wanted[@]} -eq 0 ]]; then
+        # In config.txt but not in effect yet: the Pi has not rebooted since.
+        if [[ ! -d /sys/bus/w1 ]] || ! compgen -G '/dev/spidev*' >/dev/null; then
+            reboot_needed=yes
+        fi
+        return
+    fi
+    [[ -e $config_txt.before-matpi ]] || cp -p "$config_txt" "$config_txt.before-matpi"
+    # [all]: lines after a model filter such as [pi4] would apply to that model only.
+    printf '\n[all]\n# added by matpi install-pi.sh: DS18B20 on GPIO4, MCP3008 on SPI0\n' \
+        >>"$config_txt"
+    for line in "${wanted[@]}"; do
+        echo "$line" >>"$config_txt"
+        did "enabled $line in $config_txt"
+    done
+    reboot_needed=yes
+}
+
+check_config() {
+    if "$VENV/bin/matpi" check-config "$CONFIG" >/dev/null 2>&1; then
+        say "$CONFIG: OK"
+    else
+        note "$CONFIG has problems; see: matpi check-config $CONFIG"
+    fi
+}
+
+next_steps() {
+    if [[ $reboot_needed == yes ]]; then
+        note "reboot for the 1-wire and SPI overlays to take effect: sudo reboot (matpi starts by itself)"
+    elif systemd_running && systemctl is-active --quiet matpi; then
+        note "matpi is running the previous version; restart when no session runs: sudo systemctl restart matpi"
+    else
+        note "start it: sudo systemctl start matpi; follow it: journalctl -u matpi -f"
+    fi
+}
+
+install_apt_packages
+create_user
+install_venv
+install_config
+install_unit
+enable_overlays
+check_config
+next_steps
+
+if [[ $changes -eq 0 ]]; then
+    say "everything else was in place already"
+fi
+if [[ ${#notes[@]} -gt 0 ]]; then
+    echo "Next:"
+    printf '  - %s\n' "${notes[@]}"
+fi

@@ -1,0 +1,147 @@
+"""Assembles one running mat: drivers, stored state, the controller and its edges.
+
+The order matters for safety: every output is built off, the stored state
+(cooldown, today's use, a latched fault) is restored before the first event,
+and on the way out the outputs go off before MQTT says offline.
+"""
+
+import logging
+import queue
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from matpi import systemd
+from matpi.boardsim import simulated_board
+from matpi.clock import Clock
+from matpi.config import Config
+from matpi.controller import Controller
+from matpi.drivers.base import MatDrivers
+from matpi.drivers.deadman import RefreshedHeater
+from matpi.drivers.polling import ThermometerPoller
+from matpi.drivers.sim import SimulatedMat
+from matpi.events import DriverFault, Event
+from matpi.hardware import build_board_mat, build_gpio_mat
+from matpi.history import (
+    HISTORY_FILENAME,
+    UNUSABLE_FAULT,
+    History,
+    HistoryError,
+    HistoryRecorder,
+    Restored,
+)
+from matpi.mqtt import MqttBridge
+from matpi.rules import Rules
+from matpi.session import SessionMachine, Usage
+
+log = logging.getLogger(__name__)
+
+SIM_POLL_S = 0.5
+
+
+@dataclass
+class Mat:
+    """A running mat's parts."""
+
+    controller: Controller
+    drivers: MatDrivers
+    poller: ThermometerPoller
+    clock: Clock
+    sim: SimulatedMat | None
+    bridge: MqttBridge | None
+    history: History | None
+
+    def start_edges(self) -> None:
+        """Sampling and MQTT start; the controller thread is started by the caller."""
+        self.poller.start()
+        if self.bridge is not None:
+            self.bridge.start()
+
+    def close(self) -> None:
+        """Stop sampling, outputs off and every device released, then say offline."""
+        self.poller.close()
+        try:
+            self.drivers.close()
+        finally:
+            if self.history is not None:
+                self.history.close()
+            if self.bridge is not None:
+                self.bridge.close()
+
+
+def assemble(
+    config: Config,
+    state_dir: Path,
+    *,
+    simulate: bool,
+    speed: float = 1.0,
+    board_sim: bool = False,
+) -> Mat:
+    """The controller with simulated or real drivers and its stored state, all outputs off.
+
+    Raises:
+        DriverError: a part could not be set up (named in the message).
+    """
+    clock = Clock(speed)
+    inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    sim = SimulatedMat(clock) if simulate else None
+    drivers = _drivers(config, sim, inbox, board_sim)
+    drivers.heater = RefreshedHeater(
+        drivers.heater,
+        on_expired=lambda: inbox.put(DriverFault("heater demand not refreshed for 3 s: "
+                                                 "controller loop stalled")),
+    )
+    history, saved, rules = _restore(config, state_dir, clock)
+    now = clock.now()
+    machine = SessionMachine(
+        rules, now, clock.today(), usage=saved.usage,
+        cooldown_until=now + saved.cooldown_remaining_s, fault=saved.fault,
+        fault_clearable=history is not None,
+    )
+    watchdog_s = systemd.watchdog_interval_s()
+    controller = Controller(machine, drivers, clock, inbox=inbox,
+                            alive=systemd.watchdog if watchdog_s else None,
+                            alive_every_s=watchdog_s / 2 if watchdog_s else 0.0)
+    if history is not None:
+        controller.add_listener(HistoryRecorder(
+            history, clock.wall, cooldown_min=rules.cooldown_min,
+            on_error=lambda why: inbox.put(DriverFault(why)),
+        ))
+    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
+                               drivers.poll_interval_s)
+    bridge = None
+    if config.mqtt.enabled:
+        bridge = MqttBridge(config.mqtt, config.device, rules, controller.post, wall=clock.wall)
+        controller.add_listener(bridge.listener)
+    return Mat(controller, drivers, poller, clock, sim, bridge, history)
+
+
+def _drivers(
+    config: Config, sim: SimulatedMat | None, inbox: "queue.SimpleQueue[Event]", board_sim: bool
+) -> MatDrivers:
+    sensor = config.rules.sensors[0]
+    if sim is not None and board_sim:
+        return simulated_board(sim, inbox.put, sensor=sensor)
+    if sim is not None:
+        return sim.drivers(config.rules.sensors, SIM_POLL_S)
+    if config.hardware.driver == "board":
+        board = config.hardware.board
+        return build_board_mat(board.port, board.baud, inbox.put, sensor=sensor)
+    return build_gpio_mat(config.hardware, inbox.put)
+
+
+def _restore(
+    config: Config, state_dir: Path, clock: Clock
+) -> tuple[History | None, Restored, Rules]:
+    """The usage history and what it says; without it, a mat that starts no session.
+
+    A history that cannot be read or written would forget the daily cap and
+    the cooldown, so the mat comes up with a fault that no press at the mat
+    can clear, and a daily cap of zero behind it, until the file is fixed.
+    """
+    try:
+        history = History.open(state_dir / HISTORY_FILENAME)
+        return history, history.restore(clock.wall(), clock.today(), config.rules), config.rules
+    except HistoryError as exc:
+        log.error("%s", exc)
+        blocked = Restored(Usage(day=clock.today()), 0.0, UNUSABLE_FAULT)
+        return None, blocked, replace(config.rules, daily_max_min=0.0)

@@ -1,0 +1,614 @@
+"""The usage log in SQLite: sessions, faults, and the state a restart must not lose.
+
+One file in the state directory (`/var/lib/matpi/history.sqlite3` under
+systemd), WAL mode, every commit synced. The daily cap, the cooldown, the
+beginner progression, the streak and a latched fault are read back from it at
+start, so neither a crash nor a reboot bypasses a limit:
+
+- a session gets its row when it starts (end reason "interrupted") and the row
+  is brought up to date every `CHECKPOINT_S` while it runs, each time with a
+  cooldown counted from that moment; a restart mid-session therefore comes up
+  idle, in cooldown, with the minutes used counted (less at most one checkpoint);
+- minutes today, progression and streak are derived from the session rows;
+- a fault stays latched until a row in the fault log says it was cleared.
+
+A damaged or unwritable file must never mean running without limits. `open`
+raises `HistoryError`, whose message says what to do; the daemon logs it and
+comes up with `UNUSABLE_FAULT` latched and a daily allowance of zero, so it
+refuses every session (LED in fault, the message in the journal) until the
+file is fixed or moved aside. A write failing while running is logged and
+reported to `HistoryRecorder`'s `on_error` as `WRITE_FAILED_FAULT`, which the
+daemon turns into a fault. Both reasons are short (Home Assistant shows at
+most 255 characters); the journal has the whole story.
+
+    history = History.open(state_dir / HISTORY_FILENAME)
+    saved = history.restore(clock.wall(), clock.today(), rules)
+    controller.add_listener(HistoryRecorder(history, clock.wall, cooldown_min=..., on_error=...))
+"""
+
+import csv
+import io
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from matpi import __version__
+from matpi.drivers.base import MatpiError
+from matpi.events import (
+    EndReason,
+    FaultCleared,
+    FaultRaised,
+    Notice,
+    SessionEnded,
+    SessionStarted,
+    Snapshot,
+    State,
+)
+from matpi.programs import Program
+from matpi.rules import Rules
+from matpi.session import Usage
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILENAME = "history.sqlite3"
+CHECKPOINT_S = 30.0
+"""How often a running session's row is saved: what a crash can make the daily cap forget."""
+INTERRUPTED = "interrupted"
+"""End reason of a session whose process died before it ended."""
+BUSY_TIMEOUT_MS = 1000
+UNUSABLE_FAULT = "history file unusable: no sessions until it is fixed (see journalctl -u matpi)"
+WRITE_FAILED_FAULT = "history not written: no sessions until it is fixed (see journalctl -u matpi)"
+
+HistoryFormat = Literal["table", "json", "csv"]
+HISTORY_FORMATS: tuple[HistoryFormat, ...] = ("table", "json", "csv")
+
+# Each entry migrates the schema from version i to i + 1; never edit a shipped one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            started_wall REAL NOT NULL,
+            ended_wall REAL NOT NULL,
+            program TEXT NOT NULL,
+            planned_min REAL NOT NULL,
+            actual_s REAL NOT NULL,
+            end_reason TEXT NOT NULL,
+            peak_c REAL,
+            dose_cem43 REAL NOT NULL,
+            heat_level TEXT NOT NULL,
+            pattern TEXT NOT NULL)""",
+        "CREATE INDEX sessions_by_end ON sessions (ended_wall)",
+        """CREATE TABLE faults (
+            id INTEGER PRIMARY KEY,
+            raised_wall REAL NOT NULL,
+            reason TEXT NOT NULL,
+            cleared_wall REAL)""",
+    ),
+    (
+        """CREATE TABLE state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            cooldown_until_wall REAL)""",
+        "INSERT INTO state (id, cooldown_until_wall) VALUES (1, NULL)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class HistoryError(MatpiError, RuntimeError):
+    """The history file cannot be read or written; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One session as stored; `id` is None until it has been saved."""
+
+    started_wall: float
+    ended_wall: float
+    program: str
+    planned_min: float
+    actual_s: float
+    end_reason: str
+    peak_c: float | None
+    dose_cem43: float
+    heat_level: str
+    pattern: str
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class FaultRow:
+    raised_wall: float
+    reason: str
+    cleared_wall: float | None
+
+
+@dataclass(frozen=True)
+class WeekTotal:
+    """Use in one calendar week, Monday to Sunday."""
+
+    monday: date
+    sessions: int
+    minutes: float
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """Totals of the last `days` days (today included) and the streak as of today."""
+
+    first_day: date
+    today: date
+    sessions: int
+    completed: int
+    minutes: float
+    streak_days: int
+    weeks: list[WeekTotal]
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a starting daemon hands to `SessionMachine`."""
+
+    usage: Usage
+    cooldown_remaining_s: float
+    fault: str | None
+
+
+def local_day(wall: float) -> date:
+    """The local calendar day of a wall time, as `Clock.today` counts it."""
+    return datetime.fromtimestamp(wall).date()
+
+
+def day_begins(day: date) -> float:
+    """Wall time of local midnight at the start of `day` (DST-aware)."""
+    return datetime.combine(day, datetime.min.time()).timestamp()
+
+
+class History:
+    """The open history file. Use from one thread at a time. See the module docstring."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        """Use `History.open`."""
+        self._db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> "History":
+        """Open (creating or migrating) the history at `path`, proving it can be written.
+
+        Raises:
+            HistoryError: the file is damaged, from a newer matpi, or cannot be written.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(_unwritable(path, exc)) from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(" ".join(p.split()) for p in problems[:3]))
+            _migrate(db, path)
+        except HistoryError:
+            db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if isinstance(exc, sqlite3.OperationalError) and not _is_damage(exc):
+                raise HistoryError(_unwritable(path, exc)) from exc
+            raise HistoryError(_damaged(path, exc)) from exc
+        return cls(db, path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writing --------------------------------------------------------------
+
+    def record_session(self, row: SessionRow, *, cooldown_until_wall: float | None = None
+                       ) -> SessionRow:
+        """Insert `row` (id None) or bring it up to date; returns it with its id.
+
+        `cooldown_until_wall`, when given, is saved in the same transaction.
+        """
+        values = asdict(row)
+        del values["id"]
+        with self._transaction("save a session"):
+            if row.id is None:
+                cursor = self._db.execute(
+                    f"INSERT INTO sessions ({', '.join(values)}) "
+                    f"VALUES ({', '.join(':' + k for k in values)})", values)
+                row = replace(row, id=cursor.lastrowid)
+            else:
+                self._db.execute(
+                    f"UPDATE sessions SET {', '.join(f'{k} = :{k}' for k in values)} "
+                    "WHERE id = :id", {**values, "id": row.id})
+            if cooldown_until_wall is not None:
+                self._save_cooldown(cooldown_until_wall)
+        return row
+
+    def record_fault(self, at_wall: float, reason: str) -> None:
+        with self._transaction("log a fault"):
+            self._db.execute("INSERT INTO faults (raised_wall, reason) VALUES (?, ?)",
+                             (at_wall, reason))
+
+    def clear_fault(self, at_wall: float) -> None:
+        """Mark every latched fault cleared (a long press at the mat, once cool)."""
+        with self._transaction("clear a fault"):
+            self._db.execute("UPDATE faults SET cleared_wall = ? WHERE cleared_wall IS NULL",
+                             (at_wall,))
+
+    def set_cooldown_until(self, wall: float) -> None:
+        with self._transaction("save the cooldown"):
+            self._save_cooldown(wall)
+
+    # --- reading --------------------------------------------------------------
+
+    def latched_fault(self) -> str | None:
+        """The reason of the latest fault not yet cleared, or None."""
+        row = self._one("SELECT reason FROM faults WHERE cleared_wall IS NULL "
+                        "ORDER BY raised_wall DESC, id DESC LIMIT 1")
+        return None if row is None else str(row[0])
+
+    def cooldown_until(self) -> float | None:
+        """Wall time the last cooldown ends, or None if there never was one."""
+        row = self._one("SELECT cooldown_until_wall FROM state WHERE id = 1")
+        return None if row is None or row[0] is None else float(row[0])
+
+    def usage(self, today: date, programs: dict[str, Program]) -> Usage:
+        """`Usage` as the session machine would have it had it run all along.
+
+        Minutes today: every session ending today (local time). Progression:
+        distinct days with a completed session of each progressive program.
+        Streak: consecutive days with a completed session, up to the last one.
+        """
+        begins, ends = day_begins(today), day_begins(today + timedelta(days=1))
+        minutes = self._one("SELECT COALESCE(SUM(actual_s), 0) FROM sessions "
+                            "WHERE ended_wall >= ? AND ended_wall < ?", (begins, ends))
+        usage = Usage(day=today, minutes_today=minutes[0] / 60.0 if minutes else 0.0)
+        days_by_program: dict[str, set[date]] = {}
+        for program, ended in self._all(
+            "SELECT program, ended_wall FROM sessions WHERE end_reason = ? AND ended_wall < ?",
+            (EndReason.COMPLETED.value, ends),
+        ):
+            days_by_program.setdefault(program, set()).add(local_day(ended))
+        for name, program in programs.items():
+            program_days = days_by_program.get(name)
+            if program.progression and program_days:
+                usage.progress_days[name] = len(program_days)
+                usage.progress_last[name] = max(program_days)
+        completed_days = {day for days in days_by_program.values() for day in days}
+        if completed_days:
+            usage.last_completed_day = max(completed_days)
+            usage.streak_days = _run_ending(usage.last_completed_day, completed_days)
+        return usage
+
+    def restore(self, now_wall: float, today: date, rules: Rules) -> Restored:
+        """Usage, remaining cooldown and latched fault for a daemon starting now.
+
+        The remaining cooldown is at most one full cooldown: a Pi without a
+        clock battery can boot with its wall clock behind.
+        """
+        until = self.cooldown_until()
+        remaining = 0.0 if until is None else until - now_wall
+        remaining = min(max(remaining, 0.0), rules.cooldown_min * 60.0)
+        return Restored(self.usage(today, rules.programs), remaining, self.latched_fault())
+
+    def sessions(self, days: int, today: date) -> list[SessionRow]:
+        """Sessions that ended in the last `days` days (today included), oldest first."""
+        since = day_begins(today - timedelta(days=days - 1))
+        until = day_begins(today + timedelta(days=1))
+        names = [f.name for f in fields(SessionRow)]
+        rows = self._all(f"SELECT {', '.join(names)} FROM sessions "
+                         "WHERE ended_wall >= ? AND ended_wall < ? ORDER BY started_wall, id",
+                         (since, until))
+        return [SessionRow(**dict(zip(names, row, strict=True))) for row in rows]
+
+    def faults(self, days: int, today: date) -> list[FaultRow]:
+        """Faults raised in the last `days` days, or still latched, oldest first."""
+        since = day_begins(today - timedelta(days=days - 1))
+        rows = self._all("SELECT raised_wall, reason, cleared_wall FROM faults "
+                         "WHERE raised_wall >= ? OR cleared_wall IS NULL "
+                         "ORDER BY raised_wall, id", (since,))
+        return [FaultRow(*row) for row in rows]
+
+    def summary(self, days: int, today: date) -> HistorySummary:
+        """Totals over the last `days` days, weekly totals of the weeks they touch, streak."""
+        first_day = today - timedelta(days=days - 1)
+        first_monday = first_day - timedelta(days=first_day.weekday())
+        weeks: dict[date, list[SessionRow]] = {
+            first_monday + timedelta(weeks=n): []
+            for n in range((today - first_monday).days // 7 + 1)
+        }
+        in_window: list[SessionRow] = []
+        for row in self.sessions((today - first_monday).days + 1, today):
+            day = local_day(row.ended_wall)
+            weeks[day - timedelta(days=day.weekday())].append(row)
+            if day >= first_day:
+                in_window.append(row)
+        usage = self.usage(today, {})
+        last = usage.last_completed_day
+        alive = last is not None and (today - last).days <= 1
+        return HistorySummary(
+            first_day=first_day,
+            today=today,
+            sessions=len(in_window),
+            completed=sum(r.end_reason == EndReason.COMPLETED for r in in_window),
+            minutes=sum(r.actual_s for r in in_window) / 60.0,
+            streak_days=usage.streak_days if alive else 0,
+            weeks=[WeekTotal(monday, len(rows), sum(r.actual_s for r in rows) / 60.0)
+                   for monday, rows in weeks.items()],
+        )
+
+    # --- plumbing -------------------------------------------------------------
+
+    def _save_cooldown(self, wall: float) -> None:
+        self._db.execute("UPDATE state SET cooldown_until_wall = ? WHERE id = 1", (wall,))
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        """One write transaction; any SQLite error becomes a HistoryError naming `what`."""
+        try:
+            with _rolled_back_on_error(self._db):
+                yield
+        except sqlite3.Error as exc:
+            raise HistoryError(f"history {self.path}: could not {what}: {exc}") from exc
+
+    def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"history {self.path}: could not read it: {exc}") from exc
+
+    def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+
+@contextmanager
+def _rolled_back_on_error(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (a failed COMMIT included)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to `SCHEMA_VERSION` in one transaction that also proves writing works."""
+    with _rolled_back_on_error(db):
+        version = _schema_version(db, path)
+        if version > SCHEMA_VERSION:
+            raise HistoryError(
+                f"history {path} was written by a newer matpi (schema {version}; this one "
+                f"knows up to {SCHEMA_VERSION}): update matpi, or {_move_aside(path)}")
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                db.execute(statement)
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                   (str(SCHEMA_VERSION),))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_by', ?)",
+                   (f"matpi {__version__}",))
+
+
+def _schema_version(db: sqlite3.Connection, path: Path) -> int:
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return 0
+    if "meta" not in tables:
+        raise HistoryError(f"history {path} is an SQLite file but not a matpi history "
+                           f"(tables: {', '.join(sorted(tables))}): {_move_aside(path)}")
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise HistoryError(f"history {path} has no valid schema_version: "
+                           f"{_move_aside(path)}") from None
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """SQLite reports a damaged file and a locked-down one with the same exception class."""
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+def _move_aside(path: Path) -> str:
+    folder = path.parent / "damaged"
+    return (f"move it aside (sudo systemctl stop matpi; sudo mkdir -p {folder}; "
+            f"sudo mv {path}* {folder}/; sudo systemctl start matpi). A new, empty history "
+            "then starts: today's minutes, the cooldown and the streak begin again from zero")
+
+
+def _damaged(path: Path, exc: BaseException) -> str:
+    return (f"history {path} is damaged ({exc}). matpi refuses every session until it is "
+            f"fixed or moved aside, so that the daily limit is never forgotten: "
+            f"{_move_aside(path)}")
+
+
+def _unwritable(path: Path, exc: BaseException) -> str:
+    return (f"history {path} cannot be opened for writing ({exc}). matpi refuses every session "
+            "until it can record them, so that the daily limit is never forgotten. The folder "
+            "must exist and belong to the user running matpi: under systemd, "
+            f"sudo chown -R matpi:matpi {path.parent}")
+
+
+def _run_ending(last: date, days: set[date]) -> int:
+    """How many consecutive days in `days` end at `last`."""
+    run = 0
+    while last - timedelta(days=run) in days:
+        run += 1
+    return run
+
+
+class HistoryRecorder:
+    """A controller listener that writes sessions, faults and cooldown to the history.
+
+    Runs in the controller thread: each write is one short transaction (one
+    fsync). A failed write is logged and `on_error(WRITE_FAILED_FAULT)` called,
+    which the daemon wires to a `DriverFault`: no session runs uncounted.
+
+        recorder = HistoryRecorder(history, clock.wall, cooldown_min=rules.cooldown_min,
+                                   on_error=lambda why: controller.post(DriverFault(why)))
+    """
+
+    def __init__(
+        self,
+        history: History,
+        wall: Callable[[], float],
+        *,
+        cooldown_min: float,
+        on_error: Callable[[str], None],
+        checkpoint_s: float = CHECKPOINT_S,
+    ) -> None:
+        self._history = history
+        self._wall = wall
+        self._cooldown_s = cooldown_min * 60.0
+        self._on_error = on_error
+        self._checkpoint_s = checkpoint_s
+        self._open: SessionRow | None = None
+        self._saved_at = 0.0
+
+    def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        try:
+            for notice in notices:
+                self._note(notice, snapshot)
+            if (self._open is not None and snapshot.state is State.RUNNING
+                    and self._wall() - self._saved_at >= self._checkpoint_s):
+                self._checkpoint(snapshot)
+        except HistoryError as exc:
+            log.error("%s", exc)
+            self._on_error(WRITE_FAILED_FAULT)
+
+    def _note(self, notice: Notice, snapshot: Snapshot) -> None:
+        now = self._wall()
+        match notice:
+            case SessionStarted():
+                row = SessionRow(
+                    started_wall=now, ended_wall=now, program=notice.program,
+                    planned_min=notice.planned_min, actual_s=0.0, end_reason=INTERRUPTED,
+                    peak_c=snapshot.temperature_c, dose_cem43=0.0,
+                    heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value)
+                self._save(row, now + self._cooldown_s)
+            case SessionEnded() if self._open is not None:
+                row = replace(self._open, ended_wall=now, actual_s=notice.elapsed_s,
+                              end_reason=notice.reason.value, peak_c=notice.peak_c,
+                              dose_cem43=notice.dose_cem43)
+                self._open = None
+                self._history.record_session(
+                    row, cooldown_until_wall=now + snapshot.cooldown_remaining_s)
+            case FaultRaised(reason=reason):
+                self._history.record_fault(now, reason)
+            case FaultCleared():
+                self._history.clear_fault(now)
+
+    def _checkpoint(self, snapshot: Snapshot) -> None:
+        assert self._open is not None
+        now = self._wall()
+        peaks = [t for t in (self._open.peak_c, snapshot.temperature_c) if t is not None]
+        row = replace(self._open, ended_wall=now, actual_s=float(snapshot.elapsed_s),
+                      planned_min=snapshot.planned_min, dose_cem43=snapshot.dose_cem43,
+                      peak_c=max(peaks) if peaks else None,
+                      heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value)
+        self._save(row, now + self._cooldown_s)
+
+    def _save(self, row: SessionRow, cooldown_until_wall: float) -> None:
+        self._open = self._history.record_session(row, cooldown_until_wall=cooldown_until_wall)
+        self._saved_at = self._wall()
+
+
+# --- `matpi history` ---------------------------------------------------------
+
+
+def render_history(history: History, days: int, today: date, fmt: HistoryFormat) -> str:
+    """The last `days` days as a table, JSON (sessions, faults, totals) or CSV (sessions)."""
+    rows = history.sessions(days, today)
+    if fmt == "csv":
+        return _csv(rows)
+    summary = history.summary(days, today)
+    faults = history.faults(days, today)
+    if fmt == "json":
+        return json.dumps({
+            "days": days,
+            "first_day": summary.first_day.isoformat(),
+            "today": today.isoformat(),
+            "streak_days": summary.streak_days,
+            "sessions_total": summary.sessions,
+            "completed_total": summary.completed,
+            "minutes_total": round(summary.minutes, 1),
+            "weeks": [{"monday": w.monday.isoformat(), "sessions": w.sessions,
+                       "minutes": round(w.minutes, 1)} for w in summary.weeks],
+            "sessions": [_session_record(r) for r in rows],
+            "faults": [{"raised": _iso(f.raised_wall), "reason": f.reason,
+                        "cleared": None if f.cleared_wall is None else _iso(f.cleared_wall)}
+                       for f in faults],
+        }, indent=2, ensure_ascii=False)
+    return _table(rows, faults, summary, days)
+
+
+_CSV_FIELDS = ("started", "ended", "program", "planned_min", "actual_min", "end_reason",
+               "peak_c", "dose_cem43", "heat_level", "pattern")
+
+
+def _session_record(row: SessionRow) -> dict[str, object]:
+    return {
+        "started": _iso(row.started_wall), "ended": _iso(row.ended_wall),
+        "program": row.program, "planned_min": row.planned_min,
+        "actual_min": round(row.actual_s / 60.0, 2), "end_reason": row.end_reason,
+        "peak_c": row.peak_c, "dose_cem43": row.dose_cem43,
+        "heat_level": row.heat_level, "pattern": row.pattern,
+    }
+
+
+def _csv(rows: list[SessionRow]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(_session_record(r) for r in rows)
+    return out.getvalue()
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall).astimezone().isoformat(timespec="seconds")
+
+
+def _table(rows: list[SessionRow], faults: list[FaultRow], summary: HistorySummary,
+           days: int) -> str:
+    lines = [f"Sessions, {summary.first_day} to {summary.today} ({days} days)", ""]
+    if rows:
+        lines.append(f"{'day':<14} {'start':<5}  {'program':<10} {'min/planned':>11}  "
+                     f"{'end':<15} {'heat':<6} {'pattern':<7} {'peak °C':>7} {'CEM43':>6}")
+        for r in rows:
+            started = datetime.fromtimestamp(r.started_wall)
+            minutes = f"{r.actual_s / 60.0:.1f}/{r.planned_min:g}"
+            peak = "-" if r.peak_c is None else f"{r.peak_c:.1f}"
+            lines.append(f"{started:%Y-%m-%d %a} {started:%H:%M}  {r.program:<10} "
+                         f"{minutes:>11}  {r.end_reason:<15} {r.heat_level:<6} "
+                         f"{r.pattern:<7} {peak:>7} {r.dose_cem43:>6.2f}")
+    else:
+        lines.append("no sessions")
+    if faults:
+        lines += ["", "Faults"]
+        for f in faults:
+            cleared = ("still latched" if f.cleared_wall is None
+                       else f"cleared {datetime.fromtimestamp(f.cleared_wall):%Y-%m-%d %H:%M}")
+            lines.append(f"{datetime.fromtimestamp(f.raised_wall):%Y-%m-%d %H:%M}  "
+                         f"{f.reason} ({cleared})")
+    lines += ["", f"Total: {summary.sessions} sessions ({summary.completed} completed), "
+                  f"{summary.minutes:.0f} min",
+              f"Streak: {summary.streak_days} day{'s' if summary.streak_days != 1 else ''}",
+              "", "Week of      sessions  minutes"]
+    lines += [f"{w.monday} {w.sessions:>9} {w.minutes:>8.0f}" for w in summary.weeks]
+    return "\n".join(lines) + "\n"

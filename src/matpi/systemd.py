@@ -1,0 +1,80 @@
+"""Tells systemd how the daemon is doing: sd_notify by hand over a datagram socket.
+
+systemd passes the socket's address in $NOTIFY_SOCKET (a path, or `@name` for
+an abstract socket). Without it (a terminal, the tests, the simulator) every
+call is a no-op that returns False, so callers never need to check first.
+
+The watchdog is what makes a wedged controller loop visible: only the loop
+itself calls `watchdog()`, at half the interval, so a stuck loop stops the
+pings and systemd kills and restarts the service (and runs `matpi safe-off`).
+
+    timeout_s = systemd.watchdog_interval_s()   # None unless WatchdogSec= is set
+    Controller(..., alive=systemd.watchdog, alive_every_s=timeout_s / 2)
+    systemd.ready()
+"""
+
+import logging
+import os
+import socket
+
+log = logging.getLogger(__name__)
+
+
+def notify(message: str) -> bool:
+    """Send `message` (e.g. "READY=1") to systemd; True if it was sent.
+
+    Never raises: a missing or dead socket must not take the controller down.
+    """
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    elif not address.startswith("/"):
+        return False  # unset, or a vsock address this daemon never runs under
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.warning("sd_notify %r failed: %s", message, exc)
+        return False
+    return True
+
+
+# The helpers return nothing: nobody acts on a lost notification (notify logs it).
+
+
+def ready() -> None:
+    """Start-up is done: drivers are up and the stored state is loaded."""
+    notify("READY=1")
+
+
+def stopping() -> None:
+    """Shutting down on purpose, not failing."""
+    notify("STOPPING=1")
+
+
+def watchdog() -> None:
+    """The controller loop is alive; fits `Controller(alive=...)`."""
+    notify("WATCHDOG=1")
+
+
+def status(text: str) -> None:
+    """One line for `systemctl status`; newlines would end the assignment."""
+    notify("STATUS=" + " ".join(text.splitlines()))
+
+
+def watchdog_interval_s() -> float | None:
+    """systemd's watchdog timeout for this process, or None when there is none.
+
+    From $WATCHDOG_USEC; $WATCHDOG_PID, when set, must be this process (a child
+    that inherited the environment must not ping for its parent). Ping at half
+    of it, as sd_watchdog_enabled(3) advises.
+    """
+    pid = os.environ.get("WATCHDOG_PID")
+    if pid is not None and pid != str(os.getpid()):
+        return None
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    return usec / 1_000_000 if usec > 0 else None

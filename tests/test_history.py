@@ -1,0 +1,513 @@
+"""The SQLite usage log: schema and migrations, damage, restart state, the recorder, the report."""
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import DAY
+from matpi.events import Event, LongPress, Notice, Press, Reading, Source, Start, State, Stop
+from matpi.history import (
+    INTERRUPTED,
+    SCHEMA_VERSION,
+    UNUSABLE_FAULT,
+    WRITE_FAILED_FAULT,
+    History,
+    HistoryError,
+    HistoryRecorder,
+    SessionRow,
+    day_begins,
+    render_history,
+)
+from matpi.programs import BUILTIN_PROGRAMS
+from matpi.rules import Rules
+from matpi.session import SessionMachine
+
+# The first schema as it shipped, frozen here: migrations must keep reading it.
+V1_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE sessions (id INTEGER PRIMARY KEY, started_wall REAL NOT NULL,
+       ended_wall REAL NOT NULL, program TEXT NOT NULL, planned_min REAL NOT NULL,
+       actual_s REAL NOT NULL, end_reason TEXT NOT NULL, peak_c REAL,
+       dose_cem43 REAL NOT NULL, heat_level TEXT NOT NULL, pattern TEXT NOT NULL)""",
+    "CREATE INDEX sessions_by_end ON sessions (ended_wall)",
+    """CREATE TABLE faults (id INTEGER PRIMARY KEY, raised_wall REAL NOT NULL,
+       reason TEXT NOT NULL, cleared_wall REAL)""",
+    "INSERT INTO meta VALUES ('schema_version', '1')",
+)
+
+NEW_YORK = "EST5EDT,M3.2.0,M11.1.0"
+BERLIN = "CET-1CEST,M3.5.0,M10.5.0/3"
+
+
+@pytest.fixture
+def local_tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Switch the process's local time zone (POSIX rules: no tzdata needed)."""
+
+    def use(rule: str) -> None:
+        monkeypatch.setenv("TZ", rule)
+        time.tzset()
+
+    yield use
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[History]:
+    opened = History.open(tmp_path / "history.sqlite3")
+    yield opened
+    opened.close()
+
+
+def at(day: date, hour: int, minute: int = 0) -> float:
+    """Local wall time on `day`."""
+    return datetime(day.year, day.month, day.day, hour, minute).timestamp()
+
+
+def session(program: str, ended: float, minutes: float, reason: str = "completed") -> SessionRow:
+    return SessionRow(started_wall=ended - minutes * 60, ended_wall=ended, program=program,
+                      planned_min=minutes, actual_s=minutes * 60, end_reason=reason,
+                      peak_c=38.0, dose_cem43=0.1, heat_level="low", pattern="steady")
+
+
+# --- schema, migrations, damage -------------------------------------------
+
+
+def test_a_new_file_is_in_wal_mode_at_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "history.sqlite3"
+    History.open(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+        str(SCHEMA_VERSION),)
+
+
+def test_a_first_schema_file_migrates_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    ended = at(DAY, 8)
+    with sqlite3.connect(path) as db:
+        for statement in V1_SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT INTO sessions VALUES (1, ?, ?, 'back', 20, 1200, 'completed', 40.5, "
+                   "0.4, 'medium', 'wave')", (ended - 1200, ended))
+        db.execute("INSERT INTO faults VALUES (1, ?, 'trip: 45.6 °C', NULL)", (ended,))
+    db.close()
+
+    history = History.open(path)
+    assert history.sessions(1, DAY) == [SessionRow(ended - 1200, ended, "back", 20, 1200,
+                                                   "completed", 40.5, 0.4, "medium", "wave", 1)]
+    assert history.latched_fault() == "trip: 45.6 °C"
+    assert history.cooldown_until() is None
+    history.set_cooldown_until(ended + 600)  # the table version 2 added
+    history.close()
+
+    history = History.open(path)
+    assert history.cooldown_until() == ended + 600
+    history.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "2",)
+    db.close()
+
+
+def test_a_file_from_a_newer_matpi_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    History.open(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    with pytest.raises(HistoryError, match=r"newer matpi \(schema 99; this one knows up to 2\)"):
+        History.open(path)
+
+
+def test_a_file_that_is_not_a_database_is_damaged_and_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"this is not an SQLite file, it was a truncated copy" * 100)
+    with pytest.raises(HistoryError) as caught:
+        History.open(path)
+    message = str(caught.value)
+    assert f"history {path} is damaged" in message
+    assert "refuses every session" in message
+    assert f"sudo mv {path}* {tmp_path}/damaged/" in message
+
+
+def test_a_damaged_page_is_found_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    history = History.open(path)
+    for n in range(300):
+        history.record_session(session("back", at(DAY, 8) - n * 86400, 20))
+    history.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[2 * page:3 * page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+    with pytest.raises(HistoryError, match="is damaged"):
+        History.open(path)
+
+
+def test_another_programs_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE recipes (name TEXT)")
+    db.close()
+    with pytest.raises(HistoryError, match=r"not a matpi history \(tables: recipes\)"):
+        History.open(path)
+
+
+def test_a_folder_that_cannot_exist_is_unwritable(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("a file where the folder should be")
+    with pytest.raises(HistoryError, match="cannot be opened for writing") as caught:
+        History.open(tmp_path / "state" / "history.sqlite3")
+    assert "sudo chown -R matpi:matpi" in str(caught.value)
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def locked_folder() -> Iterator[Path]:
+    """A folder that everyone may enter and read; whether they may write is up to the test."""
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        yield Path(folder)
+        os.chmod(folder, 0o755)
+
+
+def _open_unprivileged(path: Path) -> str:
+    """History.open as a user who may not write `path`'s folder: the HistoryError text, or ""
+
+    Permissions do not bind root, so as root the open runs in a forked child that has
+    dropped to uid `nobody` (forked, not exec'd: nobody may not reach this interpreter).
+    """
+    if os.geteuid() != 0:
+        os.chmod(path.parent, 0o555)
+        try:
+            History.open(path).close()
+        except HistoryError as exc:
+            return str(exc)
+        return ""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                History.open(path).close()
+            except HistoryError as exc:
+                os.write(write_end, str(exc).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as output:
+        message = output.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return message
+
+
+def test_a_read_only_history_file_is_refused(locked_folder: Path) -> None:
+    path = locked_folder / "history.sqlite3"
+    History.open(path).close()
+    path.chmod(0o444)
+    message = _open_unprivileged(path)
+    assert "cannot be opened for writing" in message
+    assert "refuses every session" in message
+
+
+def test_an_unwritable_state_folder_is_refused(locked_folder: Path) -> None:
+    message = _open_unprivileged(locked_folder / "history.sqlite3")
+    assert "cannot be opened for writing" in message
+
+
+def test_the_daemons_answer_to_an_unusable_history_refuses_sessions_even_after_a_reset(
+    tmp_path: Path,
+) -> None:
+    """What the daemon builds when open fails: the fault latched and no daily allowance."""
+    (tmp_path / "history.sqlite3").write_bytes(b"garbage" * 1000)
+    with pytest.raises(HistoryError):
+        History.open(tmp_path / "history.sqlite3")
+    rules = replace(Rules(), daily_max_min=0.0)
+    machine = SessionMachine(rules, 0.0, DAY, fault=UNUSABLE_FAULT)
+    assert machine.state is State.FAULT and not machine.outputs(0.0).heater
+    machine.step(Reading("mat", 25.0), 1.0, DAY)
+    machine.step(LongPress(), 2.0, DAY)  # someone resets the fault at the mat
+    assert machine.state is State.IDLE
+    refused = machine.step(Press(), 3.0, DAY)
+    assert machine.state is State.IDLE and not machine.outputs(3.0).heater
+    assert "daily limit of 0 min reached" in repr(refused)
+    assert len(UNUSABLE_FAULT) < 255
+
+
+# --- what a restart reads back ---------------------------------------------
+
+
+def test_latched_fault_and_cooldown_survive_close_and_open(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    history = History.open(path)
+    history.record_fault(at(DAY, 8), "sensor mat: no reading for 10 s")
+    history.set_cooldown_until(at(DAY, 8, 10))
+    history.close()
+
+    history = History.open(path)
+    assert history.latched_fault() == "sensor mat: no reading for 10 s"
+    assert history.cooldown_until() == at(DAY, 8, 10)
+    history.clear_fault(at(DAY, 9))
+    history.close()
+
+    history = History.open(path)
+    assert history.latched_fault() is None
+    assert [f.cleared_wall for f in history.faults(1, DAY)] == [at(DAY, 9)]
+    history.close()
+
+
+def test_minutes_today_count_sessions_ending_today_in_local_time(
+    history: History, local_tz: Callable[[str], None]
+) -> None:
+    local_tz(NEW_YORK)  # 21:00 on 1 March there is 02:00 on 2 March in UTC
+    yesterday = DAY - timedelta(days=1)
+    history.record_session(session("back", at(yesterday, 21), 20))
+    history.record_session(session("neck", at(DAY, 0, 10), 15))  # began before midnight
+    history.record_session(session("back", at(DAY, 7), 20, reason="stopped"))
+    history.record_session(session("neck", at(DAY, 23, 59), 5, reason=INTERRUPTED))
+    assert history.usage(DAY, BUILTIN_PROGRAMS).minutes_today == pytest.approx(40.0)
+    assert history.usage(yesterday, BUILTIN_PROGRAMS).minutes_today == pytest.approx(20.0)
+
+
+def test_day_boundaries_follow_daylight_saving(local_tz: Callable[[str], None]) -> None:
+    local_tz(BERLIN)
+    spring_forward = date(2026, 3, 29)
+    length_s = day_begins(spring_forward + timedelta(days=1)) - day_begins(spring_forward)
+    assert length_s == 23 * 3600
+
+
+def test_progression_counts_distinct_days_with_a_completed_session(history: History) -> None:
+    days = [DAY - timedelta(days=n) for n in (9, 6, 6, 2)]
+    for n, day in enumerate(days):
+        history.record_session(session("beginner", at(day, 8 + n), 5))
+    history.record_session(session("beginner", at(DAY - timedelta(days=1), 8), 5, "stopped"))
+    history.record_session(session("back", at(DAY, 8), 20))
+    history.record_session(session("retired", at(DAY, 9), 20))
+
+    usage = history.usage(DAY, BUILTIN_PROGRAMS)
+    assert usage.progress_days == {"beginner": 3}  # "back" does not grow; "retired" is gone
+    assert usage.progress_last == {"beginner": DAY - timedelta(days=2)}
+
+
+@pytest.mark.parametrize(
+    ("completed_days_ago", "streak", "last_ago", "summary_streak"),
+    [
+        ([0, 1, 2, 4], 3, 0, 3),      # today, yesterday, the day before; a gap before that
+        ([1, 2, 3], 3, 1, 3),         # still alive today: the last was yesterday
+        ([2, 3], 2, 2, 0),            # broken: nothing yesterday
+        ([], 0, None, 0),
+    ],
+)
+def test_streak_is_the_run_of_days_ending_at_the_last_completed_one(
+    history: History, local_tz: Callable[[str], None], completed_days_ago: list[int],
+    streak: int, last_ago: int | None, summary_streak: int,
+) -> None:
+    local_tz(NEW_YORK)
+    for ago in completed_days_ago:
+        history.record_session(session("neck", at(DAY - timedelta(days=ago), 22), 10))
+    history.record_session(session("neck", at(DAY - timedelta(days=3), 22), 10, "stopped"))
+    usage = history.usage(DAY, BUILTIN_PROGRAMS)
+    assert usage.streak_days == streak
+    expected_last = None if last_ago is None else DAY - timedelta(days=last_ago)
+    assert usage.last_completed_day == expected_last
+    assert history.summary(7, DAY).streak_days == summary_streak
+    machine = SessionMachine(Rules(), 0.0, DAY, usage=usage)
+    assert machine.snapshot(0.0).streak_days == summary_streak
+
+
+def test_a_restored_machine_keeps_the_daily_limit_the_cooldown_and_the_fault(
+    history: History,
+) -> None:
+    rules = Rules(daily_max_min=30.0)
+    now_wall = at(DAY, 12)
+    history.record_session(session("back", now_wall - 300, 20))
+    history.record_session(session("neck", now_wall - 3600, 10, "stopped"))
+    history.set_cooldown_until(now_wall + 120)
+
+    saved = history.restore(now_wall, DAY, rules)
+    assert saved.cooldown_remaining_s == pytest.approx(120)
+    machine = SessionMachine(rules, 50.0, DAY, usage=saved.usage,
+                             cooldown_until=50.0 + saved.cooldown_remaining_s, fault=saved.fault)
+    assert machine.state is State.COOLDOWN
+    assert not machine.outputs(50.0).heater
+    machine.step(Reading("mat", 25.0), 200.0, DAY)  # cooldown over, but 30 of 30 min used
+    assert machine.state is State.IDLE
+    assert "daily limit of 30 min reached" in repr(machine.step(Press(), 201.0, DAY))
+
+    history.record_fault(now_wall, "heater on but not warming")
+    saved = history.restore(now_wall, DAY, rules)
+    machine = SessionMachine(rules, 50.0, DAY, usage=saved.usage, fault=saved.fault)
+    assert machine.state is State.FAULT
+    assert machine.snapshot(50.0).fault == "heater on but not warming"
+
+
+def test_a_wall_clock_behind_after_a_reboot_waits_one_cooldown_at_most(history: History) -> None:
+    rules = Rules(cooldown_min=10.0)
+    history.set_cooldown_until(at(DAY, 12))
+    assert history.restore(at(DAY, 9), DAY, rules).cooldown_remaining_s == 600
+    assert history.restore(at(DAY, 13), DAY, rules).cooldown_remaining_s == 0
+
+
+# --- the recorder, driven by a real session machine -------------------------
+
+
+class Rig:
+    """A session machine with the recorder listening, both on one wall clock."""
+
+    def __init__(self, history: History, rules: Rules | None = None) -> None:
+        self.rules = rules or Rules()
+        self.now = 1000.0
+        self.machine = SessionMachine(self.rules, self.now, DAY)
+        self.notices: list[Notice] = []
+        self.errors: list[str] = []
+        self.recorder = HistoryRecorder(history, self.wall, cooldown_min=self.rules.cooldown_min,
+                                        on_error=self.errors.append)
+        self.send(Reading("mat", 30.0))
+
+    def wall(self) -> float:
+        return at(DAY, 9) + self.now
+
+    def send(self, event: Event) -> None:
+        notices = self.machine.step(event, self.now, DAY)
+        self.notices += notices
+        self.recorder(self.machine.snapshot(self.now), notices)
+
+    def run_for(self, seconds: int, temp_c: float = 30.0) -> None:
+        for _ in range(seconds):
+            self.now += 1.0
+            self.send(Reading("mat", temp_c))
+
+
+def test_a_completed_session_is_one_row_with_its_cooldown(history: History) -> None:
+    rig = Rig(history)
+    rig.send(Start(Source.LOCAL, "neck"))
+    rig.run_for(10 * 60 + 1, temp_c=36.0)
+    assert rig.machine.state is State.COOLDOWN
+    [row] = history.sessions(1, DAY)
+    assert (row.program, row.end_reason, row.planned_min, row.actual_s) == (
+        "neck", "completed", 10.0, 600.0)
+    assert (row.heat_level, row.pattern, row.peak_c) == ("low", "wave", 36.0)
+    assert row.ended_wall - row.started_wall == pytest.approx(600.0, abs=1.0)
+    assert history.cooldown_until() == pytest.approx(row.ended_wall + 600.0, abs=1.0)
+    assert rig.errors == []
+
+
+def test_a_crash_mid_session_leaves_an_interrupted_row_and_a_cooldown(history: History) -> None:
+    rig = Rig(history)
+    rig.send(Start(Source.LOCAL, "neck"))
+    rig.run_for(95, temp_c=37.5)  # checkpoints at 30, 60 and 90 s; then the process dies
+    crashed_at = rig.wall()
+
+    [row] = history.sessions(1, DAY)
+    assert (row.end_reason, row.actual_s) == (INTERRUPTED, 90.0)
+    saved = history.restore(crashed_at + 5, DAY, rig.rules)
+    assert saved.usage.minutes_today == pytest.approx(1.5)
+    assert saved.cooldown_remaining_s == pytest.approx(600 - 10, abs=1.0)
+    machine = SessionMachine(rig.rules, 0.0, DAY, usage=saved.usage,
+                             cooldown_until=saved.cooldown_remaining_s, fault=saved.fault)
+    assert machine.state is State.COOLDOWN
+    assert not machine.outputs(0.0).heater
+
+
+def test_faults_are_logged_and_cleared_with_the_session_ended_by_them(history: History) -> None:
+    rig = Rig(history)
+    rig.send(Press())
+    rig.run_for(5)
+    rig.run_for(2, temp_c=46.0)
+    assert rig.machine.state is State.FAULT
+    [row] = history.sessions(1, DAY)
+    assert row.end_reason == "fault"
+    reason = history.latched_fault()
+    assert reason is not None and "46" in reason
+    rig.run_for(3, temp_c=25.0)
+    rig.send(LongPress())
+    assert rig.machine.state is not State.FAULT
+    assert history.latched_fault() is None
+    assert rig.errors == []
+
+
+def test_a_preheat_that_never_became_a_session_writes_no_row(history: History) -> None:
+    rig = Rig(history)
+    rig.send(Start(Source.REMOTE, "back"))
+    rig.run_for(20)
+    rig.send(Stop(Source.REMOTE))
+    assert history.sessions(1, DAY) == []
+
+
+def test_a_failed_write_is_reported_so_the_daemon_can_latch_a_fault(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = History.open(tmp_path / "history.sqlite3")
+    rig = Rig(history)
+    history.close()  # as good as a file that went away
+    rig.send(Press())
+    assert rig.errors == [WRITE_FAILED_FAULT]
+    assert len(WRITE_FAILED_FAULT) < 255  # Home Assistant shows a fault text up to 255
+    assert "could not save a session" in caplog.text
+
+
+# --- `matpi history` ---------------------------------------------------------
+
+
+@pytest.fixture
+def fortnight(history: History) -> History:
+    for ago in range(0, 12, 2):
+        day = DAY - timedelta(days=ago)
+        history.record_session(session("beginner", at(day, 7), 5 + ago))
+    history.record_session(session("back", at(DAY, 19), 12, "stopped"))
+    history.record_fault(at(DAY, 20), "sensor mat: reading 85.0 °C is out of range")
+    return history
+
+
+def test_the_table_lists_sessions_faults_streak_and_weeks(fortnight: History) -> None:
+    text = render_history(fortnight, 7, DAY, "table")
+    assert "2026-02-24 to 2026-03-02 (7 days)" in text
+    assert "2026-03-02 Mon 19:00" not in text  # rows show the start time
+    assert "2026-03-02 Mon 18:48  back" in text
+    assert "stopped" in text and "5.0/5" in text
+    assert "sensor mat: reading 85.0 °C is out of range (still latched)" in text
+    assert "Total: 5 sessions (4 completed), 44 min" in text
+    assert "Streak: 1 day\n" in text
+    assert "2026-02-23         3       27" in text
+    assert "2026-03-02         2       17" in text
+
+
+def test_json_has_the_totals_and_iso_times_with_an_offset(fortnight: History) -> None:
+    report = json.loads(render_history(fortnight, 14, DAY, "json"))
+    assert report["streak_days"] == 1
+    assert report["sessions_total"] == 7
+    assert [w["monday"] for w in report["weeks"]] == ["2026-02-16", "2026-02-23", "2026-03-02"]
+    first = report["sessions"][0]
+    assert first["program"] == "beginner" and first["actual_min"] == 15.0
+    assert datetime.fromisoformat(first["started"]).utcoffset() is not None
+    assert report["faults"][0]["cleared"] is None
+
+
+def test_csv_is_one_row_per_session_in_the_window(fortnight: History) -> None:
+    rows = list(csv.DictReader(io.StringIO(render_history(fortnight, 3, DAY, "csv"))))
+    assert [(r["program"], r["end_reason"]) for r in rows] == [
+        ("beginner", "completed"), ("beginner", "completed"), ("back", "stopped")]
+    assert rows[-1]["actual_min"] == "12.0"
+
+
+def test_an_empty_history_renders(history: History) -> None:
+    assert "no sessions" in render_history(history, 7, DAY, "table")
+    assert json.loads(render_history(history, 7, DAY, "json"))["sessions"] == []
