@@ -22,15 +22,15 @@ from gpiozero.exc import PinUnknownPi
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from matpi.drivers.base import DriverError
+from matpi.drivers.button import ButtonGestures
 from matpi.drivers.gpio import (
-    ButtonGestures,
     HeaterRelay,
     PowerRelay,
     PwmMotor,
     RelayMotor,
-    StatusLed,
     make_pin_factory,
 )
+from matpi.drivers.led import StatusLed
 from matpi.events import DoublePress, Event, Led, LongPress, Press
 
 PI3B_REVISION = 0xA02082

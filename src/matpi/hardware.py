@@ -23,15 +23,15 @@ from matpi.drivers.base import (
     Thermometer,
 )
 from matpi.drivers.board import BoardLink
+from matpi.drivers.button import ButtonGestures
 from matpi.drivers.gpio import (
-    ButtonGestures,
     HeaterRelay,
     PowerRelay,
     PwmMotor,
     RelayMotor,
-    StatusLed,
     make_pin_factory,
 )
+from matpi.drivers.led import StatusLed
 from matpi.drivers.thermometers import DS18B20, W1_DEVICES, NtcThermistor
 from matpi.events import Led
 
