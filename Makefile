@@ -12,7 +12,8 @@ RUN_ARGS ?= $(if $(CONFIG),--config $(CONFIG),--simulate)
 EXTRAS := $(if $(ON_PI),[pi],)
 
 # Programs the tests run for real: a broker, systemd's unit checker, the page's browser.
-SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto-clients systemd-analyze:systemd
+SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto-clients systemd-analyze:systemd \
+                chromium:chromium
 
 .PHONY: run test system-tools clean
 

@@ -9,10 +9,12 @@ import logging
 import queue
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matpi import systemd
 from matpi.boardsim import simulated_board
 from matpi.clock import Clock
+from matpi.commands import RemoteCommands, StartLimiter
 from matpi.config import Config
 from matpi.controller import Controller
 from matpi.drivers.base import MatDrivers
@@ -33,6 +35,9 @@ from matpi.mqtt import MqttBridge
 from matpi.rules import Rules
 from matpi.session import SessionMachine, Usage
 
+if TYPE_CHECKING:
+    from matpi.web.server import WebServer
+
 log = logging.getLogger(__name__)
 
 SIM_POLL_S = 0.5
@@ -49,12 +54,24 @@ class Mat:
     sim: SimulatedMat | None
     bridge: MqttBridge | None
     history: History | None
+    web: "WebServer | None" = None
 
     def start_edges(self) -> None:
-        """Sampling and MQTT start; the controller thread is started by the caller."""
+        """Sampling, MQTT and the page start; the controller thread is started by the caller.
+
+        The mat never needs its page: a port that is taken or a password file
+        that cannot be read is logged, and the mat runs without the page.
+        """
         self.poller.start()
         if self.bridge is not None:
             self.bridge.start()
+        if self.web is not None:
+            from matpi.web.server import WebError
+
+            try:
+                self.web.start()
+            except WebError as exc:
+                log.error("web page off: %s", exc)
 
     def close(self) -> None:
         """Stop sampling, outputs off and every device released, then say offline."""
@@ -66,6 +83,8 @@ class Mat:
                 self.history.close()
             if self.bridge is not None:
                 self.bridge.close()
+            if self.web is not None:
+                self.web.close()
 
 
 def assemble(
@@ -108,11 +127,24 @@ def assemble(
         ))
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
+    # One limit on remote starts, however they arrive: MQTT and the page share it.
+    commands = RemoteCommands(rules, limiter=StartLimiter())
     bridge = None
     if config.mqtt.enabled:
-        bridge = MqttBridge(config.mqtt, config.device, rules, controller.post, wall=clock.wall)
+        bridge = MqttBridge(config.mqtt, config.device, rules, controller.post, wall=clock.wall,
+                            commands=commands)
         controller.add_listener(bridge.listener)
-    return Mat(controller, drivers, poller, clock, sim, bridge, history)
+    web = None
+    if config.web.enabled:
+        # Imported only when on: tornado and asyncio cost about 6 MiB a mat without its page
+        # should not pay.
+        from matpi.web.server import WebServer
+
+        web = WebServer(config.web, device=config.device, rules=rules, commands=commands,
+                        post=controller.post, clock=clock,
+                        history_path=history.path if history is not None else None)
+        controller.add_listener(web.listener)
+    return Mat(controller, drivers, poller, clock, sim, bridge, history, web)
 
 
 def _drivers(

@@ -1,6 +1,7 @@
 """The `matpi` command: run the mat, check a config, simulate one in a terminal."""
 
 import argparse
+import getpass
 import json
 import logging
 import queue
@@ -10,19 +11,24 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from matpi import __version__, systemd
 from matpi.app import Mat, assemble
 from matpi.clock import Clock
-from matpi.config import Config, ConfigError, load_config
+from matpi.config import Config, ConfigError, WebConfig, load_config
 from matpi.console import InteractiveMat, StateLinePrinter
 from matpi.controller import Controller
 from matpi.drivers.base import DriverError
+from matpi.drivers.sim import SimFault
 from matpi.events import (
+    DoublePress,
     EndReason,
     Event,
+    LongPress,
     Notice,
+    Press,
     SessionEnded,
     SessionStarted,
     Snapshot,
@@ -39,12 +45,16 @@ from matpi.history import HISTORY_FILENAME, History, HistoryError, render_histor
 from matpi.homeassistant import discovery_messages, removal_messages
 from matpi.mqtt import MqttError, publish_once
 from matpi.selftest import run_selftest, table
+from matpi.web.security import PasswordError, PasswordFile
 
 log = logging.getLogger("matpi")
 
 DEFAULT_CONFIG = Path("/etc/matpi/matpi.toml")
 MAX_SPEED = 600.0
 SIM_POLL_S = 0.5
+SIM_WEB = WebConfig(enabled=True, listen="127.0.0.1")
+"""The page of a simulation without a config file: this machine only."""
+SIM_GESTURES: dict[str, Event] = {"press": Press(), "double": DoublePress(), "long": LongPress()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="press start with this program at launch (as a press at the mat)")
     run.add_argument("--once", action="store_true",
                      help="exit when the first session has ended: 0, or 1 if it ended in a fault")
+    run.add_argument("--web-port", type=_port, metavar="PORT",
+                     help="serve the mat's page on this port instead of [web] port (8080); "
+                          "0 picks a free one; the URL is printed")
+    run.add_argument("--sim-stdin", action="store_true",
+                     help="with --simulate: act on the mat from standard input, one line at a "
+                          "time: press, double, long (the button), or fault NAME [off] to "
+                          f"start or end a hardware fault ({', '.join(SimFault)})")
     run.set_defaults(command=_cmd_run)
 
     check = sub.add_parser("check-config", help="check a config file; print OK or every error")
@@ -101,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     action.add_argument("--remove", action="store_true",
                         help="clear them from the broker: the mat leaves Home Assistant")
     discovery.set_defaults(command=_cmd_discovery)
+
+    password = sub.add_parser("web-password", help="set the password of the mat's page "
+                              "(stored as a salted scrypt hash)")
+    password.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                          help="its [web] password_file is the file written")
+    password.add_argument("--file", type=Path, help="write this file instead")
+    password.set_defaults(command=_cmd_web_password)
 
     safe_off = sub.add_parser("safe-off", help="drive every configured output off and exit")
     safe_off.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -132,6 +156,12 @@ def _speed(text: str) -> float:
     if not 0.1 <= speed <= MAX_SPEED:
         raise argparse.ArgumentTypeError(f"--speed {text}: must be 0.1 to {MAX_SPEED:g}")
     return speed
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"--web-port {text!r}: must be 0 to 65535")
+    return int(text)
 
 
 def _load(path: Path | None) -> Config | None:
@@ -168,6 +198,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("matpi run: --board-sim goes with --simulate and runs in real time (no --speed)",
               file=sys.stderr)
         return 2
+    if args.sim_stdin and not simulate:
+        print("matpi run: --sim-stdin goes with --simulate", file=sys.stderr)
+        return 2
+    if args.config is None:
+        config = replace(config, web=SIM_WEB)
+    if args.web_port is not None:
+        config = replace(config, web=replace(config.web, port=args.web_port))
     with ExitStack() as stack:
         state_dir = _state_dir(args, simulate, stack)
         try:
@@ -204,11 +241,15 @@ def _run(mat: Mat, args: argparse.Namespace, config: Config) -> int:
     else:
         board = " through the simulated mat board" if args.board_sim else ""
         what = f"simulated mat{board}, speed x{mat.clock.speed:g}"
-    print(f"matpi {__version__}: {what}, config {config.source}", flush=True)
     _stop_on_signals(mat.controller)
     if args.start:
         mat.controller.post(Start(Source.LOCAL, args.start))
     mat.start_edges()
+    page = f"; the mat's page: {mat.web.url}" if mat.web is not None and mat.web.url else ""
+    print(f"matpi {__version__}: {what}, config {config.source}{page}", flush=True)
+    if args.sim_stdin:
+        threading.Thread(target=_act_from_stdin, args=(mat,), name="matpi-sim-stdin",
+                         daemon=True).start()
     systemd.ready()
     try:
         mat.controller.run()
@@ -216,6 +257,22 @@ def _run(mat: Mat, args: argparse.Namespace, config: Config) -> int:
         systemd.stopping()
         mat.close()
     return outcome.exit_code if outcome is not None else 0
+
+
+def _act_from_stdin(mat: Mat) -> None:
+    """`--sim-stdin`: each line presses the simulated button or plays a hardware fault."""
+    assert mat.sim is not None
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) == 1 and words[0] in SIM_GESTURES:
+            mat.controller.post(SIM_GESTURES[words[0]])
+        elif words[:1] == ["fault"] and len(words) in (2, 3) and words[1] in set(SimFault) \
+                and words[2:] in ([], ["off"]):
+            mat.sim.inject(SimFault(words[1]), active=words[2:] != ["off"])
+        elif words:
+            print(f"matpi run --sim-stdin: {line.strip()!r}: not understood; one of "
+                  f"{', '.join(SIM_GESTURES)}, or fault NAME [off] with NAME one of "
+                  f"{', '.join(SimFault)}", file=sys.stderr, flush=True)
 
 
 class _OnceWatcher:
@@ -342,4 +399,33 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(render_history(history, args.days, Clock().today(), args.format), end="")
     finally:
         history.close()
+    return 0
+
+
+def _cmd_web_password(args: argparse.Namespace) -> int:
+    path = args.file
+    if path is None:
+        config = _load(args.config)
+        if config is None:
+            return 1
+        if config.web.password_file is None:
+            print(f"matpi web-password: {args.config} has no [web] password_file; add one "
+                  '(e.g. password_file = "/var/lib/matpi/web-password") or give --file',
+                  file=sys.stderr)
+            return 2
+        path = Path(config.web.password_file)
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password for the mat's page: ")
+        if getpass.getpass("Once more: ") != password:
+            print("matpi web-password: the two did not match; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        PasswordFile(path).write(password)
+    except PasswordError as exc:
+        print(f"matpi web-password: {exc}; nothing changed", file=sys.stderr)
+        return 1
+    print(f"matpi web-password: set in {path}; it applies from the next login, and "
+          "pages logged in before must log in again")
     return 0

@@ -5,6 +5,7 @@ silently fall back to a default and could drop a guard. Simulation needs no
 file at all: `Config()` holds the embedded defaults.
 """
 
+import ipaddress
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,6 +113,18 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The mat's own page. Off unless a config turns it on: an update must not open a port."""
+
+    enabled: bool = False
+    listen: str = "0.0.0.0"
+    port: int = 8080
+    password_file: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names beyond the home-network ones the page answers to (see matpi.web.security)."""
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a mat is configured with; defaults run the simulator."""
 
@@ -120,6 +133,7 @@ class Config:
     rules: Rules = field(default_factory=Rules)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 def load_config(path: Path) -> Config:
@@ -139,7 +153,7 @@ def load_config(path: Path) -> Config:
 
 
 SECTIONS = ("device", "hardware", "heater", "vibration", "power", "button", "led",
-            "sensors", "board", "heat", "limits", "session", "programs", "mqtt")
+            "sensors", "board", "heat", "limits", "session", "programs", "mqtt", "web")
 
 
 def parse_config(data: dict[str, Any], file: str) -> Config:
@@ -161,10 +175,11 @@ def parse_config(data: dict[str, Any], file: str) -> Config:
     rules = _rules(table("limits"), table("heat"), table("session"), data.get("programs", {}),
                    hardware, control, file, problems)
     mqtt = _mqtt(table("mqtt"), device)
+    web = _web(table("web"))
     if problems:
         raise ConfigError(problems)
     assert rules is not None
-    return Config(source=file, device=device, rules=rules, hardware=hardware, mqtt=mqtt)
+    return Config(source=file, device=device, rules=rules, hardware=hardware, mqtt=mqtt, web=web)
 
 
 def _device(t: Table) -> DeviceConfig:
@@ -420,5 +435,36 @@ def _mqtt(t: Table, device: DeviceConfig) -> MqttConfig:
     if (config.cert_file is None) != (config.key_file is None):
         t.problem("cert_file", config.cert_file, "a client certificate needs both cert_file and "
                   "key_file")
+    t.finish()
+    return config
+
+
+def _web(t: Table) -> WebConfig:
+    listen = t.string("listen", WebConfig.listen)
+    if listen != "localhost":
+        try:
+            ipaddress.ip_address(listen)
+        except ValueError:
+            t.problem("listen", listen, 'must be an IP address of this machine: "0.0.0.0" (every '
+                      'IPv4 network), "::" (IPv4 and IPv6), "127.0.0.1" or "localhost" (this '
+                      "machine only), or one address")
+            listen = WebConfig.listen
+    hosts = t.raw("allowed_hosts")
+    allowed_hosts: tuple[str, ...] = ()
+    if hosts is not None:
+        if isinstance(hosts, list) and all(
+            isinstance(h, str) and h and not any(c in h for c in "/: ") for h in hosts
+        ):
+            allowed_hosts = tuple(h.lower().rstrip(".") for h in hosts)
+        else:
+            t.problem("allowed_hosts", hosts, 'must be a list of host names like '
+                      '["mat.example.org"] (no scheme, port or path)')
+    config = WebConfig(
+        enabled=t.boolean("enabled", False),
+        listen=listen,
+        port=t.integer("port", WebConfig.port, low=1, high=65535),
+        password_file=t.optional_string("password_file"),
+        allowed_hosts=allowed_hosts,
+    )
     t.finish()
     return config

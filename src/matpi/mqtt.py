@@ -137,13 +137,15 @@ class MqttBridge:
         *,
         wall: Callable[[], float] = time.time,
         version: str = __version__,
+        commands: RemoteCommands | None = None,
     ) -> None:
+        """`commands` lets the daemon share one start limit between MQTT and the web page."""
         self._config = config
         self._post = post
         self._wall = wall
         self._topics = Topics.of(config, device)
         self._status_topic = status_topic(config)
-        self._commands = RemoteCommands(rules)
+        self._commands = commands or RemoteCommands(rules)
         self._discovery = (discovery_messages(device, rules, config, version=version)
                            if config.discovery else [])
         self.heartbeat_s = HEARTBEAT_S
