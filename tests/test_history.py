@@ -26,8 +26,8 @@ from matpi.history import (
     HistoryRecorder,
     SessionRow,
     day_begins,
-    render_history,
 )
+from matpi.historyview import render_history
 from matpi.programs import BUILTIN_PROGRAMS
 from matpi.rules import Rules
 from matpi.session import SessionMachine

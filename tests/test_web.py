@@ -28,7 +28,8 @@ from broker import Broker, needs_mosquitto
 from matpi.app import Mat, assemble
 from matpi.config import Config, ConfigError, MqttConfig, WebConfig, load_config
 from matpi.events import DriverFault, Press, Snapshot, State
-from matpi.history import HISTORY_FILENAME, History, render_history
+from matpi.history import HISTORY_FILENAME, History
+from matpi.historyview import render_history
 from matpi.rules import Rules
 from matpi.web.live import MAX_SUBSCRIBERS
 from matpi.web.security import LoginLimiter, PasswordError, PasswordFile, Sessions, same_origin

@@ -41,7 +41,8 @@ from matpi.hardware import (
     default_state_dir,
     pin_lock,
 )
-from matpi.history import HISTORY_FILENAME, History, HistoryError, render_history
+from matpi.history import HISTORY_FILENAME, History, HistoryError
+from matpi.historyview import render_history
 from matpi.homeassistant import discovery_messages, removal_messages
 from matpi.mqtt import MqttError, publish_once
 from matpi.selftest import run_selftest, table

@@ -25,7 +25,8 @@ from tornado.iostream import StreamClosedError
 
 from matpi.commands import Rejection, RemoteCommands
 from matpi.events import Event
-from matpi.history import History, HistoryError, render_history
+from matpi.history import History, HistoryError
+from matpi.historyview import render_history
 from matpi.web.live import LiveState
 from matpi.web.security import (
     LoginLimiter,
