@@ -311,12 +311,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 1
     with ExitStack() as stack:
         state_dir = _state_dir(args, True, stack)
-        return _simulate_in_terminal(assemble(config, state_dir, simulate=True, speed=args.speed))
+        mat = assemble(config, state_dir, simulate=True, speed=args.speed)
+        return _simulate_in_terminal(mat, f"{config.mqtt.host}:{config.mqtt.port}")
 
 
-def _simulate_in_terminal(mat: Mat) -> int:
+def _simulate_in_terminal(mat: Mat, broker: str) -> int:
     assert mat.sim is not None
-    terminal = InteractiveMat(mat.controller.post, mat.sim)
+    bridge = mat.bridge
+    terminal = InteractiveMat(mat.controller.post, mat.sim, links=lambda: (
+        "MQTT: off" if bridge is None
+        else f"MQTT: {'connected to' if bridge.connected else 'not connected to'} {broker}"))
     mat.controller.add_listener(terminal.listener)
     thread = threading.Thread(target=mat.controller.run, name="matpi-controller")
     thread.start()

@@ -118,9 +118,13 @@ _FAULT_KEYS = {
 class InteractiveMat:
     """The simulator in a terminal: keys act on the mat, a status block redraws live."""
 
-    def __init__(self, post: Post, mat: SimulatedMat) -> None:
+    def __init__(
+        self, post: Post, mat: SimulatedMat, *, links: Callable[[], str] = lambda: ""
+    ) -> None:
+        """`links` says how the mat's connections (the MQTT broker) are doing."""
         self._post = post
         self._mat = mat
+        self._links = links
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._log: list[str] = []
@@ -174,6 +178,9 @@ class InteractiveMat:
             f"LED {mat.led}  person {'lying' if mat.person_lying else 'away'}  "
             f"injected: {faults}"
         )
+        links = self._links()
+        if links:
+            lines.append(links)
         lines += ["", *log]
         sys.stdout.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
         sys.stdout.flush()
