@@ -89,6 +89,7 @@ def test_unknown_section_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
          '[sensors #1] device_id = "10-abc": must be the DS18B20'),
         ('[device]\nid = "my mat"', '[device] id = "my mat": must be letters, digits'),
         ('[mqtt]\npassword = "a"\npassword_file = "/f"', "set password or password_file"),
+        ("[limits]\ntrip_c = nan", "[limits] trip_c = nan: must be a number, not infinite or nan"),
         ('[mqtt]\nbase_topic = "home/#"', '[mqtt] base_topic = "home/#": must be a plain topic'),
     ],
 )

@@ -217,6 +217,24 @@ def test_welded_relay_while_idle_latches_runaway() -> None:
     assert rig.pad.surface_c() < 38.0  # caught well below burn heat; the fuse does the rest
 
 
+def test_sensor_stuck_just_below_the_setpoint_latches_not_heating(rig: Rig) -> None:
+    rig.start()
+    since = rig.now
+    rig.override = lambda r: Reading(r.sensor, 40.0)  # 1 °C under high: the relay stays on
+    rig.run(5 * 60)
+    rig.assert_latched("not heating", off_within_s=3 * 60, since=since)
+    assert rig.pad.surface_c() < 45.0
+
+
+def test_ssr_with_a_stuck_sensor_latches_not_heating() -> None:
+    rig = Rig(rules=Rules(heater_kind="ssr"))
+    rig.start()
+    since = rig.now
+    rig.override = lambda r: Reading(r.sensor, 40.0)  # the SSR keeps a share of each window
+    rig.run(5 * 60)
+    rig.assert_latched("not heating", off_within_s=3 * 60, since=since)
+
+
 def test_two_sensors_disagreeing_latch() -> None:
     rig = Rig(rules=Rules(sensors=("mat", "mat2")))
     rig.start()

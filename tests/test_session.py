@@ -185,10 +185,12 @@ def test_remote_start_preheats_until_a_press_at_the_mat(mat: Mat) -> None:
     assert mat.machine.snapshot(mat.now).remaining_s == 20 * 60
 
 
-def test_unconfirmed_preheat_times_out_to_idle(mat: Mat) -> None:
+def test_unconfirmed_preheat_times_out_into_a_cooldown_and_counts_as_use(mat: Mat) -> None:
     mat.send(Start(Source.REMOTE))
     mat.run_for(10 * 60)
-    assert mat.machine.state is State.IDLE
+    assert mat.machine.state is State.COOLDOWN  # no re-arming preheats for ever
+    assert mat.machine.snapshot(mat.now).today_min == 10.0
+    assert isinstance(mat.send(Start(Source.REMOTE))[0], Refused)
     assert not mat.heater
     assert ended(mat)[0].reason is EndReason.PREHEAT_TIMEOUT
 
@@ -380,3 +382,17 @@ def test_every_button_gesture_is_reported_first(mat: Mat) -> None:
                            (LongPress(), Gesture.LONG_PRESS)):
         said = mat.machine.step(event, mat.now, mat.today)
         assert said[0] == ButtonGesture(gesture)
+
+
+def test_a_clock_set_back_a_day_does_not_reset_todays_use(mat: Mat) -> None:
+    mat.send(Start(Source.LOCAL, "back"))
+    mat.run_for(20 * 60)
+    mat.today = date.fromordinal(mat.today.toordinal() - 1)
+    mat.send(Tick())
+    assert mat.machine.snapshot(mat.now).today_min == 20.0
+
+
+def test_a_stale_sensor_does_not_make_the_controller_spin(mat: Mat) -> None:
+    mat.run_for(30, temp_c=None)  # stale, then a latched fault
+    assert mat.machine.state is State.FAULT
+    assert mat.machine.next_deadline(mat.now) > mat.now + 1.0

@@ -317,7 +317,7 @@ def _heater_control(h: Table) -> dict[str, Any]:
         "check_window_s": h.number("check_window_s", 60.0, low=10.0,
                                    high=limits.MAX_CHECK_WINDOW_S,
                                    high_why="matpi ceiling: not-heating check"),
-        "check_band_c": h.number("check_band_c", 2.0, low=0.5, high=5.0),
+        "check_band_c": h.number("check_band_c", 0.0, low=0.0, high=2.0),
         "check_max_error_cs": h.number("check_max_error_cs", 120.0, low=10.0,
                                        high=limits.MAX_CHECK_ERROR_CS,
                                        high_why="matpi ceiling: not-heating check"),

@@ -7,6 +7,7 @@ allowed, so that a maker fixing a config sees all of it at once:
 """
 
 import difflib
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,6 +72,9 @@ class Table:
             integer and not isinstance(value, int)
         ):
             self.problem(key, value, f"must be {kind}")
+            return default
+        if not math.isfinite(value):
+            self.problem(key, value, f"must be {kind}, not infinite or nan")
             return default
         if low is not None and value < low:
             self.problem(key, value, f"must be at least {low:g}")

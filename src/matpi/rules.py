@@ -37,7 +37,7 @@ class Rules:
     ssr_band_c: float = 2.0
     check_gain_c: float = 1.0
     check_window_s: float = 60.0
-    check_band_c: float = 2.0
+    check_band_c: float = 0.0
     check_max_error_cs: float = 120.0
     runaway_settle_s: float = 30.0
     runaway_window_s: float = 60.0

@@ -50,6 +50,9 @@ from matpi.rules import Rules
 from matpi.supervision import NotHeatingGuard, RunawayGuard, Supervisor
 from matpi.thermal import DoseMeter, HeatControl, Thermostat, TimeProportioning
 
+IDLE_TICK_S = 60.0
+"""Longest the controller sleeps when nothing at all is due."""
+
 ACTIVE_TICK_S = 1.0
 """How often a running session is re-evaluated: patterns, heater refresh."""
 
@@ -252,13 +255,16 @@ class SessionMachine:
             deadlines.append(self.cooldown_until)
         if self.state is not State.FAULT:
             deadlines.append(self._supervisor.next_deadline())
-        return max(min(deadlines), now)
+        # A deadline already past has done its work (a stale sensor, say): waiting for it
+        # again would spin the controller.
+        return min((d for d in deadlines if d > now), default=now + IDLE_TICK_S)
 
     # --- transitions --------------------------------------------------------
 
     def _on_press_active(self, now: float, today: date) -> list[Notice]:
         if self.state is State.PREHEAT and self._session is not None:
             preheat = self._session
+            self.usage.minutes_today += (now - preheat.started_at) / 60.0
             return self._begin_running(preheat.program, preheat.planned_s, now, Source.LOCAL,
                                        preheat.cut_by_daily_limit)
         return self._end(EndReason.STOPPED, now)
@@ -394,7 +400,14 @@ class SessionMachine:
         self._heater = False
         self._thermostat.force_off(now)
         if self.state is State.PREHEAT:
+            # Heat without a session still counts against the daily cap, and a preheat
+            # nobody confirmed is followed by a cooldown: else remote starts could re-arm
+            # an unconfirmed preheat for ever.
+            self.usage.minutes_today += (now - session.started_at) / 60.0
             self.state = State.IDLE
+            if reason is EndReason.PREHEAT_TIMEOUT:
+                self.cooldown_until = now + self.rules.cooldown_min * 60.0
+                self.state = State.COOLDOWN
             return [SessionEnded(session.program.name, reason, 0.0, 0.0, None)]
         elapsed_s = min(now - session.started_at, session.planned_s)
         self.usage.minutes_today += elapsed_s / 60.0
@@ -431,7 +444,8 @@ class SessionMachine:
         temperature = self._supervisor.temperature()
         reasons = (
             self._supervisor.check(now),
-            self._not_heating.update(temperature, self._setpoint(), self._heater, now),
+            self._not_heating.update(temperature, self._setpoint(), self._thermostat.demanding,
+                                     now),
             self._runaway.update(temperature, self._heater, now),
         )
         return next((r for r in reasons if r), None)
@@ -475,7 +489,8 @@ class SessionMachine:
             self._session.dose.add(self._supervisor.temperature(), now)
 
     def _roll_day(self, today: date) -> None:
-        if today != self.usage.day:
+        """A new day resets today's use; a clock set back never does (the cap would reset)."""
+        if today > self.usage.day:
             self.usage.day = today
             self.usage.minutes_today = 0.0
 

@@ -49,6 +49,11 @@ class Thermostat:
             self.on = False
             self._changed_at = now
 
+    @property
+    def demanding(self) -> bool:
+        """Heat is being asked for (the relay is on)."""
+        return self.on
+
     def earliest_change(self) -> float:
         return self._changed_at + (self._min_on_s if self.on else self._min_off_s)
 
@@ -80,6 +85,11 @@ class TimeProportioning:
         self._duty = 0.0
         self._window_start = -math.inf
 
+    @property
+    def demanding(self) -> bool:
+        """Heat is being asked for in this window, even while the SSR rests in it."""
+        return self._duty > 0.0
+
     def earliest_change(self) -> float:
         return self._window_start + self._duty * self._window_s
 
@@ -88,6 +98,9 @@ class HeatControl(Protocol):
     """What the session machine needs of a controller: a demand, and off at once."""
 
     on: bool
+
+    @property
+    def demanding(self) -> bool: ...
 
     def update(self, temp_c: float, setpoint_c: float, now: float) -> bool: ...
 
