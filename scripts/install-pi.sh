@@ -7,6 +7,10 @@
 # running it after `git pull` is how matpi is updated. It never overwrites
 # /etc/matpi/matpi.toml, never touches the history in /var/lib/matpi, and never
 # restarts a running service (that would end a session): it tells you instead.
+#
+# It also writes `gpio=` lines into the Pi's config.txt (a block between
+# "# matpi: outputs off at power-on" and "# matpi end") so that heater, power
+# relay and motor pins sit at their off level from power-on, before Linux runs.
 set -euo pipefail
 
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,32 +25,23 @@ DEVICE_GROUPS=(gpio spi dialout)
 APT_PACKAGES=(python3-venv python3-dev gcc)
 # On Raspberry Pi OS the GPIO library comes from apt; the venv sees it.
 OPTIONAL_APT_PACKAGES=(python3-lgpio)
+# Must match scripts/uninstall-pi.sh, which removes the block again.
+BOOT_BLOCK_BEGIN='# matpi: outputs off at power-on'
+BOOT_BLOCK_END='# matpi end'
 
 changes=0
 notes=()
-reboot_needed=no
+reboot_reasons=()
 build_dir=
 
 say() { printf 'matpi install: %s\n' "$*"; }
 did() { changes=$((changes + 1)); say "$*"; }
 note() { notes+=("$*"); }
 cleanup() { if [[ -n $build_dir ]]; then rm -rf "$build_dir"; fi; }
-trap cleanup EXIT
 
 usage() {
-    sed -n '2,9s/^# \{0,1\}//p' "$0"
+    sed -n '2,13s/^# \{0,1\}//p' "$0"
 }
-
-case "${1:-}" in
-    -h | --help) usage; exit 0 ;;
-    "") ;;
-    *) usage >&2; exit 2 ;;
-esac
-
-if [[ $EUID -ne 0 ]]; then
-    echo "matpi install: needs root; run: sudo $0" >&2
-    exit 1
-fi
 
 systemd_running() { [[ -d /run/systemd/system ]]; }
 
@@ -161,7 +156,7 @@ enable_overlays() {
     if [[ ${#wanted[@]} -eq 0 ]]; then
         # In config.txt but not in effect yet: the Pi has not rebooted since.
         if [[ ! -d /sys/bus/w1 ]] || ! compgen -G '/dev/spidev*' >/dev/null; then
-            reboot_needed=yes
+            reboot_reasons+=("the 1-wire and SPI overlays")
         fi
         return
     fi
@@ -173,7 +168,81 @@ enable_overlays() {
         echo "$line" >>"$config_txt"
         did "enabled $line in $config_txt"
     done
-    reboot_needed=yes
+    reboot_reasons+=("the 1-wire and SPI overlays")
+}
+
+# Exit status 0 when FILE holds no matpi block or only whole ones (each begin with its end).
+boot_block_intact() {
+    BEGIN=$BOOT_BLOCK_BEGIN END=$BOOT_BLOCK_END awk '
+        { line = $0; sub(/\r$/, "", line); sub(/[ \t]+$/, "", line) }
+        line == ENVIRON["BEGIN"] { if (inside) { bad = 1; exit } inside = 1; next }
+        line == ENVIRON["END"] { if (!inside) { bad = 1; exit } inside = 0 }
+        END { exit bad || inside }' "$1"
+}
+
+# Prints FILE with BLOCK (lines, newline-separated) between the markers, in place of the
+# block it had, or appended when it had none; an empty BLOCK drops the block.
+boot_block_edit() {
+    BEGIN=$BOOT_BLOCK_BEGIN END=$BOOT_BLOCK_END BLOCK=$2 awk '
+        function emit() {
+            if (ENVIRON["BLOCK"] != "")
+                printf "%s\n%s\n%s\n", ENVIRON["BEGIN"], ENVIRON["BLOCK"], ENVIRON["END"]
+            done = 1
+        }
+        { line = $0; sub(/\r$/, "", line); sub(/[ \t]+$/, "", line) }
+        line == ENVIRON["BEGIN"] { if (!done) emit(); inside = 1; next }
+        inside { if (line == ENVIRON["END"]) inside = 0; next }
+        { print }
+        END { if (!done) emit() }' "$1"
+}
+
+# Writes BLOCK into FILE as the matpi block; prints "changed", "unchanged", or "refused"
+# (markers not in pairs: hand-edited, so it is left for a person to fix).
+write_boot_block() {
+    local file=$1 block=$2 new
+    if ! boot_block_intact "$file"; then
+        echo refused
+        return
+    fi
+    new=$(mktemp "$file.matpi-XXXXXX")
+    if ! boot_block_edit "$file" "$block" >"$new"; then
+        rm -f "$new"
+        echo refused
+        return
+    fi
+    if cmp -s "$new" "$file"; then
+        rm -f "$new"
+        echo unchanged
+        return
+    fi
+    [[ -e $file.before-matpi ]] || cp -p "$file" "$file.before-matpi"
+    chmod --reference="$file" "$new" 2>/dev/null || true  # FAT (/boot/firmware) has no modes
+    mv -f "$new" "$file"
+    sync  # the boot partition: a power cut now must not lose it
+    echo changed
+}
+
+set_boot_pins() {
+    local config_txt lines
+    config_txt=$(boot_config)
+    if [[ -z $config_txt ]]; then
+        note "no /boot/firmware/config.txt or /boot/config.txt: the outputs' power-on levels are not set (on a Pi, put the lines of \`matpi boot-config\` into config.txt)"
+        return
+    fi
+    # With a broken config it prints the default pins' lines and says so on stderr.
+    if ! lines=$("$VENV/bin/matpi" boot-config --config "$CONFIG"); then
+        note "matpi boot-config failed: the outputs' power-on levels in $config_txt are not set"
+        return
+    fi
+    case $(write_boot_block "$config_txt" "$lines") in
+        changed)
+            did "set the outputs' power-on levels in $config_txt (see: matpi boot-config)"
+            reboot_reasons+=("the outputs' power-on levels")
+            ;;
+        unchanged) ;;
+        refused) note "$config_txt has '$BOOT_BLOCK_BEGIN' and '$BOOT_BLOCK_END' lines that do not pair up: remove them by hand, then run this again" ;;
+        *) note "could not write the outputs' power-on levels into $config_txt; add the lines of \`matpi boot-config\` by hand" ;;
+    esac
 }
 
 check_config() {
@@ -185,8 +254,10 @@ check_config() {
 }
 
 next_steps() {
-    if [[ $reboot_needed == yes ]]; then
-        note "reboot for the 1-wire and SPI overlays to take effect: sudo reboot (matpi starts by itself)"
+    if [[ ${#reboot_reasons[@]} -gt 0 ]]; then
+        local reasons
+        reasons=$(printf '%s and ' "${reboot_reasons[@]}")
+        note "reboot for ${reasons% and } to take effect: sudo reboot (matpi starts by itself)"
     elif systemd_running && systemctl is-active --quiet matpi; then
         note "matpi is running the previous version; restart when no session runs: sudo systemctl restart matpi"
     else
@@ -194,19 +265,38 @@ next_steps() {
     fi
 }
 
-install_apt_packages
-create_user
-install_venv
-install_config
-install_unit
-enable_overlays
-check_config
-next_steps
+main() {
+    case "${1:-}" in
+        -h | --help) usage; exit 0 ;;
+        "") ;;
+        *) usage >&2; exit 2 ;;
+    esac
+    if [[ $EUID -ne 0 ]]; then
+        echo "matpi install: needs root; run: sudo $0" >&2
+        exit 1
+    fi
+    trap cleanup EXIT
 
-if [[ $changes -eq 0 ]]; then
-    say "everything else was in place already"
-fi
-if [[ ${#notes[@]} -gt 0 ]]; then
-    echo "Next:"
-    printf '  - %s\n' "${notes[@]}"
+    install_apt_packages
+    create_user
+    install_venv
+    install_config
+    install_unit
+    enable_overlays
+    set_boot_pins
+    check_config
+    next_steps
+
+    if [[ $changes -eq 0 ]]; then
+        say "everything else was in place already"
+    fi
+    if [[ ${#notes[@]} -gt 0 ]]; then
+        echo "Next:"
+        printf '  - %s\n' "${notes[@]}"
+    fi
+}
+
+# Sourced (the tests do, to run write_boot_block on a scratch file) it only defines functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
 fi

@@ -5,8 +5,9 @@
 #   sudo scripts/uninstall-pi.sh --purge   # also removes them and the matpi user
 #
 # Stopping the service ends a running session; its ExecStopPost switches every
-# output off. The 1-wire and SPI lines in config.txt stay (other things may use
-# them); apt packages stay too.
+# output off. The block install-pi.sh wrote into config.txt (the outputs' levels
+# at power-on) is removed; the 1-wire and SPI lines stay (other things may use
+# them), and so do the apt packages.
 set -euo pipefail
 
 PREFIX=/opt/matpi
@@ -15,64 +16,114 @@ STATE_DIR=/var/lib/matpi
 UNIT=/etc/systemd/system/matpi.service
 LINK=/usr/local/bin/matpi
 SERVICE_USER=matpi
+# As written by scripts/install-pi.sh.
+BOOT_BLOCK_BEGIN='# matpi: outputs off at power-on'
+BOOT_BLOCK_END='# matpi end'
 
 say() { printf 'matpi uninstall: %s\n' "$*"; }
 
 usage() {
-    sed -n '2,9s/^# \{0,1\}//p' "$0"
+    sed -n '2,10s/^# \{0,1\}//p' "$0"
 }
 
-purge=no
-case "${1:-}" in
-    --purge) purge=yes ;;
-    -h | --help) usage; exit 0 ;;
-    "") ;;
-    *) usage >&2; exit 2 ;;
-esac
+# Removes the matpi block from FILE; prints "removed", "absent", or "refused" when its
+# markers do not pair up (hand-edited: left for a person to fix).
+remove_boot_block() {
+    local file=$1 new status=0
+    BEGIN=$BOOT_BLOCK_BEGIN END=$BOOT_BLOCK_END awk '
+        { line = $0; sub(/\r$/, "", line); sub(/[ \t]+$/, "", line) }
+        line == ENVIRON["BEGIN"] { if (inside) { bad = 1; exit } inside = 1; found = 1; next }
+        line == ENVIRON["END"] { if (!inside) { bad = 1; exit } inside = 0 }
+        END { exit (bad || inside) ? 1 : (found ? 0 : 2) }' "$file" || status=$?
+    case $status in
+        0) ;;
+        2) echo absent; return ;;
+        *) echo refused; return ;;
+    esac
+    new=$(mktemp "$file.matpi-XXXXXX")
+    BEGIN=$BOOT_BLOCK_BEGIN END=$BOOT_BLOCK_END awk '
+        { line = $0; sub(/\r$/, "", line); sub(/[ \t]+$/, "", line) }
+        line == ENVIRON["BEGIN"] { inside = 1; next }
+        inside { if (line == ENVIRON["END"]) inside = 0; next }
+        { print }' "$file" >"$new"
+    chmod --reference="$file" "$new" 2>/dev/null || true  # FAT (/boot/firmware) has no modes
+    mv -f "$new" "$file"
+    sync
+    echo removed
+}
 
-if [[ $EUID -ne 0 ]]; then
-    echo "matpi uninstall: needs root; run: sudo $0 $*" >&2
-    exit 1
-fi
+remove_boot_pins() {
+    local config_txt
+    for config_txt in /boot/firmware/config.txt /boot/config.txt; do
+        [[ -f $config_txt ]] || continue
+        case $(remove_boot_block "$config_txt") in
+            removed) say "removed the outputs' power-on levels from $config_txt (applies at the next boot)" ;;
+            refused) say "$config_txt has '$BOOT_BLOCK_BEGIN' and '$BOOT_BLOCK_END' lines that do not pair up: remove them by hand" ;;
+            absent) ;;
+            *) say "could not remove the matpi block from $config_txt: remove it by hand" ;;
+        esac
+    done
+}
 
-if [[ -e $UNIT ]]; then
-    if [[ -d /run/systemd/system ]]; then
-        systemctl disable --now --quiet matpi || true
-    else
-        systemctl disable --quiet matpi || true
+main() {
+    purge=no
+    case "${1:-}" in
+        --purge) purge=yes ;;
+        -h | --help) usage; exit 0 ;;
+        "") ;;
+        *) usage >&2; exit 2 ;;
+    esac
+
+    if [[ $EUID -ne 0 ]]; then
+        echo "matpi uninstall: needs root; run: sudo $0 $*" >&2
+        exit 1
     fi
-    rm -f "$UNIT"
-    if [[ -d /run/systemd/system ]]; then
-        systemctl daemon-reload
-        systemctl reset-failed matpi 2>/dev/null || true
-    fi
-    say "stopped, disabled and removed the matpi service"
-fi
 
-if [[ "$(readlink "$LINK" 2>/dev/null)" == "$PREFIX/venv/bin/matpi" ]]; then
-    rm -f "$LINK"
-    say "removed $LINK"
-fi
-
-if [[ -d $PREFIX ]]; then
-    rm -rf "$PREFIX"
-    say "removed $PREFIX"
-fi
-
-if [[ $purge == yes ]]; then
-    for dir in "$CONFIG_DIR" "$STATE_DIR"; do
-        if [[ -d $dir ]]; then
-            rm -rf "$dir"
-            say "removed $dir"
+    if [[ -e $UNIT ]]; then
+        if [[ -d /run/systemd/system ]]; then
+            systemctl disable --now --quiet matpi || true
+        else
+            systemctl disable --quiet matpi || true
         fi
-    done
-    if id -u "$SERVICE_USER" >/dev/null 2>&1; then
-        userdel "$SERVICE_USER"
-        say "removed the user $SERVICE_USER"
+        rm -f "$UNIT"
+        if [[ -d /run/systemd/system ]]; then
+            systemctl daemon-reload
+            systemctl reset-failed matpi 2>/dev/null || true
+        fi
+        say "stopped, disabled and removed the matpi service"
     fi
-else
-    for dir in "$CONFIG_DIR" "$STATE_DIR"; do
-        if [[ -d $dir ]]; then say "kept $dir (remove it with --purge)"; fi
-    done
+
+    if [[ "$(readlink "$LINK" 2>/dev/null)" == "$PREFIX/venv/bin/matpi" ]]; then
+        rm -f "$LINK"
+        say "removed $LINK"
+    fi
+
+    if [[ -d $PREFIX ]]; then
+        rm -rf "$PREFIX"
+        say "removed $PREFIX"
+    fi
+
+    if [[ $purge == yes ]]; then
+        for dir in "$CONFIG_DIR" "$STATE_DIR"; do
+            if [[ -d $dir ]]; then
+                rm -rf "$dir"
+                say "removed $dir"
+            fi
+        done
+        if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+            userdel "$SERVICE_USER"
+            say "removed the user $SERVICE_USER"
+        fi
+    else
+        for dir in "$CONFIG_DIR" "$STATE_DIR"; do
+            if [[ -d $dir ]]; then say "kept $dir (remove it with --purge)"; fi
+        done
+    fi
+    remove_boot_pins
+    say "done"
+}
+
+# Sourced (the tests do, to run remove_boot_block on a scratch file) it only defines functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
 fi
-say "done"

@@ -40,11 +40,13 @@ class Mat:
     now: float = 1000.0
     today: date = DAY
     notices: list[Notice] = field(default_factory=list)
+    pad_c: float = 30.0
+    """Where the simulated pad starts: the fixture's first reading."""
 
     def __post_init__(self) -> None:
         self.machine = SessionMachine(self.rules, self.now, self.today)
         self.clock = HandClock(self.now)
-        self.pad = SimulatedMat(self.clock)
+        self.pad = SimulatedMat(self.clock, start_c=self.pad_c)
 
     def send(self, event: Event) -> list[Notice]:
         """Step the machine; returns what it said beyond echoing a button gesture."""

@@ -1,12 +1,19 @@
-"""`--board-sim`: the mat runs through the real firmware, in-process behind a pty."""
+"""`--board-sim`: the mat runs through the real firmware, in-process behind a pty.
 
+Every wait is bounded: a subprocess's output is read with select against a
+deadline, threads are joined with a timeout.
+"""
+
+import os
 import queue
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import IO
 
 from matpi.boardsim import simulated_board
 from matpi.clock import Clock
@@ -22,6 +29,41 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+class LineReader:
+    """A subprocess's output line by line, never waiting past a deadline.
+
+    It reads the pipe's file descriptor itself (select, then os.read), so a
+    process that goes silent fails the test instead of hanging it.
+    """
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        self._fd = stream.fileno()
+        self._pending = b""
+        self.lines: list[str] = []
+
+    def until(self, wanted: Callable[[str], bool], timeout_s: float) -> str:
+        """The next line `wanted` accepts; the lines before it are kept in `lines`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while b"\n" in self._pending:
+                raw, self._pending = self._pending.split(b"\n", 1)
+                self.lines.append(raw.decode())
+                if wanted(self.lines[-1]):
+                    return self.lines[-1]
+            left_s = deadline - time.monotonic()
+            assert left_s > 0, f"no such line within {timeout_s} s; last: {self.lines[-5:]}"
+            ready, _, _ = select.select([self._fd], [], [], left_s)
+            if ready:
+                chunk = os.read(self._fd, 4096)
+                assert chunk, f"output ended before such a line; last: {self.lines[-5:]}"
+                self._pending += chunk
+
+    def text(self) -> str:
+        """Everything read so far, a partial last line included."""
+        return "".join(line + "\n" for line in self.lines) + self._pending.decode()
 
 
 def test_a_session_heats_the_pad_through_the_board_firmware() -> None:
@@ -55,9 +97,11 @@ def test_a_session_heats_the_pad_through_the_board_firmware() -> None:
         wait_for(lambda: not pad.heater_demand)  # the controller's last word: off
     finally:
         stop.set()
-        poller.join()
+        poller.join(timeout=5)
         controller.request_stop()
+        thread.join(timeout=10)
         drivers.close()
+    assert not poller.is_alive() and not thread.is_alive()
 
 
 def test_run_simulate_board_sim_starts_and_stops_cleanly() -> None:
@@ -65,16 +109,14 @@ def test_run_simulate_board_sim_starts_and_stops_cleanly() -> None:
         [sys.executable, "-m", "matpi", "run", "--simulate", "--board-sim", "--start", "neck"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert process.stdout is not None
+    reader = LineReader(process.stdout)
     try:
-        assert "through the simulated mat board" in process.stdout.readline()
-        for line in process.stdout:
-            if "] running" in line:
-                break
+        assert "through the simulated mat board" in reader.until(lambda line: True, 30)
+        reader.until(lambda line: "] running" in line, 30)
         time.sleep(3.0)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=15)
     finally:
         process.kill()
     assert process.returncode == 0, err
-    assert "FAULT" not in out
+    assert "FAULT" not in reader.text() + out

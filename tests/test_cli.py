@@ -1,14 +1,37 @@
 """The `matpi` command run as a user would: a whole simulated session, signals, errors."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
+from typing import IO
 
 import pytest
 
 MATPI = [sys.executable, "-m", "matpi"]
+
+
+def read_until(stream: IO[str] | None, text: str, timeout_s: float = 30.0) -> str:
+    """Reads a subprocess's output (select on its pipe) up to a line holding `text`.
+
+    Bounded: a process that goes silent fails the test instead of hanging it.
+    """
+    assert stream is not None
+    fd, data = stream.fileno(), b""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = data.decode(errors="replace").split("\n")[:-1]
+        if any(text in line for line in lines):
+            return data.decode(errors="replace")
+        left_s = deadline - time.monotonic()
+        assert left_s > 0, f"no line with {text!r} within {timeout_s} s: {lines[-5:]}"
+        ready, _, _ = select.select([fd], [], [], left_s)
+        if ready:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"output ended before a line with {text!r}: {lines[-5:]}"
+            data += chunk
 
 
 def test_simulated_back_session_runs_to_cooldown() -> None:
@@ -33,17 +56,14 @@ def test_sigterm_stops_a_running_session_cleanly() -> None:
         [*MATPI, "run", "--simulate", "--start", "deep"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert process.stdout is not None
     try:
-        for line in process.stdout:
-            if "] running" in line:
-                break
+        read_until(process.stdout, "] running")
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        _, err = process.communicate(timeout=10)
     finally:
         process.kill()
-    assert process.stderr is not None
-    assert "controller stopping: SIGTERM" in process.stderr.read()
+    assert process.returncode == 0, err
+    assert "controller stopping: SIGTERM" in err
 
 
 @pytest.mark.parametrize(

@@ -199,7 +199,8 @@ def test_safe_off_command(mock_config: Path, tmp_path: Path) -> None:
     process = run_matpi("safe-off", "--config", str(mock_config), state_dir=tmp_path)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
-    assert "are off" in out
+    assert "safe-off: heater GPIO" in out and "safe-off: vibration motor GPIO" in out
+    assert "could not" not in out
 
 
 def test_defaults_need_a_sensor_id_or_one_on_the_bus() -> None:

@@ -15,10 +15,14 @@ from matpi import limits
 from matpi.events import (
     Adjust,
     Adjusted,
+    ClockStepped,
     DoublePress,
     DriverFault,
+    EndReason,
     LongPress,
     Notice,
+    PreheatEnded,
+    PreheatStarted,
     Press,
     Reading,
     SessionStarted,
@@ -41,12 +45,12 @@ class MatModel(RuleBasedStateMachine):
     @initialize(
         cooldown_min=st.floats(5.0, 20.0),
         daily_max_min=st.floats(10.0, 120.0),
-        needs_press=st.booleans(),
+        ssr=st.booleans(),
     )
-    def build(self, cooldown_min: float, daily_max_min: float, needs_press: bool) -> None:
+    def build(self, cooldown_min: float, daily_max_min: float, ssr: bool) -> None:
         self.rules = Rules(
             cooldown_min=cooldown_min, daily_max_min=daily_max_min,
-            remote_start_needs_press=needs_press, min_on_s=5.0, min_off_s=5.0,
+            heater_kind="ssr" if ssr else "relay", min_on_s=10.0, min_off_s=10.0,
         )
         self.now = 0.0
         self.today = date(2026, 5, 1)
@@ -60,6 +64,8 @@ class MatModel(RuleBasedStateMachine):
         self.used_today = 0.0
         self.state_before = State.IDLE
         self.notices: list[Notice] = []
+        self.preheat_started_at: float | None = None
+        self.unconfirmed: list[float] = []
 
     def _send(self, event: object) -> list[Notice]:
         self.state_before = self.machine.state
@@ -69,6 +75,11 @@ class MatModel(RuleBasedStateMachine):
         if was_fault and self.machine.state is not State.FAULT:
             assert isinstance(event, LongPress), f"fault left on {event!r}"
         for notice in said:
+            if isinstance(notice, PreheatStarted):
+                self.preheat_started_at = self.now
+                self.unconfirmed.append(self.now)
+            if isinstance(notice, PreheatEnded) and notice.reason is EndReason.CONFIRMED:
+                self.unconfirmed.remove(self.unconfirmed[-1])
             if isinstance(notice, SessionStarted):
                 self.started_at = self.now
                 self.planned_s = notice.planned_min * 60.0
@@ -101,6 +112,16 @@ class MatModel(RuleBasedStateMachine):
     def midnight(self) -> None:
         self.today += timedelta(days=1)
         self._send(Tick())
+
+    @rule(days=st.integers(-3, 3))
+    def clock_stepped(self, days: int) -> None:
+        """NTP or a person sets the wall clock: the use counted so far is never freed."""
+        used = self.machine.snapshot(self.now).today_min
+        dose = self.machine.usage.dose_today
+        self.today += timedelta(days=days)
+        self._send(ClockStepped())
+        assert self.machine.snapshot(self.now).today_min >= used - 0.05
+        assert self.machine.usage.dose_today >= dose
 
     @rule(value=st.one_of(st.floats(15.0, 50.0), st.sampled_from([None, 2.0, 85.0, 44.9, 45.0])))
     def reading(self, value: float | None) -> None:
@@ -160,6 +181,19 @@ class MatModel(RuleBasedStateMachine):
         snap = self.machine.snapshot(self.now)
         assert snap.temperature_c is not None and snap.temperature_c < self.rules.trip_c
         assert snap.setpoint_c is not None and snap.dose_cem43 < self.rules.dose_max_cem43
+        session = self.machine._session  # the dose since the preheat was confirmed
+        assert session is not None
+        assert self.machine.usage.dose_today + session.dose.total < self.rules.daily_dose_max_cem43
+        assert snap.temperature_c < snap.setpoint_c + limits.OVERSHOOT_CUT_C
+
+    @invariant()
+    def no_heat_without_a_press_at_the_mat(self) -> None:
+        """Remote starts only preheat, each bounded in time and few in any hour."""
+        if self.machine.state is State.PREHEAT:
+            assert self.preheat_started_at is not None
+            assert self.now - self.preheat_started_at < self.rules.preheat_max_min * 60 + 1e-6
+        recent = [t for t in self.unconfirmed if self.now - t < 3600.0]
+        assert len(recent) <= limits.MAX_PREHEATS_PER_HOUR
 
     @invariant()
     def no_session_outlives_its_limit(self) -> None:

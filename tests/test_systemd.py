@@ -153,6 +153,13 @@ def test_the_unit_is_a_watched_notify_service_that_switches_off_however_it_ends(
     assert unit["StateDirectory"] == ["matpi"] and unit["ConfigurationDirectory"] == ["matpi"]
 
 
+def test_the_unit_starts_once_the_wall_clock_is_synchronised() -> None:
+    """A Pi without a clock battery boots with a wrong date; the daily cap is per calendar day."""
+    unit = unit_settings()
+    assert "time-sync.target" in unit["After"]
+    assert unit["Wants"] == ["time-sync.target"]
+
+
 def test_the_sandbox_still_reaches_the_mats_devices() -> None:
     unit = unit_settings()
     assert "PrivateDevices" not in unit

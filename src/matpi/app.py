@@ -156,8 +156,7 @@ def _drivers(
     if sim is not None:
         return sim.drivers(config.rules.sensors, SIM_POLL_S)
     if config.hardware.driver == "board":
-        board = config.hardware.board
-        return build_board_mat(board.port, board.baud, inbox.put, sensor=sensor)
+        return build_board_mat(config.hardware, inbox.put)
     return build_gpio_mat(config.hardware, inbox.put)
 
 

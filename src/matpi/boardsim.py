@@ -14,7 +14,7 @@ from typing import Any
 import matpi
 from matpi.drivers.base import DriverError, MatDrivers, Post
 from matpi.drivers.sim import SimIndicator, SimulatedMat
-from matpi.hardware import build_board_mat
+from matpi.hardware import build_board_link_mat
 
 FIRMWARE_DIR = Path(matpi.__file__).resolve().parents[2] / "firmware"
 
@@ -42,8 +42,8 @@ def simulated_board(pad: SimulatedMat, post: Post, *, sensor: str) -> MatDrivers
     boardsim: Any = importlib.import_module("sim.boardsim")
     board = boardsim.SimulatedBoard(model=_PadForFirmware(pad)).start()
     try:
-        drivers = build_board_mat(board.port, 115200, post, sensor=sensor,
-                                  indicator=SimIndicator(pad))
+        drivers = build_board_link_mat(board.port, 115200, post, sensor=sensor,
+                                       indicator=SimIndicator(pad))
     except Exception:
         board.stop()
         raise

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from matpi import __version__, systemd
 from matpi.app import Mat, assemble
+from matpi.bootpins import DEFAULT_OUTPUTS, config_txt_lines, pi_outputs
 from matpi.clock import Clock
 from matpi.config import Config, ConfigError, WebConfig, load_config
 from matpi.console import InteractiveMat, StateLinePrinter
@@ -35,16 +36,12 @@ from matpi.events import (
     Source,
     Start,
 )
-from matpi.hardware import (
-    build_gpio_mat,
-    build_outputs_only,
-    default_state_dir,
-    pin_lock,
-)
+from matpi.hardware import build_gpio_mat, default_state_dir, pin_lock
 from matpi.history import HISTORY_FILENAME, History, HistoryError
 from matpi.historyview import render_history
 from matpi.homeassistant import discovery_messages, removal_messages
 from matpi.mqtt import MqttError, publish_once
+from matpi.safeoff import OutputsRecordError, remember_outputs, safe_off
 from matpi.selftest import run_selftest, table
 from matpi.web.security import PasswordError, PasswordFile
 
@@ -127,9 +124,18 @@ def _parser() -> argparse.ArgumentParser:
     password.add_argument("--file", type=Path, help="write this file instead")
     password.set_defaults(command=_cmd_web_password)
 
-    safe_off = sub.add_parser("safe-off", help="drive every configured output off and exit")
-    safe_off.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    safe_off.set_defaults(command=_cmd_safe_off)
+    off = sub.add_parser("safe-off", help="drive every output off and exit 0, even with a "
+                         "broken config (the service's ExecStopPost)")
+    off.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    off.add_argument("--state-dir", type=Path,
+                     help="where the running service recorded its outputs (default: systemd's "
+                          "StateDirectory, /var/lib/matpi)")
+    off.set_defaults(command=_cmd_safe_off)
+
+    boot = sub.add_parser("boot-config", help="the config.txt lines that hold the outputs off "
+                          "from power-on, before Linux runs")
+    boot.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    boot.set_defaults(command=_cmd_boot_config)
 
     simulate = sub.add_parser("simulate", help="an interactive simulated mat in this terminal")
     simulate.add_argument("--config", type=Path, help="config file (its limits and programs)")
@@ -211,6 +217,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             if not simulate:
                 stack.enter_context(pin_lock(state_dir))
+                _remember_outputs(config, state_dir)
             mat = assemble(config, state_dir, simulate=simulate,
                            speed=args.speed if simulate else 1.0, board_sim=args.board_sim)
         except DriverError as exc:
@@ -218,6 +225,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 1
         exit_code = _run(mat, args, config)
     return exit_code
+
+
+def _remember_outputs(config: Config, state_dir: Path) -> None:
+    """Leaves the pins in use for a `safe-off` that may find the config broken later."""
+    try:
+        remember_outputs(config.hardware, state_dir)
+    except OutputsRecordError as exc:
+        # The mat is as safe without it: safe-off still has the config and the default pins.
+        log.error("%s; safe-off will fall back to the config and the default pins", exc)
 
 
 def _state_dir(args: argparse.Namespace, simulate: bool, stack: ExitStack) -> Path:
@@ -356,16 +372,35 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def _cmd_safe_off(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return 1
+    """Always 0: systemd runs it after every end of the service, and a failure helps nobody."""
+
+    def say(line: str) -> None:
+        print(f"safe-off: {line}", flush=True)
+
     try:
-        drivers = build_outputs_only(config.hardware)
-        drivers.close()
-    except DriverError as exc:
-        print(f"matpi safe-off: {exc}", file=sys.stderr)
-        return 1
-    print("matpi safe-off: heater, vibration and power relay are off")
+        state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+        safe_off(args.config, state_dir, say=say)
+    except Exception as exc:  # every step has its own guard; this is the last one
+        say(f"could not finish: {type(exc).__name__}: {exc}")
+    return 0
+
+
+def _cmd_boot_config(args: argparse.Namespace) -> int:
+    """Always 0: with a broken config the default pins' lines are the best answer."""
+    try:
+        outputs = pi_outputs(load_config(args.config).hardware)
+    except Exception as exc:  # ConfigError, or a file that is not even text
+        problems = exc.problems if isinstance(exc, ConfigError) else [f"{args.config}: {exc}"]
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        pins = ", ".join(f"{out.role} GPIO{out.pin}" for out in DEFAULT_OUTPUTS)
+        print(f"matpi boot-config: {args.config} cannot be used; these are the lines for "
+              f"matpi's default pins ({pins})", file=sys.stderr)
+        outputs = list(DEFAULT_OUTPUTS)
+    lines = config_txt_lines(outputs)
+    if not outputs:
+        lines.append("# no output on the Pi's own pins (the mat board drives heater and motor)")
+    print("\n".join(lines))
     return 0
 
 

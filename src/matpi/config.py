@@ -14,9 +14,10 @@ from typing import Any
 
 from matpi import limits
 from matpi.configreader import ConfigError, Table, suggest
+from matpi.padmodel import PadModel
 from matpi.patterns import Pattern
 from matpi.programs import BUILTIN_PROGRAMS, HeatLevel, Program
-from matpi.rules import Rules
+from matpi.rules import BOUNDS, PAD_BOUNDS, RELAY_MIN_TIME_S, SETPOINT_LOW_C, CeilingError, Rules
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
@@ -29,9 +30,15 @@ class DeviceConfig:
     name: str = "Acupressure mat"
 
 
+DEFAULT_HEATER_PIN = 5
+DEFAULT_POWER_PIN = 6
+"""GPIO 0-8 are pulled high at power-on: an active-low relay board on them stays off
+from power-up until matpi runs (GPIO 9-27 are pulled low and would switch it on)."""
+
+
 @dataclass(frozen=True)
 class HeaterConfig:
-    pin: int = 17
+    pin: int = DEFAULT_HEATER_PIN
     active_high: bool = False
 
 
@@ -85,8 +92,11 @@ class HardwareConfig:
     poll_s: float = 1.0
     heater: HeaterConfig = field(default_factory=HeaterConfig)
     vibration: VibrationConfig = field(default_factory=VibrationConfig)
-    power_pin: int | None = None
+    power_pin: int | None = DEFAULT_POWER_PIN
+    """The master relay feeding the heater: the second way to cut a welded heater relay."""
     power_active_high: bool = False
+    power_omitted_because: str = ""
+    """Set instead of a power relay: the hardware that cuts the element on its own."""
     button: ButtonConfig = field(default_factory=ButtonConfig)
     led: LedConfig = field(default_factory=LedConfig)
     sensors: tuple[SensorConfig, ...] = (SensorConfig(),)
@@ -153,7 +163,7 @@ def load_config(path: Path) -> Config:
 
 
 SECTIONS = ("device", "hardware", "heater", "vibration", "power", "button", "led",
-            "sensors", "board", "heat", "limits", "session", "programs", "mqtt", "web")
+            "sensors", "board", "heat", "pad", "limits", "session", "programs", "mqtt", "web")
 
 
 def parse_config(data: dict[str, Any], file: str) -> Config:
@@ -172,6 +182,7 @@ def parse_config(data: dict[str, Any], file: str) -> Config:
     hardware = _hardware(data, table, file, problems)
     control = _heater_control(table("heater"))
     table("heater").finish()
+    control["pad"] = _pad(table("pad"))
     rules = _rules(table("limits"), table("heat"), table("session"), data.get("programs", {}),
                    hardware, control, file, problems)
     mqtt = _mqtt(table("mqtt"), device)
@@ -202,7 +213,8 @@ def _hardware(
     hw.finish()
 
     h = table("heater")
-    heater = HeaterConfig(pin=h.pin("pin", 17) or 0, active_high=h.boolean("active_high", False))
+    heater = HeaterConfig(pin=h.pin("pin", DEFAULT_HEATER_PIN) or 0,
+                          active_high=h.boolean("active_high", False))
     v = table("vibration")
     vibration = VibrationConfig(
         kind=v.string("kind", "pwm", choices=("pwm", "relay", "none")),
@@ -212,8 +224,17 @@ def _hardware(
         min_toggle_s=v.number("min_toggle_s", 2.0, low=0.5, high=60.0),
     )
     p = table("power")
-    power_pin = p.pin("pin", None)
+    omitted_because = p.string("omitted_because", "").strip()
+    # The mat board's own dead-man and trip cut its SSR; a Pi-side power relay is optional there.
+    power_pin = p.pin("pin", None if omitted_because or driver == "board" else DEFAULT_POWER_PIN)
     power_active_high = p.boolean("active_high", False)
+    if omitted_because and p.has("pin"):
+        p.problem("omitted_because", omitted_because, "set either pin (a power relay) or "
+                  "omitted_because (no power relay), not both")
+    elif omitted_because and driver == "gpio" and len(omitted_because) < 12:
+        p.problem("omitted_because", omitted_because, "name the hardware that cuts the heater "
+                  "when its relay welds, e.g. \"72 °C non-resettable thermal fuse in series "
+                  "with the element, and an SSR with its own over-temperature cut-out\"")
     b = table("button")
     button = ButtonConfig(
         pin=b.pin("pin", 27),
@@ -234,10 +255,10 @@ def _hardware(
     hardware = HardwareConfig(
         driver=driver, pin_factory=pin_factory, poll_s=poll_s, heater=heater,
         vibration=vibration, power_pin=power_pin, power_active_high=power_active_high,
-        button=button, led=led, sensors=sensors, board=board,
+        power_omitted_because=omitted_because, button=button, led=led, sensors=sensors,
+        board=board,
     )
-    if driver == "gpio":
-        _check_pins_unique(hardware, file, problems)
+    _check_pins_unique(hardware, file, problems)
     return hardware
 
 
@@ -275,23 +296,36 @@ def _sensors(raw: Any, file: str, problems: list[str]) -> tuple[SensorConfig, ..
     names = [s.name for s in sensors]
     if len(set(names)) != len(names):
         problems.append(f"{file}: [[sensors]] name: each sensor needs its own name, got {names}")
+    ids = [s.device_id for s in sensors if s.kind == "ds18b20"]
+    if len(ids) > 1 and len(set(ids)) != len(ids):
+        shown = ids[0] or "(left out: the only DS18B20 found)"
+        problems.append(f"{file}: [[sensors]] device_id = {shown}: two sensors would read the "
+                        "same DS18B20; give each its own device_id, or a second sensor only "
+                        "checks itself")
+    channels = [s.channel for s in sensors if s.kind == "ntc"]
+    if len(set(channels)) != len(channels):
+        problems.append(f"{file}: [[sensors]] channel = {channels[0]}: two NTC sensors on the "
+                        "same MCP3008 input; give each its own channel")
     return tuple(sensors)
 
 
 def _check_pins_unique(hw: HardwareConfig, file: str, problems: list[str]) -> None:
+    """No two parts on one Pi pin; with the mat board, heater and motor are on the board."""
     used: dict[int, str] = {}
+    on_pi = hw.driver == "gpio"
+    pi_sensors = hw.sensors if on_pi else hw.sensors[1:]
     pins = {
-        "[heater] pin": hw.heater.pin,
-        "[vibration] pin": hw.vibration.pin if hw.vibration.kind != "none" else None,
+        "[heater] pin": hw.heater.pin if on_pi else None,
+        "[vibration] pin": hw.vibration.pin if on_pi and hw.vibration.kind != "none" else None,
         "[power] pin": hw.power_pin,
         "[button] pin": hw.button.pin,
         "[led] pin": hw.led.pin,
         "[led] buzzer_pin": hw.led.buzzer_pin,
     }
-    if any(s.kind == "ntc" for s in hw.sensors):
+    if any(s.kind == "ntc" for s in pi_sensors):
         pins.update({"MCP3008 SPI CE0": 8, "MCP3008 SPI MISO": 9, "MCP3008 SPI MOSI": 10,
                      "MCP3008 SPI SCLK": 11})
-    if any(s.kind == "ds18b20" for s in hw.sensors):
+    if any(s.kind == "ds18b20" for s in pi_sensors):
         pins["1-wire data (GPIO4, w1-gpio default)"] = 4
     for key, pin in pins.items():
         if pin is None:
@@ -302,31 +336,45 @@ def _check_pins_unique(hw: HardwareConfig, file: str, problems: list[str]) -> No
             used[pin] = key
 
 
+def _bounded(t: Table, key: str, field: str, default: float, *, low: float | None = None,
+             why: str = "") -> float:
+    """A number within the bounds `Rules` enforces for `field` (one source of truth)."""
+    bound_low, bound_high = BOUNDS[field]
+    return t.number(key, default, low=bound_low if low is None else low, high=bound_high,
+                    high_why=why)
+
+
 def _heater_control(h: Table) -> dict[str, Any]:
     """How the heater is switched and what its supervision expects of it (Rules fields)."""
     kind = h.string("kind", "relay", choices=("relay", "ssr"))
-    shortest = 10.0 if kind == "relay" else 1.0
+    shortest = RELAY_MIN_TIME_S if kind == "relay" else None
+    ceiling = "matpi ceiling: not-heating check"
     return {
         "heater_kind": kind,
-        "min_on_s": h.number("min_on_s", 30.0, low=shortest, high=300.0),
-        "min_off_s": h.number("min_off_s", 30.0, low=shortest, high=300.0),
-        "hysteresis_c": h.number("hysteresis_c", 0.5, low=0.1, high=3.0),
-        "ssr_window_s": h.number("window_s", 10.0, low=2.0, high=30.0),
-        "ssr_band_c": h.number("band_c", 2.0, low=0.5, high=5.0),
-        "check_gain_c": h.number("check_gain_c", 1.0, low=0.5, high=5.0),
-        "check_window_s": h.number("check_window_s", 60.0, low=10.0,
-                                   high=limits.MAX_CHECK_WINDOW_S,
-                                   high_why="matpi ceiling: not-heating check"),
-        "check_band_c": h.number("check_band_c", 0.0, low=0.0, high=2.0),
-        "check_max_error_cs": h.number("check_max_error_cs", 120.0, low=10.0,
-                                       high=limits.MAX_CHECK_ERROR_CS,
-                                       high_why="matpi ceiling: not-heating check"),
-        "runaway_settle_s": h.number("runaway_settle_s", 30.0, low=0.0, high=120.0),
-        "runaway_window_s": h.number("runaway_window_s", 60.0, low=10.0, high=300.0),
-        "runaway_rise_c": h.number("runaway_rise_c", 1.0, low=0.3,
-                                   high=limits.MAX_RUNAWAY_RISE_C,
-                                   high_why="matpi ceiling: runaway check"),
+        "min_on_s": _bounded(h, "min_on_s", "min_on_s", 30.0, low=shortest),
+        "min_off_s": _bounded(h, "min_off_s", "min_off_s", 30.0, low=shortest),
+        "hysteresis_c": _bounded(h, "hysteresis_c", "hysteresis_c", 0.5),
+        "ssr_window_s": _bounded(h, "window_s", "ssr_window_s", 10.0),
+        "ssr_band_c": _bounded(h, "band_c", "ssr_band_c", 2.0),
+        "check_gain_c": _bounded(h, "check_gain_c", "check_gain_c", 1.0),
+        "check_window_s": _bounded(h, "check_window_s", "check_window_s", 60.0, why=ceiling),
+        "check_band_c": _bounded(h, "check_band_c", "check_band_c", 0.0),
+        "check_max_error_cs": _bounded(h, "check_max_error_cs", "check_max_error_cs", 120.0,
+                                       why=ceiling),
+        "runaway_settle_s": _bounded(h, "runaway_settle_s", "runaway_settle_s", 30.0),
+        "runaway_window_s": _bounded(h, "runaway_window_s", "runaway_window_s", 60.0),
+        "runaway_rise_c": _bounded(h, "runaway_rise_c", "runaway_rise_c", 1.0,
+                                   why="matpi ceiling: runaway check"),
     }
+
+
+def _pad(t: Table) -> PadModel:
+    """The pad's thermal model; the defaults are the documented 100 W pad."""
+    defaults = PadModel()
+    values = {name: t.number(name, getattr(defaults, name), low=low, high=high)
+              for name, (low, high) in PAD_BOUNDS.items()}
+    t.finish()
+    return PadModel(**values)
 
 
 def _rules(
@@ -334,28 +382,32 @@ def _rules(
     control: dict[str, Any], file: str, problems: list[str],
 ) -> Rules | None:
     ceiling = "matpi ceiling"
-    session_max = lim.number("session_max_min", limits.MAX_SESSION_MIN, low=1.0,
-                             high=limits.MAX_SESSION_MIN,
-                             high_why=f"{ceiling}: no session over {limits.MAX_SESSION_MIN:g} min")
-    trip_c = lim.number("trip_c", limits.TRIP_C, low=38.0, high=limits.TRIP_C,
-                        high_why=f"{ceiling}: over-temperature trip")
+    session_max = _bounded(lim, "session_max_min", "session_max_min", limits.MAX_SESSION_MIN,
+                           why=f"{ceiling}: no session over {limits.MAX_SESSION_MIN:g} min")
+    trip_c = _bounded(lim, "trip_c", "trip_c", limits.TRIP_C,
+                      why=f"{ceiling}: over-temperature trip")
     setpoint_high = min(limits.MAX_SETPOINT_C, trip_c - 1.0)
     values = {
-        "dose_max_cem43": lim.number("dose_max_cem43", limits.MAX_DOSE_CEM43, low=0.1,
-                                     high=limits.MAX_DOSE_CEM43,
-                                     high_why=f"{ceiling}: thermal dose per session"),
-        "cooldown_min": lim.number("cooldown_min", 10.0, low=limits.MIN_COOLDOWN_MIN, high=240.0),
-        "daily_max_min": lim.number("daily_max_min", 60.0, low=1.0, high=limits.MAX_DAILY_MIN,
-                                    high_why=f"{ceiling}: use per day"),
-        "preheat_max_min": lim.number("preheat_max_min", 10.0, low=1.0,
-                                      high=limits.MAX_PREHEAT_MIN,
-                                      high_why=f"{ceiling}: preheat of an empty mat"),
-        "reset_below_c": lim.number("reset_below_c", 35.0, low=20.0, high=40.0),
+        "dose_max_cem43": _bounded(lim, "dose_max_cem43", "dose_max_cem43",
+                                   limits.MAX_DOSE_CEM43,
+                                   why=f"{ceiling}: thermal dose per session"),
+        "daily_dose_max_cem43": _bounded(lim, "daily_dose_max_cem43", "daily_dose_max_cem43",
+                                         limits.MAX_DAILY_DOSE_CEM43,
+                                         why=f"{ceiling}: thermal dose per day"),
+        "cooldown_min": _bounded(lim, "cooldown_min", "cooldown_min", 10.0),
+        "daily_max_min": _bounded(lim, "daily_max_min", "daily_max_min", 60.0, low=1.0,
+                                  why=f"{ceiling}: use per day"),
+        "preheat_max_min": _bounded(lim, "preheat_max_min", "preheat_max_min",
+                                    limits.MAX_PREHEAT_MIN,
+                                    why=f"{ceiling}: preheat of an empty mat"),
+        "reset_below_c": _bounded(lim, "reset_below_c", "reset_below_c",
+                                  limits.MAX_RESET_BELOW_C,
+                                  why=f"{ceiling}: a fault clears only once the mat is cool"),
         **control,
     }
     lim.finish()
     setpoints = {
-        level: heat.number(f"{level}_c", default, low=25.0, high=setpoint_high,
+        level: heat.number(f"{level}_c", default, low=SETPOINT_LOW_C, high=setpoint_high,
                            high_why=f"{ceiling}: surface setpoint, and below trip_c")
         for level, default in ((HeatLevel.LOW, 37.0), (HeatLevel.MEDIUM, 39.0),
                                (HeatLevel.HIGH, 41.0))
@@ -369,16 +421,22 @@ def _rules(
         if program.duration_min > session_max:
             programs[program.name] = _shortened(program, session_max)
     default_program = session.string("default_program", "beginner", choices=programs)
-    remote_needs_press = session.boolean("remote_start_needs_press", True)
+    if not session.boolean("remote_start_needs_press", True):
+        session.problem("remote_start_needs_press", False, "must be true: a remote start only "
+                        "preheats, and heat goes on only after a press at the mat (or leave "
+                        "the key out)")
     session.finish()
     if problems:
         return None
-    return Rules(
-        session_max_min=session_max, trip_c=trip_c, setpoints_c=setpoints,
-        sensors=tuple(s.name for s in hw.sensors), programs=programs,
-        default_program=default_program, remote_start_needs_press=remote_needs_press,
-        **values,
-    )
+    try:
+        return Rules(
+            session_max_min=session_max, trip_c=trip_c, setpoints_c=setpoints,
+            sensors=tuple(s.name for s in hw.sensors), programs=programs,
+            default_program=default_program, **values,
+        )
+    except CeilingError as exc:
+        problems.append(f"{file}: [heater] {exc}")
+        return None
 
 
 def _shortened(program: Program, session_max: float) -> Program:

@@ -16,9 +16,11 @@ from matpi.events import (
     DoublePress,
     FaultCleared,
     FaultRaised,
+    HeatSteppedDown,
     HeatStopped,
     LongPress,
     Notice,
+    PreheatEnded,
     PreheatStarted,
     Press,
     ProgramSelected,
@@ -71,12 +73,17 @@ def describe_notice(n: Notice) -> str:
             peak = "" if n.peak_c is None else f", peak {n.peak_c:.1f} °C"
             return (f"session ended ({n.reason}): {n.program} after {clock_text(n.elapsed_s)}"
                     f", dose {n.dose_cem43:.3f} CEM43{peak}")
+        case PreheatEnded():
+            return (f"preheat ended ({n.reason}): {n.program} after {clock_text(n.elapsed_s)}"
+                    f", dose {n.dose_cem43:.3f} CEM43")
         case FaultRaised():
             return f"FAULT: {n.reason}"
         case FaultCleared():
             return "fault cleared at the mat"
         case HeatStopped():
             return f"heat stopped: {n.reason}"
+        case HeatSteppedDown():
+            return f"heat stepped down to {n.level}: {n.reason}"
         case ProgramSelected():
             return f"program selected: {n.program}"
         case Adjusted():

@@ -47,6 +47,8 @@ class EndReason(StrEnum):
     FAULT = "fault"
     DAILY_LIMIT = "daily_limit"
     PREHEAT_TIMEOUT = "preheat_timeout"
+    CONFIRMED = "confirmed"
+    """A preheat that a press at the mat turned into a session."""
 
 
 # --- events into the core -------------------------------------------------
@@ -126,6 +128,15 @@ class Tick:
     """Time passed; sent by the controller when a deadline is due."""
 
 
+@dataclass(frozen=True)
+class ClockStepped:
+    """The wall clock jumped (NTP after a boot without a clock battery, or by hand).
+
+    The calendar day given with this event is the new one; the use already
+    counted today stays counted: a step never frees minutes or dose.
+    """
+
+
 Event = (
     Press
     | LongPress
@@ -137,6 +148,7 @@ Event = (
     | Reading
     | DriverFault
     | Tick
+    | ClockStepped
 )
 
 
@@ -171,6 +183,17 @@ class PreheatStarted:
 
 @dataclass(frozen=True)
 class SessionEnded:
+    program: str
+    reason: EndReason
+    elapsed_s: float
+    dose_cem43: float
+    peak_c: float | None
+
+
+@dataclass(frozen=True)
+class PreheatEnded:
+    """A preheat ended (confirmed, stopped, timed out): its heat counts towards the day."""
+
     program: str
     reason: EndReason
     elapsed_s: float
@@ -230,6 +253,7 @@ Notice = (
     ButtonGesture
     | SessionStarted
     | PreheatStarted
+    | PreheatEnded
     | SessionEnded
     | FaultRaised
     | FaultCleared

@@ -1,13 +1,13 @@
-"""Builds the drivers a config describes: GPIO parts, or the simulator.
+"""Builds the drivers a config describes: GPIO parts, the mat board, or the simulator.
 
 Everything that touches pins is built here, in one place, so that a failure
-half-way (a busy pin, a missing library) closes what was already taken and
-leaves every output off.
+half-way (a busy pin, a missing library, a silent board) closes what was
+already taken and leaves every output off.
 """
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +36,8 @@ from matpi.drivers.thermometers import DS18B20, W1_DEVICES, NtcThermistor
 from matpi.events import Led
 
 LOCK_NAME = "matpi.lock"
+BOARD_POLL_S = 0.5
+"""How often the board's telemetry is sampled: it arrives at 10 Hz and goes stale after 1 s."""
 
 
 class NoMotor:
@@ -69,21 +71,11 @@ def build_gpio_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES)
     """
     with ExitStack() as undo:
         factory, heater, motor, power = _outputs(hw, undo)
-        indicator: Indicator = NoIndicator()
-        if hw.led.pin is not None:
-            indicator = StatusLed(hw.led.pin, active_high=hw.led.active_high,
-                                  buzzer_pin=hw.led.buzzer_pin, pin_factory=factory)
-            undo.callback(indicator.close)
-        thermometers = [_thermometer(s, factory, w1_dir) for s in hw.sensors]
-        for thermometer in thermometers:
-            undo.callback(thermometer.close)
+        indicator = _indicator(hw, factory, undo)
+        thermometers = _thermometers(hw.sensors, factory, w1_dir, undo)
         closers: list[Callable[[], None]] = [] if factory is None else [factory.close]
-        if hw.button.pin is not None:
-            button = ButtonGestures(
-                hw.button.pin, post, pull_up=hw.button.pull_up, bounce_s=hw.button.bounce_s,
-                hold_s=hw.button.hold_s, double_press_s=hw.button.double_press_s,
-                pin_factory=factory,
-            )
+        button = _button(hw, post, factory, undo)
+        if button is not None:
             closers.append(button.close)
         undo.pop_all()
     return MatDrivers(heater=heater, motor=motor, indicator=indicator,
@@ -91,17 +83,56 @@ def build_gpio_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES)
                       closers=closers, pin_factory=factory)
 
 
-def build_board_mat(
+def build_board_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES) -> MatDrivers:
+    """A mat on the board, with the Pi's own button, status LED, power relay and extra sensors.
+
+    The board drives heater and motor and reads the first `[[sensors]]` entry
+    (its NTC, named after it). Button, LED, the master power relay and any
+    further sensors stay on the Pi's GPIO, so the board path keeps the same
+    gestures (a long press clears a latched fault, a press confirms a remote
+    start) and the same guards (a second sensor, power dropped on a fault) as
+    the directly wired one.
+
+    Raises:
+        DriverError: the board or a Pi part could not be set up, naming which;
+            the link is closed and no pin stays claimed.
+    """
+    with ExitStack() as undo:
+        factory = make_pin_factory(hw.pin_factory)
+        if factory is not None:
+            undo.callback(factory.close)
+        link = BoardLink(hw.board.port, hw.board.baud, post,
+                         thermometer_name=hw.sensors[0].name)
+        undo.callback(link.close)
+        power = _power(hw, factory, undo)
+        indicator = _indicator(hw, factory, undo)
+        extra = _thermometers(hw.sensors[1:], factory, w1_dir, undo)
+        closers: list[Callable[[], None]] = [] if factory is None else [factory.close]
+        closers.append(link.close)
+        button = _button(hw, post, factory, undo)
+        if button is not None:
+            closers.append(button.close)
+        undo.pop_all()
+    return MatDrivers(heater=link.heater, motor=link.motor, indicator=indicator,
+                      thermometers=[link.thermometer, *extra], poll_interval_s=BOARD_POLL_S,
+                      power=power, closers=closers, pin_factory=factory,
+                      reset=link.clear_fault)
+
+
+def build_board_link_mat(
     port: str, baud: int, post: Post, *, sensor: str, indicator: Indicator | None = None
 ) -> MatDrivers:
-    """Heater, motor and thermometer on the mat board, over its serial link.
+    """Heater, motor and thermometer on the mat board and nothing on the Pi's GPIO.
+
+    For `--board-sim` on a laptop, where there are no pins; a real mat uses
+    `build_board_mat`, which adds the Pi's button, LED and guards.
 
     Raises:
         DriverError: the port cannot be opened, or the board speaks another protocol.
     """
     link = BoardLink(port, baud, post, thermometer_name=sensor)
     return MatDrivers(heater=link.heater, motor=link.motor, indicator=indicator or NoIndicator(),
-                      thermometers=[link.thermometer], poll_interval_s=0.5,
+                      thermometers=[link.thermometer], poll_interval_s=BOARD_POLL_S,
                       closers=[link.close], reset=link.clear_fault)
 
 
@@ -124,11 +155,52 @@ def _outputs(hw: HardwareConfig, undo: ExitStack) -> tuple[Any, Switch, Dimmer, 
     undo.callback(heater.close)
     motor = _motor(hw, factory)
     undo.callback(motor.close)
-    power = None
-    if hw.power_pin is not None:
-        power = PowerRelay(hw.power_pin, active_high=hw.power_active_high, pin_factory=factory)
-        undo.callback(power.close)
-    return factory, heater, motor, power
+    return factory, heater, motor, _power(hw, factory, undo)
+
+
+def _power(hw: HardwareConfig, factory: Any, undo: ExitStack) -> Switch | None:
+    """The master power relay, if the config has one, registered on `undo`."""
+    if hw.power_pin is None:
+        return None
+    power = PowerRelay(hw.power_pin, active_high=hw.power_active_high, pin_factory=factory)
+    undo.callback(power.close)
+    return power
+
+
+def _indicator(hw: HardwareConfig, factory: Any, undo: ExitStack) -> Indicator:
+    """The status LED (and buzzer), or none, registered on `undo`."""
+    if hw.led.pin is None:
+        return NoIndicator()
+    led = StatusLed(hw.led.pin, active_high=hw.led.active_high, buzzer_pin=hw.led.buzzer_pin,
+                    pin_factory=factory)
+    undo.callback(led.close)
+    return led
+
+
+def _thermometers(
+    sensors: Sequence[SensorConfig], factory: Any, w1_dir: Path, undo: ExitStack
+) -> list[Thermometer]:
+    """One thermometer per sensor, each registered on `undo` as soon as it exists."""
+    thermometers: list[Thermometer] = []
+    for sensor in sensors:
+        thermometer = _thermometer(sensor, factory, w1_dir)
+        undo.callback(thermometer.close)
+        thermometers.append(thermometer)
+    return thermometers
+
+
+def _button(
+    hw: HardwareConfig, post: Post, factory: Any, undo: ExitStack
+) -> ButtonGestures | None:
+    """The button posting its gestures, or none; callers build it last, so no gesture comes
+    from a half-built mat."""
+    b = hw.button
+    if b.pin is None:
+        return None
+    button = ButtonGestures(b.pin, post, pull_up=b.pull_up, bounce_s=b.bounce_s, hold_s=b.hold_s,
+                            double_press_s=b.double_press_s, pin_factory=factory)
+    undo.callback(button.close)
+    return button
 
 
 def _motor(hw: HardwareConfig, factory: Any) -> Dimmer:

@@ -20,14 +20,38 @@ TRIP_C: Final = 45.0
 MAX_DOSE_CEM43: Final = 9.0
 """Thermal dose per session (van Rhoon 2013: under 9 CEM43 no tissue damage)."""
 
+MAX_DAILY_DOSE_CEM43: Final = 9.0
+"""Thermal dose per calendar day, preheats included: skin does not reset between
+sessions, so short sessions must not add up past the per-session bound."""
+
 MIN_COOLDOWN_MIN: Final = 5.0
 """Shortest pause between sessions, so skin can recover before the next dose."""
 
 MAX_DAILY_MIN: Final = 120.0
 """Most use in one calendar day."""
 
-MAX_PREHEAT_MIN: Final = 15.0
+MAX_PREHEAT_MIN: Final = 10.0
 """Longest preheat of an empty mat before someone presses the button at it."""
+
+MAX_PREHEATS_PER_HOUR: Final = 2
+"""Remote starts nobody confirmed at the mat, at most, in any hour: a loop of remote
+starts and stops must not keep a mat warm for someone who never pressed anything."""
+
+MAX_RESET_BELOW_C: Final = 35.0
+"""A latched fault clears at the mat only once the surface is below this (the mat
+board's firmware uses the same number)."""
+
+MAX_OVERSHOOT_C: Final = 1.0
+"""Most the surface may rise above its setpoint, on the documented pad model, with
+the configured relay times: config refuses settings that overshoot more."""
+
+OVERSHOOT_CUT_C: Final = 0.5
+"""Heat goes off at once when the surface is this far above the setpoint, whatever
+a relay's minimum on-time asks."""
+
+OVERHEAT_FAULT_C: Final = 0.8
+"""A surface this far above the setpoint in force latches a fault and drops the power
+relay: the heater relay did not stop the heat (welded), or something else heats."""
 
 STALE_HEAT_OFF_S: Final = 3.0
 """Heat goes off when no valid reading arrived for this long (Klipper: 3 s)."""

@@ -12,10 +12,12 @@ outputs it returns. Same events at the same times give the same outputs.
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from matpi import limits
 from matpi.events import (
     Adjust,
     Adjusted,
     ButtonGesture,
+    ClockStepped,
     DoublePress,
     DriverFault,
     EndReason,
@@ -29,6 +31,7 @@ from matpi.events import (
     LongPress,
     Notice,
     Outputs,
+    PreheatEnded,
     PreheatStarted,
     Press,
     ProgramSelected,
@@ -44,10 +47,17 @@ from matpi.events import (
     Stop,
     Tick,
 )
+from matpi.padmodel import PadEstimate
 from matpi.patterns import vibration_duty
 from matpi.programs import HeatLevel, Program
 from matpi.rules import Rules
-from matpi.supervision import NotHeatingGuard, RunawayGuard, Supervisor
+from matpi.supervision import (
+    ModelGapGuard,
+    NotHeatingGuard,
+    OverheatGuard,
+    RunawayGuard,
+    Supervisor,
+)
 from matpi.thermal import DoseMeter, HeatControl, Thermostat, TimeProportioning
 
 IDLE_TICK_S = 60.0
@@ -58,6 +68,9 @@ ACTIVE_TICK_S = 1.0
 
 MIN_SESSION_MIN = 1.0
 """A start that could run for less than this (daily limit) is refused."""
+
+PREHEAT_WINDOW_S = 3600.0
+"""The window in which at most `limits.MAX_PREHEATS_PER_HOUR` unconfirmed preheats start."""
 
 DOSE_STEP_DOWN_AT = 0.75
 """Share of the dose limit at which the heat level steps down once, as heated seats do."""
@@ -72,6 +85,9 @@ class Usage:
 
     day: date
     minutes_today: float = 0.0
+    """Minutes of sessions and preheats ended today: the daily cap counts every heated minute."""
+    dose_today: float = 0.0
+    """CEM43 of sessions and preheats ended today: the daily dose budget."""
     progress_days: dict[str, int] = field(default_factory=dict)
     progress_last: dict[str, date] = field(default_factory=dict)
     streak_days: int = 0
@@ -80,12 +96,17 @@ class Usage:
 
 @dataclass
 class _Session:
+    """A session under way, or a preheat waiting for its press (`preheat`)."""
+
     program: Program
     planned_s: float
     started_at: float
     source: Source
     cut_by_daily_limit: bool = False
+    preheat: bool = False
     dose: DoseMeter = field(default_factory=DoseMeter)
+    dose_before: float = 0.0
+    """Dose of the preheat this session grew out of: the session's limit counts it."""
     heat_stopped: bool = False
     heat_cap: HeatLevel | None = None
     """After the dose step-down, the highest level this session may use."""
@@ -124,10 +145,12 @@ class SessionMachine:
         cooldown_until: float | None = None,
         fault: str | None = None,
         fault_clearable: bool = True,
+        preheats: tuple[float, ...] = (),
     ) -> None:
         """`fault` comes back latched after a restart. A fault that is not clearable
         (the usage history cannot be read, so the daily cap is unknown) refuses the
-        long press too: only fixing its cause and restarting ends it."""
+        long press too: only fixing its cause and restarting ends it. `preheats` are
+        the (monotonic) start times of recent preheats nobody confirmed."""
         self.rules = rules
         self.usage = usage or Usage(day=today)
         self.state = State.IDLE
@@ -148,6 +171,10 @@ class SessionMachine:
                                             rules.check_band_c, rules.check_max_error_cs)
         self._runaway = RunawayGuard(rules.runaway_settle_s, rules.runaway_window_s,
                                      rules.runaway_rise_c)
+        self._estimate = PadEstimate(rules.pad)
+        self._model_gap = ModelGapGuard()
+        self._overheat = OverheatGuard(limits.OVERHEAT_FAULT_C)
+        self._unconfirmed = list(preheats)
         self._heater = False
         self._fault_clearable = fault_clearable
         if fault is not None:
@@ -162,11 +189,19 @@ class SessionMachine:
         notices: list[Notice] = []
         if isinstance(event, Press | LongPress | DoublePress):
             notices.append(ButtonGesture(_GESTURES[type(event)]))
-        self._roll_day(today)
-        self._account_dose(now)
+        if isinstance(event, ClockStepped):
+            self._relabel_day(today)
+        else:
+            self._roll_day(today)
+        self._account(now)
+        # Time first: a press after the preheat's deadline finds the preheat over.
+        notices += self._expire(now)
         match event:
             case Reading():
                 reason = self._supervisor.reading(event, now)
+                temperature = self._supervisor.temperature()
+                if temperature is not None:
+                    self._estimate.seed(temperature, now)
                 if reason:
                     notices += self._raise(reason, now)
             case DriverFault(reason=reason):
@@ -187,9 +222,10 @@ class SessionMachine:
                 notices += self._select(name)
             case Adjust():
                 notices += self._adjust(event, now)
-            case Tick():
+            case Tick() | ClockStepped():
                 pass
-        notices += self._advance(now, today)
+        notices += self._expire(now)
+        self._heater = self._heater_demand(now)
         return notices
 
     # --- what the drivers and the world see ---------------------------------
@@ -218,7 +254,7 @@ class SessionMachine:
                 remaining = max(session.planned_s - elapsed, 0.0)
             else:
                 remaining = session.planned_s
-        today_min = self.usage.minutes_today + elapsed / 60.0
+        today_min = self._used_min(now)
         temperature = self._supervisor.temperature()
         return Snapshot(
             state=self.state,
@@ -234,7 +270,7 @@ class SessionMachine:
             pattern=program.pattern,
             intensity_pct=program.intensity_pct,
             vibration=self.outputs(now).vibration,
-            dose_cem43=round(session.dose.total, 3) if session else 0.0,
+            dose_cem43=round(session.dose_before + session.dose.total, 3) if session else 0.0,
             fault=self.fault,
             cooldown_remaining_s=int(max(self.cooldown_until - now, 0.0)),
             today_min=round(today_min, 1),
@@ -247,8 +283,11 @@ class SessionMachine:
         deadlines = [self._supervisor.fault_deadline()]
         if self.state in (State.RUNNING, State.PREHEAT):
             deadlines.append(now + ACTIVE_TICK_S)
-        if self.state is State.RUNNING and self._session is not None:
-            deadlines.append(self._session.started_at + self._session.planned_s)
+        session = self._session
+        if self.state is State.RUNNING and session is not None:
+            deadlines.append(session.started_at + session.planned_s)
+        if self.state in (State.RUNNING, State.PREHEAT) and session is not None:
+            deadlines.append(now + (self.rules.daily_max_min - self._used_min(now)) * 60.0)
         if self.state is State.PREHEAT:
             deadlines.append(self._preheat_until)
         if self.state is State.COOLDOWN:
@@ -262,11 +301,9 @@ class SessionMachine:
     # --- transitions --------------------------------------------------------
 
     def _on_press_active(self, now: float, today: date) -> list[Notice]:
-        if self.state is State.PREHEAT and self._session is not None:
-            preheat = self._session
-            self.usage.minutes_today += (now - preheat.started_at) / 60.0
-            return self._begin_running(preheat.program, preheat.planned_s, now, Source.LOCAL,
-                                       preheat.cut_by_daily_limit)
+        session = self._session
+        if self.state is State.PREHEAT and session is not None:
+            return self._confirm(session, now)
         return self._end(EndReason.STOPPED, now)
 
     def _on_press_still(self, now: float, today: date) -> list[Notice]:
@@ -283,7 +320,7 @@ class SessionMachine:
             return []
         if not self._fault_clearable:
             return [Refused("reset", f"{self.fault}: this cannot be reset at the mat")]
-        temperature = self._supervisor.temperature()
+        temperature = self._surface_c()
         if not self._supervisor.heat_allowed(now) or temperature is None:
             return [Refused("reset", "no valid temperature reading: check the sensor")]
         if temperature >= self.rules.reset_below_c:
@@ -294,16 +331,16 @@ class SessionMachine:
         return [FaultCleared()]
 
     def _on_start(self, start: Start, now: float, today: date) -> list[Notice]:
+        """Every check first: a refused start changes nothing, not even the program."""
         name = start.program or self.selected
         if name not in self.rules.programs:
             known = ", ".join(sorted(self.rules.programs))
             return [Refused("start", f"unknown program {name!r}; known: {known}")]
         if self.state is not State.IDLE:
             return [Refused("start", self._busy_reason(now))]
-        if name != self.selected:
-            self._select(name)
-        program = self.choice
-        planned_min = self._chosen_min()
+        same = name == self.selected
+        program = self.choice if same else self.rules.programs[name]
+        planned_min = self._planned_min(program, self._duration_override if same else None)
         if start.duration_min is not None:
             if not MIN_SESSION_MIN <= start.duration_min <= self.rules.session_max_min:
                 return [Refused("start", f"duration_min = {start.duration_min:g}: must be "
@@ -312,27 +349,61 @@ class SessionMachine:
         allowance = self.rules.daily_max_min - self.usage.minutes_today
         if allowance < MIN_SESSION_MIN:
             return [Refused("start", f"daily limit of {self.rules.daily_max_min:g} min reached")]
+        remote = start.source is Source.REMOTE
+        if remote and self._preheats_in_window(now) >= limits.MAX_PREHEATS_PER_HOUR:
+            return [Refused("start", f"{limits.MAX_PREHEATS_PER_HOUR} remote starts in the last "
+                                     "hour were not confirmed at the mat: press the button on "
+                                     "the mat to start")]
+        if not same:
+            self._select(name)
         planned_s = min(planned_min, allowance, self.rules.session_max_min) * 60.0
         cut = allowance < planned_min
-        if start.source is Source.REMOTE and self.rules.remote_start_needs_press:
-            self._session = _Session(program, planned_s, now, Source.REMOTE, cut)
+        if remote:
+            # A remote start only preheats: heat with nobody known to be on the mat is
+            # bounded in time, counted as use and dose, and needs a press to go on.
+            session = _Session(program, planned_s, now, Source.REMOTE, cut, preheat=True)
+            session.dose.add(self._surface_c(), now)
+            self._session = session
             self._preheat_until = now + self.rules.preheat_max_min * 60.0
+            self._unconfirmed.append(now)
             self.state = State.PREHEAT
             return [PreheatStarted(program.name, self.rules.preheat_max_min)]
         return self._begin_running(program, planned_s, now, start.source, cut)
+
+    def _confirm(self, preheat: _Session, now: float) -> list[Notice]:
+        """A press at the mat turns the preheat into a session, within what is left today."""
+        elapsed_s = now - preheat.started_at
+        self.usage.minutes_today += elapsed_s / 60.0
+        self.usage.dose_today += preheat.dose.total
+        if preheat.started_at in self._unconfirmed:
+            self._unconfirmed.remove(preheat.started_at)
+        self._session = None
+        ended = PreheatEnded(preheat.program.name, EndReason.CONFIRMED, round(elapsed_s, 1),
+                             round(preheat.dose.total, 3), preheat.dose.peak_c)
+        allowance_s = (self.rules.daily_max_min - self.usage.minutes_today) * 60.0
+        if allowance_s < MIN_SESSION_MIN * 60.0:
+            self._cool_down(now)
+            return [ended, Refused("press", f"daily limit of {self.rules.daily_max_min:g} min "
+                                            "reached during the preheat")]
+        planned_s = min(preheat.planned_s, allowance_s)
+        cut = preheat.cut_by_daily_limit or allowance_s < preheat.planned_s
+        notices = self._begin_running(preheat.program, planned_s, now, Source.LOCAL, cut)
+        session = self._session
+        assert session is not None
+        session.dose_before = preheat.dose.total
+        session.heat_stopped, session.heat_cap = preheat.heat_stopped, preheat.heat_cap
+        return [ended, *notices]
 
     def _begin_running(
         self, program: Program, planned_s: float, now: float, source: Source, cut: bool
     ) -> list[Notice]:
         self._session = _Session(program, planned_s, now, source, cut)
-        self._session.dose.add(self._supervisor.temperature(), now)
+        self._session.dose.add(self._surface_c(), now)
         self.state = State.RUNNING
         return [SessionStarted(program.name, round(planned_s / 60.0, 2), source)]
 
     def _on_stop(self, now: float, today: date) -> list[Notice]:
-        if self.state is State.RUNNING:
-            return self._end(EndReason.STOPPED, now)
-        if self.state is State.PREHEAT:
+        if self.state in (State.RUNNING, State.PREHEAT):
             return self._end(EndReason.STOPPED, now)
         return []
 
@@ -394,105 +465,147 @@ class SessionMachine:
         return [*notices, FaultRaised(reason)]
 
     def _end(self, reason: EndReason, now: float) -> list[Notice]:
+        """End the session or preheat: its minutes and dose count, a cooldown follows."""
         session = self._session
         assert session is not None
         self._session = None
         self._heater = False
         self._thermostat.force_off(now)
-        if self.state is State.PREHEAT:
-            # Heat without a session still counts against the daily cap, and a preheat
-            # nobody confirmed is followed by a cooldown: else remote starts could re-arm
-            # an unconfirmed preheat for ever.
-            self.usage.minutes_today += (now - session.started_at) / 60.0
-            self.state = State.IDLE
-            if reason is EndReason.PREHEAT_TIMEOUT:
-                self.cooldown_until = now + self.rules.cooldown_min * 60.0
-                self.state = State.COOLDOWN
-            return [SessionEnded(session.program.name, reason, 0.0, 0.0, None)]
         elapsed_s = min(now - session.started_at, session.planned_s)
+        if session.preheat:
+            # A preheat nobody confirmed counts like a session and is followed by a
+            # cooldown: else remote starts and stops could keep an empty mat warm for ever.
+            elapsed_s = now - session.started_at
         self.usage.minutes_today += elapsed_s / 60.0
+        self.usage.dose_today += session.dose.total
         if reason is EndReason.COMPLETED:
             self._count_day(session.program)
+        self._cool_down(now)
+        ended = PreheatEnded if session.preheat else SessionEnded
+        # The preheat a session grew out of reported its own dose when it was confirmed.
+        return [ended(session.program.name, reason, round(elapsed_s, 1),
+                      round(session.dose.total, 3), session.dose.peak_c)]
+
+    def _cool_down(self, now: float) -> None:
         self.cooldown_until = now + self.rules.cooldown_min * 60.0
         self.state = State.COOLDOWN
-        return [SessionEnded(session.program.name, reason, round(elapsed_s, 1),
-                             round(session.dose.total, 3), session.dose.peak_c)]
 
-    def _advance(self, now: float, today: date) -> list[Notice]:
-        """Apply the passage of time and recompute the heater demand."""
+    def _expire(self, now: float) -> list[Notice]:
+        """Apply the passage of time: guards, the session's end, the preheat's, the cooldown's."""
         notices: list[Notice] = []
         reason = self._guards(now)
         if reason:
             notices += self._raise(reason, now)
         session = self._session
-        if self.state is State.RUNNING and session is not None:
-            elapsed_s = now - session.started_at
-            if elapsed_s >= session.planned_s:
+        if self.state in (State.RUNNING, State.PREHEAT) and session is not None:
+            if self._used_min(now) >= self.rules.daily_max_min:
+                notices += self._end(EndReason.DAILY_LIMIT, now)
+            elif self.state is State.PREHEAT and now >= self._preheat_until:
+                notices += self._end(EndReason.PREHEAT_TIMEOUT, now)
+            elif self.state is State.RUNNING and now - session.started_at >= session.planned_s:
                 cut = session.cut_by_daily_limit
                 notices += self._end(EndReason.DAILY_LIMIT if cut else EndReason.COMPLETED, now)
             else:
                 notices += self._limit_dose(session)
-        if self.state is State.PREHEAT and now >= self._preheat_until:
-            notices += self._end(EndReason.PREHEAT_TIMEOUT, now)
         if self.state is State.COOLDOWN and now >= self.cooldown_until:
             self.state = State.IDLE
-        self._heater = self._heater_demand(now)
         return notices
 
     def _guards(self, now: float) -> str | None:
         """Every time-based guard, fed the heater state of the interval just past."""
-        temperature = self._supervisor.temperature()
+        reading = self._supervisor.temperature()
+        surface = self._surface_c()
+        active = self.state in (State.RUNNING, State.PREHEAT)
+        setpoint = self._setpoint()
         reasons = (
             self._supervisor.check(now),
-            self._not_heating.update(temperature, self._setpoint(), self._thermostat.demanding,
-                                     now),
-            self._runaway.update(temperature, self._heater, now),
+            self._not_heating.update(reading, setpoint, self._thermostat.demanding, now),
+            self._runaway.update(reading, self._heater, now),
+            self._model_gap.update(reading, self._estimate.temp_c, active, now),
+            self._overheat.update(surface, setpoint, active),
         )
         return next((r for r in reasons if r), None)
 
     def _limit_dose(self, session: _Session) -> list[Notice]:
-        """Step the heat down at 75 % of the dose limit; stop it at the limit."""
-        dose, limit = session.dose.total, self.rules.dose_max_cem43
+        """Step the heat down at 75 % of the dose limit; stop it at the limit.
+
+        The limit is the tighter of the session's (its preheat included) and what is
+        left of the day's budget.
+        """
+        session_left = self.rules.dose_max_cem43 - session.dose_before
+        daily_left = self.rules.daily_dose_max_cem43 - self.usage.dose_today
+        limit = min(session_left, daily_left)
+        which = "the session's" if session_left <= daily_left else "today's"
+        dose = session.dose.total
         if not session.heat_stopped and dose >= limit:
             session.heat_stopped = True
-            return [HeatStopped(f"thermal dose {dose:.2f} CEM43 reached the limit of {limit:g}: "
-                                "heat off, vibration goes on")]
+            return [HeatStopped(f"thermal dose reached {which} limit ({dose:.2f} of "
+                                f"{max(limit, 0.0):.2f} CEM43 left): heat off, vibration goes on")]
         if session.heat_cap is None and dose >= DOSE_STEP_DOWN_AT * limit:
             lower = _LOWER[session.program.heat]
             session.heat_cap = lower
             session.program = replace(session.program, heat=lower)
             return [HeatSteppedDown(lower, f"thermal dose {dose:.2f} CEM43 is "
-                                           f"{DOSE_STEP_DOWN_AT:.0%} of the limit of {limit:g}")]
+                                           f"{DOSE_STEP_DOWN_AT:.0%} of {which} limit "
+                                           f"({limit:.2f})")]
         return []
 
     def _heater_demand(self, now: float) -> bool:
         """Heat only when every guard says yes, right now."""
         setpoint = self._setpoint()
-        temperature = self._supervisor.temperature()
+        surface = self._surface_c()
         session = self._session
         if (
             self.state not in (State.RUNNING, State.PREHEAT)
             or session is None
             or session.heat_stopped
             or setpoint is None
-            or temperature is None
+            or surface is None
             or not self._supervisor.heat_allowed(now)
+            or surface >= self.rules.trip_c
+            or surface >= setpoint + limits.OVERSHOOT_CUT_C
         ):
             self._thermostat.force_off(now)
             return False
-        return self._thermostat.update(temperature, setpoint, now)
+        return self._thermostat.update(surface, setpoint, now)
 
     # --- helpers ------------------------------------------------------------
 
-    def _account_dose(self, now: float) -> None:
-        if self.state is State.RUNNING and self._session is not None:
-            self._session.dose.add(self._supervisor.temperature(), now)
+    def _surface_c(self) -> float | None:
+        """The higher of the sensor and the estimate: control, dose and trip use the worst case."""
+        reading = self._supervisor.temperature()
+        if reading is None:
+            return None
+        estimate = self._estimate.temp_c
+        return reading if estimate is None else max(reading, estimate)
+
+    def _used_min(self, now: float) -> float:
+        """Minutes used today, the session or preheat under way included."""
+        session = self._session
+        running = self.state in (State.RUNNING, State.PREHEAT) and session is not None
+        elapsed_s = now - session.started_at if running and session is not None else 0.0
+        return self.usage.minutes_today + elapsed_s / 60.0
+
+    def _preheats_in_window(self, now: float) -> int:
+        self._unconfirmed = [t for t in self._unconfirmed if now - t < PREHEAT_WINDOW_S]
+        return len(self._unconfirmed)
+
+    def _account(self, now: float) -> None:
+        """The interval just past: the estimate with the heater as it was, and the dose."""
+        self._estimate.advance(heating=self._heater, now=now)
+        if self.state in (State.RUNNING, State.PREHEAT) and self._session is not None:
+            self._session.dose.add(self._surface_c(), now)
 
     def _roll_day(self, today: date) -> None:
         """A new day resets today's use; a clock set back never does (the cap would reset)."""
         if today > self.usage.day:
             self.usage.day = today
             self.usage.minutes_today = 0.0
+            self.usage.dose_today = 0.0
+
+    def _relabel_day(self, today: date) -> None:
+        """After a clock step the day's use carries over to the new date: a step frees nothing."""
+        self.usage.day = max(self.usage.day, today)
 
     def _count_day(self, program: Program) -> None:
         """A completed session: the streak and a progressive program grow once per day."""
@@ -515,9 +628,11 @@ class SessionMachine:
 
     def _chosen_min(self) -> float:
         """The length the next start gets: the override, or the program's (grown) length."""
-        if self._duration_override is not None:
-            return self._duration_override
-        program = self.choice
+        return self._planned_min(self.choice, self._duration_override)
+
+    def _planned_min(self, program: Program, override: float | None) -> float:
+        if override is not None:
+            return override
         planned = program.planned_min(self.usage.progress_days.get(program.name, 0))
         return min(planned, self.rules.session_max_min)
 

@@ -25,6 +25,12 @@ DISAGREE_C = 5.0
 BODY_WARMTH_C = 34.0
 """A person alone warms the pad at most to skin temperature; above it only the heater can."""
 
+MODEL_GAP_C = 4.0
+"""A reading this far below what the heater's on-time implies: the sensor reads low."""
+
+MODEL_GAP_HOLD_S = 60.0
+"""How long the gap must last, so that one slow reading does not latch it."""
+
 
 @dataclass
 class _Track:
@@ -64,7 +70,8 @@ class Supervisor:
         value = reading.value_c
         if value is None or not limits.SENSOR_MIN_C <= value <= limits.SENSOR_MAX_C:
             track.bad_in_row += 1
-            track.last_error = reading.error or f"{value:.1f} °C is out of range"
+            track.last_error = reading.error or (
+                "no value" if value is None else f"{value:.1f} °C is out of range")
             track.last_raw_c = value
             if track.bad_in_row >= OUT_OF_RANGE_IN_ROW:
                 return f"sensor {reading.sensor}: {track.last_error}"
@@ -232,4 +239,64 @@ class RunawayGuard:
         if temp_c > BODY_WARMTH_C and temp_c - lowest_c >= self._rise_c:
             return (f"heating with the heater off: {lowest_c:.1f} -> {temp_c:.1f} °C within "
                     f"{self._window_s:g} s (relay or SSR stuck on?)")
+        return None
+
+
+class ModelGapGuard:
+    """The sensor must not read far below what the heater's on-time implies.
+
+    A single sensor that reads low (an offset, a drift, a probe lifted off the
+    pad, a stuck value) makes a thermostat heat until the real surface is hot,
+    and no check of the reading against itself sees it. The pad estimate
+    (`matpi.padmodel.PadEstimate`) is a lower bound of the real surface, so a
+    reading `gap_c` below it for `hold_s` latches a fault. Smaller gaps are
+    covered by the core using the higher of reading and estimate.
+    """
+
+    def __init__(self, gap_c: float = MODEL_GAP_C, hold_s: float = MODEL_GAP_HOLD_S) -> None:
+        self._gap_c = gap_c
+        self._hold_s = hold_s
+        self._since: float | None = None
+
+    def update(self, reading_c: float | None, estimate_c: float | None, active: bool,
+               now: float) -> str | None:
+        if not active or reading_c is None or estimate_c is None or (
+            estimate_c - reading_c < self._gap_c
+        ):
+            self._since = None
+            return None
+        if self._since is None:
+            self._since = now
+        if now - self._since < self._hold_s:
+            return None
+        return (f"reading below the pad model: {reading_c:.1f} °C where the heater's on-time "
+                f"implies at least {estimate_c:.1f} °C (heater not heating, sensor off the pad, "
+                "drifting or stuck, or a room colder than [pad] room_c)")
+
+
+class OverheatGuard:
+    """The surface must not rise past the setpoint in force: heat that the relay did not stop.
+
+    The thermostat switches off at the setpoint; if the surface still climbs
+    `margin_c` above it, the heater relay is welded (or something else heats)
+    and only the power relay can stop it: a latched fault drops it. When the
+    setpoint is lowered or heat stops, the allowance follows the surface down
+    instead of jumping, so a pad that is merely still warm never trips it.
+    """
+
+    def __init__(self, margin_c: float) -> None:
+        self._margin_c = margin_c
+        self._allowed_c: float | None = None
+
+    def update(self, surface_c: float | None, setpoint_c: float | None, active: bool) -> str | None:
+        if not active or surface_c is None:
+            self._allowed_c = None
+            return None
+        target_c = BODY_WARMTH_C if setpoint_c is None else setpoint_c
+        held_c = surface_c if self._allowed_c is None else min(self._allowed_c, surface_c)
+        self._allowed_c = max(target_c, held_c)
+        if surface_c >= self._allowed_c + self._margin_c:
+            return (f"overheating: the surface is at {surface_c:.1f} °C, more than "
+                    f"{self._margin_c:g} °C above the {self._allowed_c:.1f} °C allowed "
+                    "(heater relay stuck on?)")
         return None

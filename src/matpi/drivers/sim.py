@@ -1,28 +1,23 @@
-"""A simulated mat: first-order thermal model, outputs, sensors and fault injection.
+"""A simulated mat: the documented pad model, outputs, sensors and fault injection.
 
-The heating pad is one lumped heat capacity warmed by the heater, losing heat
-to the room and, with someone lying on it, exchanging heat with their back:
-
-    C dT/dt = P·h + k_body·(T_body − T)·lying − k_room·(T − T_room)
-
-which has an exact solution over any step, so the model is correct at any
-time scaling. With the defaults the pad warms from 21 °C to 39 °C in about
-6 min and would settle near 61 °C if the heater were stuck on: the guards
-must catch that long before.
+The pad follows `matpi.padmodel.PadModel` (one lumped heat capacity warmed by
+the heater, losing heat to the room and, with someone lying on it, exchanging
+heat with their back), solved exactly over each step, so it is correct at any
+time scaling. Current flows through the element only while the heater relay
+is closed (or welded) and the master power relay is closed, as on a real mat.
 
     mat = SimulatedMat(clock)
     drivers = mat.drivers()
     drivers.heater.on()
 """
 
-import math
 import threading
-from dataclasses import dataclass
 from enum import StrEnum
 
 from matpi.clock import Clock
 from matpi.drivers.base import MatDrivers
 from matpi.events import Led, Reading
+from matpi.padmodel import PadModel
 
 
 class SimFault(StrEnum):
@@ -38,30 +33,19 @@ class SimFault(StrEnum):
 _SENSOR_FAULTS = {SimFault.SENSOR_DISCONNECTED, SimFault.SENSOR_STUCK, SimFault.SENSOR_OFF_HEATER}
 
 
-@dataclass(frozen=True)
-class ThermalModel:
-    """Physical constants of the simulated pad (SI units)."""
-
-    heater_w: float = 100.0
-    capacity_j_per_k: float = 1500.0
-    room_loss_w_per_k: float = 2.5
-    body_w_per_k: float = 1.5
-    room_c: float = 21.0
-    body_c: float = 34.0
-
-
 class SimulatedMat:
     """The physical mat in software; thread-safe, advanced lazily on each access."""
 
     def __init__(
-        self, clock: Clock, model: ThermalModel | None = None, *, start_c: float | None = None
+        self, clock: Clock, model: PadModel | None = None, *, start_c: float | None = None
     ) -> None:
-        self.model = model or ThermalModel()
+        self.model = model or PadModel()
         self._clock = clock
         self._lock = threading.Lock()
         self._temp_c = self.model.room_c if start_c is None else start_c
         self._at = clock.now()
         self._heater_demand = False
+        self._power = True
         self.motor_duty = 0.0
         self.led = Led.IDLE
         self.person_lying = False
@@ -74,8 +58,8 @@ class SimulatedMat:
 
     @property
     def heating(self) -> bool:
-        """True when current flows through the heater: demanded or welded, and not open."""
-        if SimFault.HEATER_OPEN in self.faults:
+        """True when current flows through the heater: demanded or welded, powered, not open."""
+        if SimFault.HEATER_OPEN in self.faults or not self._power:
             return False
         return self._heater_demand or SimFault.RELAY_WELDED in self.faults
 
@@ -90,15 +74,8 @@ class SimulatedMat:
         self._at = now
         if dt <= 0:
             return
-        m = self.model
-        lying = 1.0 if self.person_lying else 0.0
-        conductance = m.room_loss_w_per_k + m.body_w_per_k * lying
-        power = m.heater_w if self.heating else 0.0
-        settle_c = (power + m.room_loss_w_per_k * m.room_c + m.body_w_per_k * m.body_c * lying) / (
-            conductance
-        )
-        tau_s = m.capacity_j_per_k / conductance
-        self._temp_c = settle_c + (self._temp_c - settle_c) * math.exp(-dt / tau_s)
+        self._temp_c = self.model.after(self._temp_c, dt, heating=self.heating,
+                                        body=self.person_lying)
 
     # --- controls used by outputs and by fault injection --------------------
 
@@ -108,6 +85,16 @@ class SimulatedMat:
             if on != self._heater_demand:
                 self.heater_switches += 1
             self._heater_demand = on
+
+    def set_power(self, on: bool) -> None:
+        """The master power relay feeding the heater."""
+        with self._lock:
+            self._advance()
+            self._power = on
+
+    @property
+    def power(self) -> bool:
+        return self._power
 
     @property
     def heater_demand(self) -> bool:
@@ -149,6 +136,7 @@ class SimulatedMat:
             indicator=SimIndicator(self),
             thermometers=[SimThermometer(self, name) for name in sensors],
             poll_interval_s=poll_s,
+            power=SimPower(self),
         )
 
 
@@ -168,6 +156,22 @@ class SimHeater:
 
     def off(self) -> None:
         self._mat.set_heater(False)
+
+    def close(self) -> None:
+        self.off()
+
+
+class SimPower:
+    """The master power relay of a simulated mat."""
+
+    def __init__(self, mat: SimulatedMat) -> None:
+        self._mat = mat
+
+    def on(self) -> None:
+        self._mat.set_power(True)
+
+    def off(self) -> None:
+        self._mat.set_power(False)
 
     def close(self) -> None:
         self.off()

@@ -185,9 +185,9 @@ def options(device: DeviceConfig, rules: Rules, password: bool) -> dict[str, obj
         "intensity_pct": {"min": 0, "max": 100},
         "duration_min": {"min": MIN_SESSION_MIN, "max": rules.session_max_min},
         "limits": {"daily_max_min": rules.daily_max_min, "dose_max_cem43": rules.dose_max_cem43,
+                   "daily_dose_max_cem43": rules.daily_dose_max_cem43,
                    "preheat_max_min": rules.preheat_max_min, "cooldown_min": rules.cooldown_min,
                    "reset_below_c": rules.reset_below_c},
-        "remote_start_needs_press": rules.remote_start_needs_press,
         "password": password,
     }
 
