@@ -105,7 +105,8 @@ def test_a_first_schema_file_migrates_keeping_its_rows(tmp_path: Path) -> None:
 
     history = History.open(path)
     assert history.sessions(1, DAY) == [SessionRow(ended - 1200, ended, "back", 20, 1200,
-                                                   "completed", 40.5, 0.4, "medium", "wave", 1)]
+                                                   "completed", 40.5, 0.4, "medium", "wave",
+                                                   "session", 1)]
     assert history.latched_fault() == "trip: 45.6 °C"
     assert history.cooldown_until() is None
     history.set_cooldown_until(ended + 600)  # the table version 2 added
@@ -116,7 +117,7 @@ def test_a_first_schema_file_migrates_keeping_its_rows(tmp_path: Path) -> None:
     history.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "2",)
+            "3",)
     db.close()
 
 
@@ -126,7 +127,7 @@ def test_a_file_from_a_newer_matpi_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.close()
-    with pytest.raises(HistoryError, match=r"newer matpi \(schema 99; this one knows up to 2\)"):
+    with pytest.raises(HistoryError, match=r"newer matpi \(schema 99; this one knows up to 3\)"):
         History.open(path)
 
 
@@ -445,12 +446,17 @@ def test_faults_are_logged_and_cleared_with_the_session_ended_by_them(history: H
     assert rig.errors == []
 
 
-def test_a_preheat_that_never_became_a_session_writes_no_row(history: History) -> None:
+def test_a_preheat_that_never_became_a_session_is_a_preheat_row(history: History) -> None:
     rig = Rig(history)
     rig.send(Start(Source.REMOTE, "back"))
     rig.run_for(20)
     rig.send(Stop(Source.REMOTE))
-    assert history.sessions(1, DAY) == []
+    [row] = history.sessions(1, DAY)
+    assert (row.kind, row.end_reason, row.actual_s) == ("preheat", "stopped", 20.0)
+    assert history.summary(1, DAY).sessions == 0  # heat counted, but not a session
+    saved = history.restore(rig.wall(), DAY, rig.rules)
+    assert saved.usage.minutes_today == pytest.approx(20 / 60)
+    assert saved.preheat_ages_s == (pytest.approx(20.0),)
 
 
 def test_a_failed_write_is_reported_so_the_daemon_can_latch_a_fault(

@@ -19,6 +19,7 @@ from matpi.events import (
     HeatStopped,
     Led,
     LongPress,
+    PreheatEnded,
     PreheatStarted,
     Press,
     Refused,
@@ -191,7 +192,8 @@ def test_unconfirmed_preheat_times_out_into_a_cooldown_and_counts_as_use(mat: Ma
     assert mat.machine.snapshot(mat.now).today_min == 10.0
     assert isinstance(mat.send(Start(Source.REMOTE))[0], Refused)
     assert not mat.heater
-    assert ended(mat)[0].reason is EndReason.PREHEAT_TIMEOUT
+    [preheat] = [n for n in mat.notices if isinstance(n, PreheatEnded)]
+    assert preheat.reason is EndReason.PREHEAT_TIMEOUT and preheat.elapsed_s == 600
 
 
 def test_start_with_duration_outside_the_limit_is_refused(mat: Mat) -> None:

@@ -104,17 +104,14 @@ def assemble(
     inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
     sim = SimulatedMat(clock) if simulate else None
     drivers = _drivers(config, sim, inbox, board_sim)
-    drivers.heater = RefreshedHeater(
-        drivers.heater,
-        on_expired=lambda: inbox.put(DriverFault("heater demand not refreshed for 3 s: "
-                                                 "controller loop stalled")),
-    )
+    _add_dead_man(drivers, inbox)
     history, saved, rules = _restore(config, state_dir, clock)
     now = clock.now()
     machine = SessionMachine(
         rules, now, clock.today(), usage=saved.usage,
         cooldown_until=now + saved.cooldown_remaining_s, fault=saved.fault,
         fault_clearable=history is not None,
+        preheats=tuple(now - age_s for age_s in saved.preheat_ages_s),
     )
     watchdog_s = systemd.watchdog_interval_s()
     controller = Controller(machine, drivers, clock, inbox=inbox,
@@ -145,6 +142,25 @@ def assemble(
                         history_path=history.path if history is not None else None)
         controller.add_listener(web.listener)
     return Mat(controller, drivers, poller, clock, sim, bridge, history, web)
+
+
+def _add_dead_man(drivers: MatDrivers, inbox: "queue.SimpleQueue[Event]") -> None:
+    """The heater switches itself off unless refreshed, and stays off once it had to:
+    only the local fault reset (which the controller passes on as `reset`) rearms it."""
+    heater = RefreshedHeater(
+        drivers.heater,
+        on_expired=lambda: inbox.put(DriverFault("heater demand not refreshed for 3 s: "
+                                                 "controller loop stalled")),
+    )
+    board_reset = drivers.reset
+
+    def reset() -> None:
+        if board_reset is not None:
+            board_reset()
+        heater.rearm()
+
+    drivers.heater = heater
+    drivers.reset = reset
 
 
 def _drivers(

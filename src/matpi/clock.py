@@ -2,12 +2,18 @@
 
 The pure core only ever sees the numbers this returns. At `speed` 60 one real
 second is one simulated minute for everything: sessions, cooldowns, the
-thermal model and the calendar day.
+thermal model and the calendar day. At speed 1 the calendar follows the real
+wall clock, so a Pi that boots without a clock battery and is set by NTP
+later moves to the right day; `stepped` tells the controller when that
+happened, so the core carries the day's use over instead of forgetting it.
 """
 
 import time
 from collections.abc import Callable
 from datetime import date, datetime
+
+STEP_TOLERANCE_S = 2.0
+"""A wall clock moving this much against the monotonic clock was set, not slewed."""
 
 
 class Clock:
@@ -24,20 +30,30 @@ class Clock:
             raise ValueError(f"speed must be above 0, got {speed}")
         self.speed = speed
         self._monotonic = monotonic
+        self._wall = wall
         self._mono_start = monotonic()
         self._wall_start = wall()
+        self._offset_s: float | None = None
 
     def now(self) -> float:
         """Seconds on the (scaled) monotonic clock."""
         return self._mono_start + (self._monotonic() - self._mono_start) * self.speed
 
     def wall(self) -> float:
-        """Epoch seconds on the (scaled) wall clock."""
+        """Epoch seconds: the real wall clock at speed 1, a scaled one in simulation."""
+        if self.speed == 1.0:
+            return self._wall()
         return self._wall_start + (self.now() - self._mono_start)
 
     def today(self) -> date:
-        """The local calendar day of the (scaled) wall clock, for the daily limit."""
+        """The local calendar day of `wall`, for the daily limit."""
         return datetime.fromtimestamp(self.wall()).date()
+
+    def stepped(self) -> bool:
+        """True once after the wall clock was set (moved against the monotonic clock)."""
+        offset_s = self.wall() - self.now()
+        last_s, self._offset_s = self._offset_s, offset_s
+        return last_s is not None and abs(offset_s - last_s) > STEP_TOLERANCE_S
 
     def real_seconds(self, clock_s: float) -> float:
         """How long to really wait for `clock_s` to pass on this clock."""

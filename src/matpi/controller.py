@@ -18,7 +18,16 @@ from typing import Any
 
 from matpi.clock import Clock
 from matpi.drivers.base import MatDrivers
-from matpi.events import DriverFault, Event, FaultCleared, Notice, Outputs, Snapshot, Tick
+from matpi.events import (
+    ClockStepped,
+    DriverFault,
+    Event,
+    FaultCleared,
+    Notice,
+    Outputs,
+    Snapshot,
+    Tick,
+)
 from matpi.session import SessionMachine
 
 log = logging.getLogger(__name__)
@@ -107,7 +116,11 @@ class Controller:
 
     def _step(self, event: Event) -> None:
         now = self._clock.now()
-        notices = self.machine.step(event, now, self._clock.today())
+        notices: list[Notice] = []
+        if self._clock.stepped():
+            # Before the event, so that a step to a later date never looks like midnight.
+            notices += self.machine.step(ClockStepped(), now, self._clock.today())
+        notices += self.machine.step(event, now, self._clock.today())
         try:
             self._apply(self.machine.outputs(now))
         except Exception as exc:

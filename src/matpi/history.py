@@ -42,6 +42,8 @@ from matpi.events import (
     FaultCleared,
     FaultRaised,
     Notice,
+    PreheatEnded,
+    PreheatStarted,
     SessionEnded,
     SessionStarted,
     Snapshot,
@@ -59,6 +61,11 @@ CHECKPOINT_S = 30.0
 INTERRUPTED = "interrupted"
 """End reason of a session whose process died before it ended."""
 BUSY_TIMEOUT_MS = 1000
+SESSION = "session"
+PREHEAT = "preheat"
+"""Row kinds: a session, or a preheat that a remote start ran on the empty mat."""
+PREHEAT_WINDOW_S = 3600.0
+"""How far back unconfirmed preheats are restored for the core's hourly limit."""
 UNUSABLE_FAULT = "history file unusable: no sessions until it is fixed (see journalctl -u matpi)"
 WRITE_FAILED_FAULT = "history not written: no sessions until it is fixed (see journalctl -u matpi)"
 
@@ -92,6 +99,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             cooldown_until_wall REAL)""",
         "INSERT INTO state (id, cooldown_until_wall) VALUES (1, NULL)",
     ),
+    (
+        # Preheats get rows too: their minutes and dose count towards the day.
+        "ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'session'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -114,6 +125,7 @@ class SessionRow:
     dose_cem43: float
     heat_level: str
     pattern: str
+    kind: str = SESSION
     id: int | None = None
 
 
@@ -153,6 +165,8 @@ class Restored:
     usage: Usage
     cooldown_remaining_s: float
     fault: str | None
+    preheat_ages_s: tuple[float, ...] = ()
+    """How long ago each unconfirmed preheat of the last hour started."""
 
 
 def local_day(wall: float) -> date:
@@ -182,8 +196,15 @@ class History:
         """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            empty = path.exists() and path.stat().st_size == 0
+        except OSError as exc:
+            raise HistoryError(_unwritable(path, exc)) from exc
+        if empty:
+            # SQLite would take an empty file for a new history and forget today's use.
+            raise HistoryError(_damaged(path, "the file is empty"))
+        try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
             raise HistoryError(_unwritable(path, exc)) from exc
         try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -266,9 +287,10 @@ class History:
         Streak: consecutive days with a completed session, up to the last one.
         """
         begins, ends = day_begins(today), day_begins(today + timedelta(days=1))
-        minutes = self._one("SELECT COALESCE(SUM(actual_s), 0) FROM sessions "
-                            "WHERE ended_wall >= ? AND ended_wall < ?", (begins, ends))
-        usage = Usage(day=today, minutes_today=minutes[0] / 60.0 if minutes else 0.0)
+        used = self._one("SELECT COALESCE(SUM(actual_s), 0), COALESCE(SUM(dose_cem43), 0) "
+                         "FROM sessions WHERE ended_wall >= ? AND ended_wall < ?", (begins, ends))
+        seconds, dose = used if used else (0.0, 0.0)
+        usage = Usage(day=today, minutes_today=seconds / 60.0, dose_today=dose)
         days_by_program: dict[str, set[date]] = {}
         for program, ended in self._all(
             "SELECT program, ended_wall FROM sessions WHERE end_reason = ? AND ended_wall < ?",
@@ -287,15 +309,25 @@ class History:
         return usage
 
     def restore(self, now_wall: float, today: date, rules: Rules) -> Restored:
-        """Usage, remaining cooldown and latched fault for a daemon starting now.
+        """Usage, remaining cooldown, latched fault and recent preheats for a daemon starting now.
 
-        The remaining cooldown is at most one full cooldown: a Pi without a
-        clock battery can boot with its wall clock behind.
+        A Pi without a clock battery can boot with its wall clock behind (even in
+        1970) until NTP sets it. So the day counted is never earlier than the day
+        of the latest row (today's use is kept, never reset, until the clock is
+        right), and the remaining cooldown is at most one full cooldown.
         """
+        latest = self._one("SELECT MAX(ended_wall) FROM sessions")
+        if latest is not None and latest[0] is not None:
+            today = max(today, local_day(float(latest[0])))
         until = self.cooldown_until()
         remaining = 0.0 if until is None else until - now_wall
         remaining = min(max(remaining, 0.0), rules.cooldown_min * 60.0)
-        return Restored(self.usage(today, rules.programs), remaining, self.latched_fault())
+        ages = tuple(now_wall - started for (started,) in self._all(
+            "SELECT started_wall FROM sessions WHERE kind = ? AND end_reason != ? "
+            "AND started_wall > ? AND started_wall <= ?",
+            (PREHEAT, EndReason.CONFIRMED.value, now_wall - PREHEAT_WINDOW_S, now_wall)))
+        return Restored(self.usage(today, rules.programs), remaining, self.latched_fault(),
+                        ages)
 
     def sessions(self, days: int, today: date) -> list[SessionRow]:
         """Sessions that ended in the last `days` days (today included), oldest first."""
@@ -335,7 +367,7 @@ class History:
         return HistorySummary(
             first_day=first_day,
             today=today,
-            sessions=len(in_window),
+            sessions=sum(r.kind == SESSION for r in in_window),
             completed=sum(r.end_reason == EndReason.COMPLETED for r in in_window),
             minutes=sum(r.actual_s for r in in_window) / 60.0,
             streak_days=usage.streak_days if alive else 0,
@@ -427,7 +459,7 @@ def _move_aside(path: Path) -> str:
             "then starts: today's minutes, the cooldown and the streak begin again from zero")
 
 
-def _damaged(path: Path, exc: BaseException) -> str:
+def _damaged(path: Path, exc: BaseException | str) -> str:
     return (f"history {path} is damaged ({exc}). matpi refuses every session until it is "
             f"fixed or moved aside, so that the daily limit is never forgotten: "
             f"{_move_aside(path)}")
@@ -480,7 +512,7 @@ class HistoryRecorder:
         try:
             for notice in notices:
                 self._note(notice, snapshot)
-            if (self._open is not None and snapshot.state is State.RUNNING
+            if (self._open is not None and snapshot.state in (State.RUNNING, State.PREHEAT)
                     and self._wall() - self._saved_at >= self._checkpoint_s):
                 self._checkpoint(snapshot)
         except HistoryError as exc:
@@ -490,14 +522,16 @@ class HistoryRecorder:
     def _note(self, notice: Notice, snapshot: Snapshot) -> None:
         now = self._wall()
         match notice:
-            case SessionStarted():
+            case SessionStarted() | PreheatStarted():
+                planned = notice.planned_min if isinstance(notice, SessionStarted) else 0.0
                 row = SessionRow(
                     started_wall=now, ended_wall=now, program=notice.program,
-                    planned_min=notice.planned_min, actual_s=0.0, end_reason=INTERRUPTED,
+                    planned_min=planned, actual_s=0.0, end_reason=INTERRUPTED,
                     peak_c=snapshot.temperature_c, dose_cem43=0.0,
-                    heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value)
+                    heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value,
+                    kind=SESSION if isinstance(notice, SessionStarted) else PREHEAT)
                 self._save(row, now + self._cooldown_s)
-            case SessionEnded() if self._open is not None:
+            case SessionEnded() | PreheatEnded() if self._open is not None:
                 row = replace(self._open, ended_wall=now, actual_s=notice.elapsed_s,
                               end_reason=notice.reason.value, peak_c=notice.peak_c,
                               dose_cem43=notice.dose_cem43)
@@ -513,8 +547,12 @@ class HistoryRecorder:
         assert self._open is not None
         now = self._wall()
         peaks = [t for t in (self._open.peak_c, snapshot.temperature_c) if t is not None]
-        row = replace(self._open, ended_wall=now, actual_s=float(snapshot.elapsed_s),
-                      planned_min=snapshot.planned_min, dose_cem43=snapshot.dose_cem43,
+        preheat = self._open.kind == PREHEAT
+        row = replace(self._open, ended_wall=now,
+                      actual_s=now - self._open.started_wall if preheat
+                      else float(snapshot.elapsed_s),
+                      planned_min=self._open.planned_min if preheat else snapshot.planned_min,
+                      dose_cem43=snapshot.dose_cem43,
                       peak_c=max(peaks) if peaks else None,
                       heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value)
         self._save(row, now + self._cooldown_s)

@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 from typing import Literal
 
-from matpi.history import FaultRow, History, HistorySummary, SessionRow
+from matpi.history import SESSION, FaultRow, History, HistorySummary, SessionRow
 
 HistoryFormat = Literal["table", "json", "csv"]
 HISTORY_FORMATS: tuple[HistoryFormat, ...] = ("table", "json", "csv")
@@ -37,13 +37,13 @@ def render_history(history: History, days: int, today: date, fmt: HistoryFormat)
     return _table(rows, faults, summary, days)
 
 
-_CSV_FIELDS = ("started", "ended", "program", "planned_min", "actual_min", "end_reason",
+_CSV_FIELDS = ("started", "ended", "kind", "program", "planned_min", "actual_min", "end_reason",
                "peak_c", "dose_cem43", "heat_level", "pattern")
 
 
 def _session_record(row: SessionRow) -> dict[str, object]:
     return {
-        "started": _iso(row.started_wall), "ended": _iso(row.ended_wall),
+        "started": _iso(row.started_wall), "ended": _iso(row.ended_wall), "kind": row.kind,
         "program": row.program, "planned_min": row.planned_min,
         "actual_min": round(row.actual_s / 60.0, 2), "end_reason": row.end_reason,
         "peak_c": row.peak_c, "dose_cem43": row.dose_cem43,
@@ -73,7 +73,8 @@ def _table(rows: list[SessionRow], faults: list[FaultRow], summary: HistorySumma
             started = datetime.fromtimestamp(r.started_wall)
             minutes = f"{r.actual_s / 60.0:.1f}/{r.planned_min:g}"
             peak = "-" if r.peak_c is None else f"{r.peak_c:.1f}"
-            lines.append(f"{started:%Y-%m-%d %a} {started:%H:%M}  {r.program:<10} "
+            program = r.program if r.kind == SESSION else "(preheat)"
+            lines.append(f"{started:%Y-%m-%d %a} {started:%H:%M}  {program:<10} "
                          f"{minutes:>11}  {r.end_reason:<15} {r.heat_level:<6} "
                          f"{r.pattern:<7} {peak:>7} {r.dose_cem43:>6.2f}")
     else:
