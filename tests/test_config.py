@@ -28,7 +28,8 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 
 def test_example_config_loads() -> None:
     config = load_config(EXAMPLE)
-    assert config.hardware.heater.pin == 17 and not config.hardware.heater.active_high
+    assert config.hardware.heater.pin == 5 and not config.hardware.heater.active_high
+    assert config.hardware.power_pin == 6 and not config.hardware.power_active_high
     assert config.rules.programs["morning"].heat is HeatLevel.MEDIUM
     assert config.rules.sensors == ("mat",)
 
@@ -142,3 +143,80 @@ def test_check_config_command(tmp_path: Path) -> None:
     result = run_check(bad)
     assert result.returncode == 1
     assert "duration_min = 90: must be at most 30 (matpi ceiling" in result.stderr
+
+
+# --- issue #13: what the safety case forbids, no config allows --------------------------
+
+
+def test_a_relay_held_long_enough_to_overshoot_is_refused_naming_both_keys(
+    tmp_path: Path,
+) -> None:
+    """Hazard 3: min_on_s = 300 with hysteresis 3 °C overshot to 45 °C (9.5 CEM43)."""
+    [problem] = problems(tmp_path, "[heater]\nmin_on_s = 300\nhysteresis_c = 3.0\n")
+    assert "min_on_s = 300 with hysteresis_c = 3" in problem
+    assert "at most 1 °C" in problem and "shorter min_on_s" in problem
+
+
+def test_an_ssr_window_that_overshoots_is_refused_naming_both_keys(tmp_path: Path) -> None:
+    text = '[heater]\nkind = "ssr"\nwindow_s = 30\nband_c = 0.5\n[heat]\nlow_c = 25.0\n'
+    [problem] = problems(tmp_path, text)
+    assert "window_s = 30 with band_c = 0.5 overshoots the 25 °C setpoint" in problem
+    assert "at most 1 °C" in problem
+
+
+def test_the_default_heater_settings_stay_within_one_degree_of_every_setpoint() -> None:
+    rules = Rules()
+    assert all(rules.worst_overshoot_c(c) <= 1.0 for c in rules.setpoints_c.values())
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[session]\nremote_start_needs_press = false\n", "remote_start_needs_press = false: must "
+                                                      "be true"),
+    ("[limits]\npreheat_max_min = 15\n", "preheat_max_min = 15: must be at most 10"),
+    ("[limits]\nreset_below_c = 40\n", "reset_below_c = 40: must be at most 35"),
+    ("[limits]\ndaily_dose_max_cem43 = 20\n", "daily_dose_max_cem43 = 20: must be at most 9"),
+    ("[pad]\nheater_w = 0\n", "heater_w = 0: must be at least 5"),
+])
+def test_settings_the_safety_case_forbids_are_refused(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """Hazard 11: remote start without a press, a 15 min preheat, a reset at 40 °C."""
+    assert any(expected in p for p in problems(tmp_path, text)), problems(tmp_path, text)
+
+
+def test_the_gpio_path_has_a_power_relay_unless_told_what_cuts_the_element(
+    tmp_path: Path,
+) -> None:
+    """Hazard 2: a welded heater relay needs a second, independent way to cut the element."""
+    assert load_config(write(tmp_path, "")).hardware.power_pin == 6
+    [problem] = problems(tmp_path, '[power]\nomitted_because = "fuse"\n')
+    assert "omitted_because" in problem and "name the hardware" in problem
+    [problem] = problems(tmp_path, '[power]\npin = 6\nomitted_because = "a 70 °C thermal fuse"\n')
+    assert "not both" in problem
+    hw = load_config(write(tmp_path, '[power]\nomitted_because = "SSR with a 70 °C thermal fuse '
+                                     'in series with the element"\n')).hardware
+    assert hw.power_pin is None and "thermal fuse" in hw.power_omitted_because
+
+
+def test_two_sensors_on_one_ds18b20_are_refused(tmp_path: Path) -> None:
+    """Hazard 14: a second sensor reading the same device checks nothing."""
+    text = ('[[sensors]]\nname = "a"\ndevice_id = "28-0000000001"\n'
+            '[[sensors]]\nname = "b"\ndevice_id = "28-0000000001"\n')
+    [problem] = problems(tmp_path, text)
+    assert "device_id = 28-0000000001" in problem and "same DS18B20" in problem
+
+
+def test_board_path_pins_on_the_pi_are_checked_too(tmp_path: Path) -> None:
+    text = '[hardware]\ndriver = "board"\n[button]\npin = 22\n'
+    [problem] = problems(tmp_path, text)
+    assert "[led] pin = 22: GPIO22 is already used by [button] pin" in problem
+    load_config(write(tmp_path, '[hardware]\ndriver = "board"\n[heater]\npin = 22\n'))
+
+
+@pytest.mark.parametrize("field", ["hysteresis_c", "min_on_s", "check_window_s", "trip_c",
+                                   "daily_max_min", "cooldown_min", "reset_below_c"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_rules_check_every_limit_themselves(field: str, value: float) -> None:
+    """Hazard 9: Rules accepted NaN; the bounds lived only in config.py."""
+    with pytest.raises(CeilingError, match=field):
+        Rules(**{field: value})
