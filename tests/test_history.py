@@ -15,7 +15,18 @@ from pathlib import Path
 import pytest
 
 from conftest import DAY
-from matpi.events import Event, LongPress, Notice, Press, Reading, Source, Start, State, Stop
+from matpi.events import (
+    Event,
+    LongPress,
+    Notice,
+    Press,
+    Reading,
+    Refused,
+    Source,
+    Start,
+    State,
+    Stop,
+)
 from matpi.history import (
     INTERRUPTED,
     SCHEMA_VERSION,
@@ -26,6 +37,7 @@ from matpi.history import (
     HistoryRecorder,
     SessionRow,
     day_begins,
+    local_day,
 )
 from matpi.historyview import render_history
 from matpi.programs import BUILTIN_PROGRAMS
@@ -518,3 +530,38 @@ def test_csv_is_one_row_per_session_in_the_window(fortnight: History) -> None:
 def test_an_empty_history_renders(history: History) -> None:
     assert "no sessions" in render_history(history, 7, DAY, "table")
     assert json.loads(render_history(history, 7, DAY, "json"))["sessions"] == []
+
+
+# --- issue #13: nothing a restart or a clock can make it forget -----------------------------
+
+
+def test_an_empty_history_file_is_damaged_not_a_new_history(tmp_path: Path) -> None:
+    """Hazard 12: SQLite takes a zero-length file for a new database: today's use forgotten."""
+    path = tmp_path / "history.sqlite3"
+    path.write_bytes(b"")
+    with pytest.raises(HistoryError, match=r"is damaged \(the file is empty\)"):
+        History.open(path)
+
+
+def test_a_clock_behind_at_boot_keeps_todays_minutes_and_dose(history: History) -> None:
+    """Hazard 5: a Pi without a clock battery boots in the past until NTP sets the clock."""
+    history.record_session(replace(session("deep", at(DAY, 20), 100), dose_cem43=6.0))
+    boot_wall = 86_400.0 * 3  # January 1970, before NTP
+    saved = history.restore(boot_wall, local_day(boot_wall), Rules())
+    assert saved.usage.day == DAY
+    assert (saved.usage.minutes_today, saved.usage.dose_today) == (100.0, 6.0)
+    machine = SessionMachine(Rules(daily_max_min=100.0), 0.0, local_day(boot_wall),
+                             usage=saved.usage)
+    machine.step(Reading("mat", 30.0), 0.0, local_day(boot_wall))
+    said = machine.step(Press(), 1.0, local_day(boot_wall))
+    assert isinstance(said[-1], Refused) and "daily limit" in said[-1].reason
+
+
+def test_a_crash_mid_preheat_keeps_its_minutes_and_a_cooldown(history: History) -> None:
+    rig = Rig(history)
+    rig.send(Start(Source.REMOTE, "back"))
+    rig.run_for(65)  # checkpoints at 30 and 60 s; then the process dies
+    saved = history.restore(rig.wall(), DAY, rig.rules)
+    assert saved.usage.minutes_today == pytest.approx(1.0)
+    assert saved.cooldown_remaining_s > 0
+    assert len(saved.preheat_ages_s) == 1

@@ -1,0 +1,547 @@
+#!/usr/bin/env python3
+"""Mutation check of the safety guards (issue #13): a guard removed or weakened must fail a test.
+
+Each mutation below replaces one exact text in one file, in a fresh copy of the
+repo, and runs the tests it names there; a pass means the guard is untested.
+The text must occur exactly once, so a mutation gone stale after an edit
+stops the run instead of passing silently. Before any mutation, the named
+tests run once on the unmutated copy: a test that fails anyway is reported
+as a broken baseline, never as a kill.
+
+    .venv/bin/python scripts/mutate.py                # every mutation, 2 at a time
+    .venv/bin/python scripts/mutate.py --only limits  # names containing "limits"
+    .venv/bin/python scripts/mutate.py --list
+
+To add one: append a `mutation(name, file, old, new, *tests)` to MUTATIONS,
+with `old` copied from the file and the tests that should kill it (fastest first).
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """`old` (exactly once in `path`) becomes `new`; one of `tests` must then fail."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+def mutation(name: str, path: str, old: str, new: str, *tests: str) -> Mutation:
+    return Mutation(name, path, old, new, tests)
+
+
+LIMITS = "src/matpi/limits.py"
+RULES = "src/matpi/rules.py"
+SESSION = "src/matpi/session.py"
+SUPERVISION = "src/matpi/supervision.py"
+THERMAL = "src/matpi/thermal.py"
+CONTROLLER = "src/matpi/controller.py"
+APP = "src/matpi/app.py"
+DEADMAN = "src/matpi/drivers/deadman.py"
+POLLING = "src/matpi/drivers/polling.py"
+
+WIRING = "tests/test_guard_wiring.py"
+PAST_BOUND = f"{WIRING}::test_a_value_past_a_bound_is_refused"
+NOT_FINITE = f"{WIRING}::test_a_value_that_is_not_finite_is_refused"
+SETPOINTS = f"{WIRING}::test_setpoints_stay_between_25_and_42_and_a_degree_under_the_trip"
+PROGRAM_CAP = f"{WIRING}::test_a_program_longer_than_the_session_ceiling_is_refused"
+RELAY_TIME = f"{WIRING}::test_a_relay_is_held_at_least_10_s"
+OVERSHOOT = f"{WIRING}::test_a_relay_held_on_long_enough_to_overshoot_1_degree_is_refused"
+DEAD_MAN_WIRED = f"{WIRING}::test_the_assembled_heater_switches_itself_off_unless_refreshed"
+BOOT_OFF = f"{WIRING}::test_every_output_is_off_before_the_first_event"
+OUTPUT_FAILS = f"{WIRING}::test_a_failing_heater_switches_every_output_off_and_latches_a_fault"
+RESET_REFUSED = f"{WIRING}::test_a_refused_board_reset_latches_the_fault_again"
+POLLER = f"{WIRING}::test_a_thermometer_that_raises_is_reported_and_the_poller_goes_on"
+NO_HISTORY = f"{WIRING}::test_a_damaged_history_leaves_no_daily_allowance"
+
+FAULTS = "tests/test_faults.py"
+EVERY_GUARD = f"{FAULTS}::test_every_guard_is_what_makes_its_hazard_safe"
+STALE = f"{FAULTS}::test_stale_reading_heat_off_in_3_s_and_fault_in_10"
+SHORTED = f"{FAULTS}::test_shorted_sensor_reading_out_of_range_latches"
+DISCONNECTED = f"{FAULTS}::test_disconnected_sensor_latches_after_three_bad_readings"
+TRIP = f"{FAULTS}::test_over_temperature_trips_at_45"
+SPIKES = f"{FAULTS}::test_single_noise_spikes_neither_trip_nor_heat"
+LOW_SPIKE = f"{FAULTS}::test_a_low_spike_does_not_switch_the_heater_on"
+DISAGREE = f"{FAULTS}::test_two_sensors_disagreeing_latch"
+OPEN_HEATER = f"{FAULTS}::test_heater_that_does_not_heat_latches_not_heating"
+OPEN_HEATER_CAUTIOUS = (
+    f"{FAULTS}::test_heater_that_does_not_heat_latches_not_heating_with_a_cautious_model")
+STUCK_CAUTIOUS = (
+    f"{FAULTS}::test_sensor_stuck_just_below_the_setpoint_latches_not_heating_with_a_cautious_model")
+SSR_STUCK = f"{FAULTS}::test_ssr_with_a_stuck_sensor_latches_not_heating"
+FALLEN_OFF = f"{FAULTS}::test_sensor_fallen_off_the_heater_latches_not_heating"
+STUCK_LOW = f"{FAULTS}::test_sensor_stuck_below_the_setpoint_latches_not_heating"
+STUCK_NEAR = f"{FAULTS}::test_sensor_stuck_just_below_the_setpoint_keeps_the_pad_at_the_setpoint"
+WELDED = f"{FAULTS}::test_welded_relay_latches_overheating_and_the_power_relay_cuts_it"
+WELDED_IDLE = f"{FAULTS}::test_welded_relay_while_idle_latches_runaway"
+WARMED = f"{FAULTS}::test_mat_warmed_from_outside_latches_a_fault_before_45"
+DOSE = f"{FAULTS}::test_dose_steps_down_at_75_percent_and_stops_at_the_limit"
+
+SESSION_T = "tests/test_session.py"
+STALE_3_10 = f"{SESSION_T}::test_heat_goes_off_after_3_s_without_reading_and_faults_at_10"
+TRIP_AT_ONCE = f"{SESSION_T}::test_a_single_reading_at_the_trip_switches_heat_off_at_once"
+TRIP_LATCHES = f"{SESSION_T}::test_trip_latches_fault_and_heat_never_resumes"
+OUT_OF_RANGE = f"{SESSION_T}::test_out_of_range_readings_latch_a_sensor_fault"
+HEAT_OFF_PROGRAM = f"{SESSION_T}::test_heat_off_program_never_heats"
+DOSE_STOPS = f"{SESSION_T}::test_dose_limit_stops_heat_but_not_the_session"
+SESSION_ENDS = f"{SESSION_T}::test_session_ends_exactly_at_its_duration"
+DAILY_LIMIT = f"{SESSION_T}::test_daily_limit_ends_session_and_refuses_next_start"
+PREHEAT_TIMEOUT = (
+    f"{SESSION_T}::test_unconfirmed_preheat_times_out_into_a_cooldown_and_counts_as_use")
+RESET_WHEN_COOL = f"{SESSION_T}::test_long_press_clears_fault_only_when_cool"
+RESET_NEEDS_READING = f"{SESSION_T}::test_fault_cannot_be_cleared_without_a_valid_reading"
+PROPERTIES = "tests/test_session_properties.py"
+
+THERMAL_T = "tests/test_thermal.py"
+CEM43 = f"{THERMAL_T}::test_cem43_matches_the_published_times_to_9"
+DOSE_METER = f"{THERMAL_T}::test_dose_meter_integrates_measured_temperature"
+OUTLIER = f"{THERMAL_T}::test_one_outlier_neither_trips_nor_heats"
+CONFIRMED_TRIP = f"{THERMAL_T}::test_confirmed_over_temperature_trips"
+FRESH = f"{THERMAL_T}::test_every_sensor_must_be_fresh_and_the_hotter_rules"
+THREE_IN_A_ROW = f"{THERMAL_T}::test_out_of_range_latches_after_three_in_a_row"
+
+DEADMAN_T = "tests/test_deadman.py"
+DEADMAN_OFF = f"{DEADMAN_T}::test_heater_goes_off_when_not_refreshed"
+DEADMAN_LATCH = f"{DEADMAN_T}::test_after_an_expiry_on_raises_and_the_heater_stays_off"
+
+CONTROLLER_T = "tests/test_controller.py"
+STOP_OFF = f"{CONTROLLER_T}::test_press_heats_and_stop_request_switches_everything_off"
+CORE_RAISES = f"{CONTROLLER_T}::test_an_exception_in_the_core_switches_off_and_propagates"
+OUTPUT_FAULT = f"{CONTROLLER_T}::test_a_failing_output_latches_a_fault_with_heat_off"
+DAMAGED_DAEMON = (
+    "tests/test_daemon.py::test_a_damaged_history_keeps_the_mat_from_starting_a_session")
+THIRD_PREHEAT = "tests/test_hazards.py::test_a_third_unconfirmed_preheat_within_the_hour_is_refused"
+
+
+def bounds(key: str, low: str, high: str, *tests: str, path: str = RULES) -> list[Mutation]:
+    """Two mutations of one `"key": (low, high)` bounds entry: the low dropped, the high raised."""
+    old = f'"{key}": ({low}, {high})'
+    return [
+        mutation(f"bounds: {key} low {low} dropped", path, old, f'"{key}": (-1e9, {high})', *tests),
+        mutation(f"bounds: {key} high {high} raised", path, old, f'"{key}": ({low}, 1e9)', *tests),
+    ]
+
+
+def ceiling(name: str, real: str, raised: str, *tests: str) -> Mutation:
+    """A ceiling in `limits` raised (or a floor lowered)."""
+    return mutation(f"limits: {name} {real} -> {raised}", LIMITS, f"{name}: Final = {real}",
+                    f"{name}: Final = {raised}", *tests)
+
+
+MUTATIONS: list[Mutation] = [
+    # --- ceilings in limits.py: a Rules test with the documented number must refuse more
+    ceiling("MAX_SESSION_MIN", "30.0", "60.0", PAST_BOUND),
+    ceiling("TRIP_C", "45.0", "60.0", PAST_BOUND),
+    ceiling("MAX_DOSE_CEM43", "9.0", "90.0", PAST_BOUND),
+    ceiling("MAX_DAILY_DOSE_CEM43", "9.0", "90.0", PAST_BOUND),
+    ceiling("MAX_DAILY_MIN", "120.0", "240.0", PAST_BOUND),
+    ceiling("MAX_PREHEAT_MIN", "10.0", "30.0", PAST_BOUND),
+    ceiling("MAX_RESET_BELOW_C", "35.0", "45.0", PAST_BOUND),
+    ceiling("MAX_CHECK_WINDOW_S", "120.0", "600.0", PAST_BOUND),
+    ceiling("MAX_CHECK_ERROR_CS", "300.0", "3000.0", PAST_BOUND),
+    ceiling("MAX_RUNAWAY_RISE_C", "2.0", "10.0", PAST_BOUND),
+    ceiling("MIN_COOLDOWN_MIN", "5.0", "0.0", PAST_BOUND),
+    ceiling("MAX_SETPOINT_C", "42.0", "50.0", SETPOINTS),
+    ceiling("MAX_OVERSHOOT_C", "1.0", "2.0", OVERSHOOT),
+    ceiling("OVERSHOOT_CUT_C", "0.5", "5.0", EVERY_GUARD),
+    ceiling("OVERHEAT_FAULT_C", "0.8", "5.0", WELDED),
+    ceiling("STALE_HEAT_OFF_S", "3.0", "30.0", STALE_3_10, STALE),
+    ceiling("STALE_FAULT_S", "10.0", "60.0", STALE_3_10, STALE),
+    ceiling("SENSOR_MIN_C", "5.0", "-20.0", THREE_IN_A_ROW),
+    ceiling("SENSOR_MAX_C", "60.0", "80.0", SHORTED),
+    ceiling("MAX_PREHEATS_PER_HOUR", "2", "99", THIRD_PREHEAT),
+    # --- every bound of Rules (rules.py BOUNDS and PAD_BOUNDS)
+    *bounds("session_max_min", "1.0", "limits.MAX_SESSION_MIN", PAST_BOUND),
+    *bounds("trip_c", "38.0", "limits.TRIP_C", PAST_BOUND),
+    *bounds("dose_max_cem43", "0.1", "limits.MAX_DOSE_CEM43", PAST_BOUND),
+    *bounds("daily_dose_max_cem43", "0.1", "limits.MAX_DAILY_DOSE_CEM43", PAST_BOUND),
+    *bounds("cooldown_min", "limits.MIN_COOLDOWN_MIN", "240.0", PAST_BOUND),
+    *bounds("daily_max_min", "0.0", "limits.MAX_DAILY_MIN", PAST_BOUND),
+    *bounds("preheat_max_min", "1.0", "limits.MAX_PREHEAT_MIN", PAST_BOUND),
+    *bounds("reset_below_c", "20.0", "limits.MAX_RESET_BELOW_C", PAST_BOUND),
+    *bounds("hysteresis_c", "0.1", "3.0", PAST_BOUND),
+    *bounds("min_on_s", "1.0", "300.0", PAST_BOUND),
+    *bounds("min_off_s", "1.0", "300.0", PAST_BOUND),
+    *bounds("ssr_window_s", "2.0", "30.0", PAST_BOUND),
+    *bounds("ssr_band_c", "0.5", "5.0", PAST_BOUND),
+    *bounds("check_gain_c", "0.5", "5.0", PAST_BOUND),
+    *bounds("check_window_s", "10.0", "limits.MAX_CHECK_WINDOW_S", PAST_BOUND),
+    *bounds("check_band_c", "0.0", "2.0", PAST_BOUND),
+    *bounds("check_max_error_cs", "10.0", "limits.MAX_CHECK_ERROR_CS", PAST_BOUND),
+    *bounds("runaway_settle_s", "0.0", "120.0", PAST_BOUND),
+    *bounds("runaway_window_s", "10.0", "300.0", PAST_BOUND),
+    *bounds("runaway_rise_c", "0.3", "limits.MAX_RUNAWAY_RISE_C", PAST_BOUND),
+    *bounds("heater_w", "5.0", "1000.0", PAST_BOUND),
+    *bounds("capacity_j_per_k", "50.0", "100000.0", PAST_BOUND),
+    *bounds("room_loss_w_per_k", "0.1", "100.0", PAST_BOUND),
+    *bounds("body_w_per_k", "0.0", "100.0", PAST_BOUND),
+    *bounds("room_c", "5.0", "35.0", PAST_BOUND),
+    *bounds("body_c", "30.0", "37.0", PAST_BOUND),
+    # --- how Rules applies them
+    mutation("rules: ceiling problems not raised", RULES,
+             "            raise CeilingError(problem)", "            pass", PAST_BOUND),
+    mutation("rules: range check skipped", RULES,
+             "    if not low <= value <= high:", "    if False:", PAST_BOUND),
+    mutation("rules: NaN and inf not named", RULES,
+             " or not math.isfinite(value):", ":", NOT_FINITE),
+    mutation("rules: setpoint may reach the trip", RULES,
+             "rules.trip_c - 1.0)", "rules.trip_c + 5.0)", SETPOINTS),
+    mutation("rules: setpoint floor 25 -> 0", RULES,
+             "SETPOINT_LOW_C = 25.0", "SETPOINT_LOW_C = 0.0", SETPOINTS),
+    mutation("rules: program longer than the session ceiling", RULES,
+             "program.duration_min,\n                  1.0, rules.session_max_min)",
+             "program.duration_min,\n                  1.0, 999.0)", PROGRAM_CAP),
+    mutation("rules: progression longer than the session ceiling", RULES,
+             "program.max_duration_min, program.duration_min, rules.session_max_min)",
+             "program.max_duration_min, program.duration_min, 999.0)", PROGRAM_CAP),
+    mutation("rules: relay minimum 10 -> 1 s", RULES,
+             "RELAY_MIN_TIME_S = 10.0", "RELAY_MIN_TIME_S = 1.0", RELAY_TIME),
+    mutation("rules: overshoot check skipped", RULES,
+             "    if overshoot <= limits.MAX_OVERSHOOT_C:", "    if True:", OVERSHOOT),
+    # --- the wiring of a running mat: app.py, controller.py, drivers
+    mutation("app: heater not behind the dead-man", APP,
+             "    drivers.heater = heater\n", "    drivers.heater = drivers.heater\n",
+             DEAD_MAN_WIRED),
+    mutation("app: dead-man expiry not told to the core", APP,
+             "on_expired=lambda: inbox.put(", "on_expired=lambda: print(", DEAD_MAN_WIRED),
+    mutation("app: damaged history keeps the daily cap", APP,
+             "return None, blocked, replace(config.rules, daily_max_min=0.0)",
+             "return None, blocked, config.rules", NO_HISTORY),
+    mutation("app: damaged history fault clearable", APP,
+             "        fault_clearable=history is not None,", "        fault_clearable=True,",
+             NO_HISTORY, DAMAGED_DAEMON),
+    mutation("app: damaged history without a fault", APP,
+             "Restored(Usage(day=clock.today()), 0.0, UNUSABLE_FAULT)",
+             "Restored(Usage(day=clock.today()), 0.0, None)", NO_HISTORY, DAMAGED_DAEMON),
+    mutation("controller: no all-off at boot", CONTROLLER,
+             "        try:\n            self._drivers.all_off()\n            self._step(Tick())",
+             "        try:\n            self._step(Tick())", BOOT_OFF),
+    mutation("controller: no all-off after an output failure", CONTROLLER,
+             "            self._drivers.all_off()\n            self._applied = None\n",
+             "            self._applied = None\n", OUTPUT_FAILS),
+    mutation("controller: output failure not latched", CONTROLLER,
+             'DriverFault(f"output failed: {exc}")', "Tick()", OUTPUT_FAILS, OUTPUT_FAULT),
+    mutation("controller: refused reset not latched", CONTROLLER,
+             'DriverFault(f"reset refused: {exc}")', "Tick()", RESET_REFUSED),
+    mutation("controller: no all-off on the way out", CONTROLLER,
+             "        finally:\n            self._drivers.all_off()",
+             "        finally:\n            pass", STOP_OFF, CORE_RAISES),
+    mutation("poller: a raising thermometer kills the thread", POLLING,
+             "        except Exception as exc:", "        except ZeroDivisionError as exc:",
+             POLLER),
+    mutation("deadman: expiry does not latch", DEADMAN,
+             "                self._tripped = True\n", "", DEADMAN_LATCH),
+    mutation("deadman: on() ignores the latch", DEADMAN,
+             "            if self._tripped:\n                self._switch.off()\n",
+             "            if False:\n                self._switch.off()\n", DEADMAN_LATCH),
+    mutation("deadman: expiry leaves the heater on", DEADMAN,
+             "                self._tripped = True\n                self._switch.off()\n",
+             "                self._tripped = True\n", DEADMAN_OFF),
+    mutation("deadman: 3 s -> 60 s by default", DEADMAN,
+             "max_on_s: float = limits.STALE_HEAT_OFF_S", "max_on_s: float = 60.0",
+             DEAD_MAN_WIRED),
+    # --- supervision.py
+    mutation("supervision: stale reading keeps heat", SUPERVISION,
+             "            if now - track.valid_at >= limits.STALE_HEAT_OFF_S:\n"
+             "                return False\n", "", STALE_3_10, STALE, FRESH),
+    mutation("supervision: stale reading never faults", SUPERVISION,
+             "            if silent_s >= limits.STALE_FAULT_S:", "            if False:",
+             STALE_3_10, STALE, FRESH),
+    mutation("supervision: no reading yet, or a bad one, allows heat", SUPERVISION,
+             "            if not track.recent or track.bad_in_row:\n                return False\n",
+             "", FRESH, THREE_IN_A_ROW),
+    mutation("supervision: out of range never latches", SUPERVISION,
+             "            if track.bad_in_row >= OUT_OF_RANGE_IN_ROW:", "            if False:",
+             THREE_IN_A_ROW, SHORTED, DISCONNECTED, OUT_OF_RANGE),
+    mutation("supervision: out of range 3 -> 30 in a row", SUPERVISION,
+             "OUT_OF_RANGE_IN_ROW = 3", "OUT_OF_RANGE_IN_ROW = 30", THREE_IN_A_ROW, DISCONNECTED),
+    mutation("supervision: sensor range not checked", SUPERVISION,
+             "if value is None or not limits.SENSOR_MIN_C <= value <= limits.SENSOR_MAX_C:",
+             "if value is None:", THREE_IN_A_ROW, SHORTED),
+    mutation("supervision: over-temperature never trips", SUPERVISION,
+             "        if filtered is not None and filtered >= self._trip_c:", "        if False:",
+             CONFIRMED_TRIP, TRIP, TRIP_LATCHES),
+    mutation("supervision: raw reading at the trip keeps heat", SUPERVISION,
+             "            if track.last_raw_c is not None and track.last_raw_c >= self._trip_c:\n"
+             "                return False\n", "", CONFIRMED_TRIP, TRIP_AT_ONCE, TRIP),
+    mutation("supervision: disagreement ignored", SUPERVISION,
+             "        if hot_c - cold_c > DISAGREE_C:", "        if False:", DISAGREE),
+    mutation("supervision: disagreement 5 -> 50 °C", SUPERVISION,
+             "DISAGREE_C = 5.0", "DISAGREE_C = 50.0", DISAGREE),
+    mutation("supervision: no median filter", SUPERVISION,
+             "MEDIAN_OF = 3", "MEDIAN_OF = 1", OUTLIER, LOW_SPIKE, SPIKES),
+    mutation("supervision: not-heating never faults", SUPERVISION,
+             "        if self._error_cs >= self._max_error_cs:", "        if False:",
+             OPEN_HEATER_CAUTIOUS, STUCK_CAUTIOUS, SSR_STUCK),
+    mutation("supervision: runaway never faults", SUPERVISION,
+             "        if temp_c > BODY_WARMTH_C and temp_c - lowest_c >= self._rise_c:",
+             "        if False:", WELDED_IDLE, WARMED),
+    mutation("supervision: model gap never faults", SUPERVISION,
+             "            estimate_c - reading_c < self._gap_c", "            True",
+             OPEN_HEATER, FALLEN_OFF, STUCK_LOW),
+    mutation("supervision: model gap 4 -> 40 °C", SUPERVISION,
+             "MODEL_GAP_C = 4.0", "MODEL_GAP_C = 40.0", OPEN_HEATER, FALLEN_OFF, STUCK_LOW),
+    mutation("supervision: model gap held 60 -> 600 s", SUPERVISION,
+             "MODEL_GAP_HOLD_S = 60.0", "MODEL_GAP_HOLD_S = 600.0", FALLEN_OFF, STUCK_LOW),
+    mutation("supervision: overheat never faults", SUPERVISION,
+             "        if surface_c >= self._allowed_c + self._margin_c:", "        if False:",
+             WELDED),
+    # --- session.py: the heater demand, the dose limit, the surface used
+    mutation("session: heat outside a session", SESSION,
+             "            self.state not in (State.RUNNING, State.PREHEAT)\n            or ",
+             "            ", PROPERTIES),
+    mutation("session: heat without a session", SESSION,
+             "            or session is None\n", "", PROPERTIES),
+    mutation("session: heat after the dose stop", SESSION,
+             "            or session.heat_stopped\n", "", DOSE, DOSE_STOPS),
+    mutation("session: heat without a setpoint", SESSION,
+             "            or setpoint is None\n", "", HEAT_OFF_PROGRAM, DOSE_STOPS),
+    mutation("session: heat without a temperature", SESSION,
+             "            or surface is None\n", "", PROPERTIES),
+    mutation("session: heat while a guard says no", SESSION,
+             "            or not self._supervisor.heat_allowed(now)\n", "",
+             STALE_3_10, TRIP_AT_ONCE, STALE),
+    mutation("session: heat at the trip", SESSION,
+             "            or surface >= self.rules.trip_c\n", "", TRIP_AT_ONCE, TRIP),
+    mutation("session: no overshoot cut", SESSION,
+             "            or surface >= setpoint + limits.OVERSHOOT_CUT_C\n", "", EVERY_GUARD),
+    mutation("session: dose limit never stops heat", SESSION,
+             "        if not session.heat_stopped and dose >= limit:", "        if False:",
+             DOSE, DOSE_STOPS),
+    mutation("session: dose never steps heat down", SESSION,
+             "        if session.heat_cap is None and dose >= DOSE_STEP_DOWN_AT * limit:",
+             "        if False:", DOSE),
+    mutation("session: daily dose budget ignored", SESSION,
+             "        limit = min(session_left, daily_left)", "        limit = session_left",
+             PROPERTIES),
+    mutation("session: preheat dose not counted in the session's", SESSION,
+             "session_left = self.rules.dose_max_cem43 - session.dose_before",
+             "session_left = self.rules.dose_max_cem43", PROPERTIES),
+    mutation("session: surface is the reading alone", SESSION,
+             "        return reading if estimate is None else max(reading, estimate)",
+             "        return reading", EVERY_GUARD, STUCK_NEAR),
+    mutation("session: never ends at its duration", SESSION,
+             "            elif self.state is State.RUNNING and now - session.started_at >= "
+             "session.planned_s:", "            elif False:", SESSION_ENDS),
+    mutation("session: daily limit never ends a session", SESSION,
+             "            if self._used_min(now) >= self.rules.daily_max_min:",
+             "            if False:", DAILY_LIMIT),
+    mutation("session: preheat never times out", SESSION,
+             "            elif self.state is State.PREHEAT and now >= self._preheat_until:",
+             "            elif False:", PREHEAT_TIMEOUT),
+    mutation("session: fault reset while hot", SESSION,
+             "        if temperature >= self.rules.reset_below_c:", "        if False:",
+             RESET_WHEN_COOL),
+    mutation("session: fault reset on a stale reading", SESSION,
+             "        if not self._supervisor.heat_allowed(now) or temperature is None:",
+             "        if temperature is None:", RESET_NEEDS_READING),
+    # --- thermal.py: the dose
+    mutation("thermal: dose gap capped at 0 s", THERMAL,
+             "dt_s = min(max(now - at, 0.0), limits.STALE_FAULT_S)",
+             "dt_s = min(max(now - at, 0.0), 0.0)", DOSE_METER, DOSE),
+    mutation("thermal: CEM43 rate halved", THERMAL,
+             "    r = 0.5 if temp_c >= 43.0 else 0.25", "    r = 0.25 if temp_c >= 43.0 else 0.125",
+             CEM43, DOSE_METER),
+]
+
+# --- the machinery --------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = REPO / ".venv" / "bin" / "python"
+COPIED = ("src", "tests", "firmware", "config", "systemd", "scripts", "pyproject.toml")
+IGNORED = shutil.ignore_patterns("__pycache__", ".venv", ".git", ".pytest_cache", ".mypy_cache",
+                                 ".ruff_cache", ".hypothesis", "*.pyc")
+PYTEST = ("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one pytest run said: `passed` is exit code 0; `timed_out` means it was killed."""
+
+    passed: bool
+    timed_out: bool
+    seconds: float
+    output: str
+
+
+def copy_repo(source: Path, dest: Path) -> None:
+    """The parts of the repo the tests need, without caches or the venv."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        item = source / name
+        if item.is_dir():
+            shutil.copytree(item, dest / name, ignore=IGNORED, symlinks=True)
+        elif item.is_file():
+            shutil.copy2(item, dest / name)
+
+
+def stale_problem(root: Path, m: Mutation) -> str | None:
+    """Why `m` cannot be applied to the tree at `root`, if it cannot."""
+    path = root / m.path
+    if not path.is_file():
+        return f"mutation {m.name!r}: {m.path} does not exist"
+    count = path.read_text(encoding="utf-8").count(m.old)
+    if count != 1:
+        return (f"mutation {m.name!r}: its old text occurs {count} times in {m.path} "
+                f"(must be exactly once): {m.old!r}")
+    return None
+
+
+def test_env(copy: Path) -> dict[str, str]:
+    """The copy's src first on the path: the venv's editable install points at the original."""
+    paths = [str(copy / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_in(copy: Path, args: list[str], timeout_s: float) -> Outcome:
+    """Runs the venv's python in `copy`; on timeout its whole process group is killed."""
+    started = time.monotonic()
+    process = subprocess.Popen([str(PYTHON), *args], cwd=copy, env=test_env(copy),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        return Outcome(False, True, time.monotonic() - started, output)
+    return Outcome(process.returncode == 0, False, time.monotonic() - started, output)
+
+
+def run_tests(snapshot: Path, tests: tuple[str, ...], timeout_s: float,
+              m: Mutation | None = None) -> Outcome:
+    """The tests in a fresh copy of `snapshot`, with `m` applied if given."""
+    with tempfile.TemporaryDirectory(prefix="matpi-mutant-") as tmp:
+        copy = Path(tmp)
+        copy_repo(snapshot, copy)
+        if m is not None:
+            problem = stale_problem(copy, m)
+            if problem:
+                raise SystemExit(problem)
+            path = copy / m.path
+            path.write_text(path.read_text(encoding="utf-8").replace(m.old, m.new),
+                            encoding="utf-8")
+        return run_in(copy, [*PYTEST, *tests], timeout_s)
+
+
+def check_copy_is_imported(snapshot: Path) -> None:
+    """Fails unless `import matpi` in a copy finds the copy's code, not the original's."""
+    found = run_in(snapshot, ["-c", "import matpi; print(matpi.__file__)"], 60.0)
+    where = found.output.strip()
+    if not found.passed or not Path(where).resolve().is_relative_to(snapshot.resolve()):
+        raise SystemExit(f"matpi is imported from {where!r}, not from the copy {snapshot}")
+
+
+def failures(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+
+
+def baselines(snapshot: Path, chosen: list[Mutation], timeout_s: float,
+              jobs: int) -> dict[tuple[str, ...], Outcome]:
+    """Each distinct test set, unmutated: all at once first, one set at a time if that fails."""
+    sets = sorted({tuple(sorted(set(m.tests))) for m in chosen})
+    union = tuple(sorted({test for tests in sets for test in tests}))
+    print(f"baseline: {len(union)} tests unmutated ...", file=sys.stderr, flush=True)
+    together = run_tests(snapshot, union, timeout_s)
+    if together.passed:
+        return dict.fromkeys(sets, together)
+    print(f"baseline failed ({'; '.join(failures(together.output)) or 'timeout'}); "
+          f"checking {len(sets)} test sets one by one", file=sys.stderr, flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        outcomes = pool.map(lambda tests: run_tests(snapshot, tests, timeout_s), sets)
+        return dict(zip(sets, outcomes, strict=True))
+
+
+def result_of(outcome: Outcome) -> str:
+    if outcome.timed_out:
+        return "timeout"
+    return "survived" if outcome.passed else "killed"
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", metavar="NAME", help="run the mutations whose name contains NAME")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--jobs", type=int, default=2, help="mutations run at once (2)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds one pytest run may take (300); a timeout counts as killed")
+    args = parser.parse_args(argv)
+
+    names = [m.name for m in MUTATIONS]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SystemExit(f"mutation names used twice: {twice}")
+    chosen = [m for m in MUTATIONS if args.only is None or args.only.lower() in m.name.lower()]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}\t{m.path}\t{' '.join(m.tests)}")
+        return 0
+    if not chosen:
+        raise SystemExit(f"no mutation name contains {args.only!r} (see --list)")
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="matpi-mutate-") as tmp:
+        # One snapshot of the tree: edits made while this runs do not mix into it.
+        snapshot = Path(tmp) / "repo"
+        copy_repo(REPO, snapshot)
+        problems = [p for p in (stale_problem(snapshot, m) for m in chosen) if p]
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            return 2
+        check_copy_is_imported(snapshot)
+        base = baselines(snapshot, chosen, args.timeout, args.jobs)
+
+        def one(m: Mutation) -> tuple[str, float]:
+            before = base[tuple(sorted(set(m.tests)))]
+            if not before.passed:
+                return "broken baseline", 0.0
+            outcome = run_tests(snapshot, m.tests, args.timeout, m)
+            result = result_of(outcome)
+            print(f"{result:>8}  {outcome.seconds:5.1f} s  {m.name}", file=sys.stderr,
+                  flush=True)
+            return result, outcome.seconds
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(one, chosen))
+
+    print("| mutation | file | tests | result | seconds |")
+    print("|---|---|---|---|---|")
+    for m, (result, seconds) in zip(chosen, results, strict=True):
+        tests = ", ".join(t.removeprefix("tests/") for t in m.tests)
+        print(f"| {cell(m.name)} | {m.path} | {cell(tests)} | {result} | {seconds:.1f} |")
+    print()
+    broken = {tests: o for tests, o in base.items() if not o.passed}
+    for test_set, outcome in broken.items():
+        why = "; ".join(failures(outcome.output)) or outcome.output.strip()[-500:]
+        print(f"broken baseline: {' '.join(test_set)}: {why}")
+    survived = [m.name for m, (r, _) in zip(chosen, results, strict=True) if r == "survived"]
+    for name in survived:
+        print(f"survived: {name}")
+    killed = sum(r in ("killed", "timeout") for r, _ in results)
+    unbased = sum(r == "broken baseline" for r, _ in results)
+    print(f"run took {time.monotonic() - started:.0f} s"
+          + (f"; {unbased} not run: broken baseline" if unbased else ""))
+    print(f"{killed} killed, {len(survived)} survived")
+    return 1 if survived or unbased else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
