@@ -18,7 +18,7 @@ from matpi.controller import Controller
 from matpi.drivers.base import DriverError, MatDrivers
 from matpi.drivers.polling import ThermometerPoller
 from matpi.events import Event, State
-from matpi.hardware import build_gpio_mat, build_outputs_only, find_ds18b20, pin_lock
+from matpi.hardware import build_gpio_mat, find_ds18b20, pin_lock
 from matpi.selftest import run_selftest, table
 from matpi.session import SessionMachine
 
@@ -35,9 +35,8 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 
 @pytest.fixture
 def mock_config(tmp_path: Path) -> Path:
-    """The example config with mock pins and a relay for the power feed."""
+    """The example config (heater GPIO5, power relay GPIO6) with mock pins."""
     text = EXAMPLE.read_text().replace('pin_factory = "auto"', 'pin_factory = "mock"')
-    text = text.replace("# [power]", "[power]").replace("# pin = 23", "pin = 23")
     path = tmp_path / "mock.toml"
     path.write_text(text)
     return path
@@ -60,7 +59,7 @@ def test_a_press_on_the_mock_button_starts_a_session_that_heats(
     inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
     drivers = build_gpio_mat(config.hardware, inbox.put, w1_dir=w1_dir)
     pins = drivers.pin_factory
-    heater_pin, power_pin, button_pin = pins.pin(17), pins.pin(23), pins.pin(27)
+    heater_pin, power_pin, button_pin = pins.pin(5), pins.pin(6), pins.pin(27)
     assert heater_pin.state == 1 and power_pin.state == 1  # active-low boards: off
     clock = Clock()
     machine = SessionMachine(config.rules, clock.now(), clock.today())
@@ -93,7 +92,7 @@ def test_selftest_switches_each_output_and_waits_for_the_button(
     config = load_config(mock_config)
     gestures: queue.SimpleQueue[Event] = queue.SimpleQueue()
     drivers = build_gpio_mat(config.hardware, gestures.put, w1_dir=w1_dir)
-    heater_pin = drivers.pin_factory.pin(17)
+    heater_pin = drivers.pin_factory.pin(5)
     heater_pin.clear_states()
     lines: list[str] = []
 
@@ -132,23 +131,24 @@ def test_selftest_reports_a_missing_sensor_and_no_press(mock_config: Path, tmp_p
     assert "no press within 0.2 s" in failed["button"]
 
 
-def test_safe_off_leaves_every_output_off(mock_config: Path) -> None:
-    drivers: MatDrivers = build_outputs_only(load_config(mock_config).hardware)
+def test_all_off_leaves_every_output_off(mock_config: Path, w1_dir: Path) -> None:
+    drivers: MatDrivers = build_gpio_mat(load_config(mock_config).hardware, lambda e: None,
+                                         w1_dir=w1_dir)
     pins = drivers.pin_factory
     drivers.heater.on()
     drivers.motor.set_duty(0.7)
     assert drivers.power is not None
     drivers.power.on()
     drivers.all_off()
-    assert (pins.pin(17).state, pins.pin(18).state, pins.pin(23).state) == (1, 0, 1)
+    assert (pins.pin(5).state, pins.pin(18).state, pins.pin(6).state) == (1, 0, 1)
     drivers.close()
 
 
 def test_a_busy_pin_is_named_and_nothing_stays_claimed(mock_config: Path) -> None:
     config = load_config(mock_config)
     hw = config.hardware
-    clash = type(hw)(**{**hw.__dict__, "led": type(hw.led)(pin=17)})
-    with pytest.raises(DriverError, match="status LED: pin 17 is already in use"):
+    clash = type(hw)(**{**hw.__dict__, "led": type(hw.led)(pin=5)})
+    with pytest.raises(DriverError, match="status LED: pin 5 is already in use"):
         build_gpio_mat(clash, lambda event: None)
 
 

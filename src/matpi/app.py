@@ -33,7 +33,8 @@ from matpi.history import (
 )
 from matpi.mqtt import MqttBridge
 from matpi.rules import Rules
-from matpi.session import SessionMachine, Usage
+from matpi.session import SessionMachine
+from matpi.usage import Usage
 
 if TYPE_CHECKING:
     from matpi.web.server import WebServer

@@ -136,16 +136,6 @@ def build_board_link_mat(
                       closers=[link.close], reset=link.clear_fault)
 
 
-def build_outputs_only(hw: HardwareConfig) -> MatDrivers:
-    """Heater, motor and power relay, nothing else: what `safe-off` needs."""
-    with ExitStack() as undo:
-        factory, heater, motor, power = _outputs(hw, undo)
-        undo.pop_all()
-    return MatDrivers(heater=heater, motor=motor, indicator=NoIndicator(), thermometers=[],
-                      power=power, closers=[] if factory is None else [factory.close],
-                      pin_factory=factory)
-
-
 def _outputs(hw: HardwareConfig, undo: ExitStack) -> tuple[Any, Switch, Dimmer, Switch | None]:
     """The pin factory and the outputs, each registered on `undo` for a failure later."""
     factory = make_pin_factory(hw.pin_factory)

@@ -51,7 +51,7 @@ from matpi.events import (
 )
 from matpi.programs import Program
 from matpi.rules import Rules
-from matpi.session import Usage
+from matpi.usage import Usage
 
 log = logging.getLogger(__name__)
 

@@ -59,6 +59,7 @@ from matpi.supervision import (
     Supervisor,
 )
 from matpi.thermal import DoseMeter, HeatControl, Thermostat, TimeProportioning
+from matpi.usage import Usage
 
 IDLE_TICK_S = 60.0
 """Longest the controller sleeps when nothing at all is due."""
@@ -77,21 +78,6 @@ DOSE_STEP_DOWN_AT = 0.75
 
 _LOWER = {HeatLevel.HIGH: HeatLevel.MEDIUM, HeatLevel.MEDIUM: HeatLevel.LOW,
           HeatLevel.LOW: HeatLevel.OFF, HeatLevel.OFF: HeatLevel.OFF}
-
-
-@dataclass
-class Usage:
-    """Use so far, carried across sessions (and, with history, across restarts)."""
-
-    day: date
-    minutes_today: float = 0.0
-    """Minutes of sessions and preheats ended today: the daily cap counts every heated minute."""
-    dose_today: float = 0.0
-    """CEM43 of sessions and preheats ended today: the daily dose budget."""
-    progress_days: dict[str, int] = field(default_factory=dict)
-    progress_last: dict[str, date] = field(default_factory=dict)
-    streak_days: int = 0
-    last_completed_day: date | None = None
 
 
 @dataclass
@@ -190,9 +176,9 @@ class SessionMachine:
         if isinstance(event, Press | LongPress | DoublePress):
             notices.append(ButtonGesture(_GESTURES[type(event)]))
         if isinstance(event, ClockStepped):
-            self._relabel_day(today)
+            self.usage.relabel(today)
         else:
-            self._roll_day(today)
+            self.usage.roll(today)
         self._account(now)
         # Time first: a press after the preheat's deadline finds the preheat over.
         notices += self._expire(now)
@@ -275,7 +261,7 @@ class SessionMachine:
             cooldown_remaining_s=int(max(self.cooldown_until - now, 0.0)),
             today_min=round(today_min, 1),
             daily_remaining_min=round(max(self.rules.daily_max_min - today_min, 0.0), 1),
-            streak_days=self._streak(),
+            streak_days=self.usage.streak(),
         )
 
     def next_deadline(self, now: float) -> float:
@@ -378,10 +364,13 @@ class SessionMachine:
         if preheat.started_at in self._unconfirmed:
             self._unconfirmed.remove(preheat.started_at)
         self._session = None
-        ended = PreheatEnded(preheat.program.name, EndReason.CONFIRMED, round(elapsed_s, 1),
-                             round(preheat.dose.total, 3), preheat.dose.peak_c)
         allowance_s = (self.rules.daily_max_min - self.usage.minutes_today) * 60.0
-        if allowance_s < MIN_SESSION_MIN * 60.0:
+        too_late = allowance_s < MIN_SESSION_MIN * 60.0
+        ended = PreheatEnded(preheat.program.name,
+                             EndReason.DAILY_LIMIT if too_late else EndReason.CONFIRMED,
+                             round(elapsed_s, 1), round(preheat.dose.total, 3),
+                             preheat.dose.peak_c)
+        if too_late:
             self._cool_down(now)
             return [ended, Refused("press", f"daily limit of {self.rules.daily_max_min:g} min "
                                             "reached during the preheat")]
@@ -479,7 +468,7 @@ class SessionMachine:
         self.usage.minutes_today += elapsed_s / 60.0
         self.usage.dose_today += session.dose.total
         if reason is EndReason.COMPLETED:
-            self._count_day(session.program)
+            self.usage.count_completed(session.program)
         self._cool_down(now)
         ended = PreheatEnded if session.preheat else SessionEnded
         # The preheat a session grew out of reported its own dose when it was confirmed.
@@ -595,36 +584,6 @@ class SessionMachine:
         self._estimate.advance(heating=self._heater, now=now)
         if self.state in (State.RUNNING, State.PREHEAT) and self._session is not None:
             self._session.dose.add(self._surface_c(), now)
-
-    def _roll_day(self, today: date) -> None:
-        """A new day resets today's use; a clock set back never does (the cap would reset)."""
-        if today > self.usage.day:
-            self.usage.day = today
-            self.usage.minutes_today = 0.0
-            self.usage.dose_today = 0.0
-
-    def _relabel_day(self, today: date) -> None:
-        """After a clock step the day's use carries over to the new date: a step frees nothing."""
-        self.usage.day = max(self.usage.day, today)
-
-    def _count_day(self, program: Program) -> None:
-        """A completed session: the streak and a progressive program grow once per day."""
-        usage, today = self.usage, self.usage.day
-        if usage.last_completed_day != today:
-            yesterday = date.fromordinal(today.toordinal() - 1)
-            kept = usage.last_completed_day == yesterday
-            usage.streak_days = usage.streak_days + 1 if kept else 1
-            usage.last_completed_day = today
-        if program.progression and usage.progress_last.get(program.name) != today:
-            usage.progress_last[program.name] = today
-            usage.progress_days[program.name] = usage.progress_days.get(program.name, 0) + 1
-
-    def _streak(self) -> int:
-        """Days in a row with a completed session, still alive if the last was yesterday."""
-        last = self.usage.last_completed_day
-        if last is None or (self.usage.day - last).days > 1:
-            return 0
-        return self.usage.streak_days
 
     def _chosen_min(self) -> float:
         """The length the next start gets: the override, or the program's (grown) length."""
