@@ -15,7 +15,7 @@ EXTRAS := $(if $(ON_PI),[pi],)
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto-clients systemd-analyze:systemd \
                 chromium:chromium
 
-.PHONY: run test system-tools clean
+.PHONY: run test mutate system-tools clean
 
 run: $(VENV)/.run-installed
 	$(BIN)/matpi run $(RUN_ARGS)
@@ -25,6 +25,10 @@ test: $(VENV)/.test-installed system-tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+# Each safety guard weakened in a copy of the repo must fail a test (issue #13).
+mutate: $(VENV)/.test-installed
+	$(BIN)/python scripts/mutate.py
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -14,10 +14,12 @@ as a broken baseline, never as a kill.
 
 To add one: append a `mutation(name, file, old, new, *tests)` to MUTATIONS,
 with `old` copied from the file and the tests that should kill it (fastest first).
+Exit status: 0 all killed, 1 a survivor or a broken baseline, 2 a stale mutation.
 """
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,17 +33,24 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Mutation:
-    """`old` (exactly once in `path`) becomes `new`; one of `tests` must then fail."""
+    """`old` (exactly once in `path`) becomes `new`; one of `tests` must then fail.
+
+    `equivalent` says why no test can tell the mutant from the original (a check
+    that another one in the same place always makes first): it is still run and
+    shown, but its surviving is not a failure.
+    """
 
     name: str
     path: str
     old: str
     new: str
     tests: tuple[str, ...]
+    equivalent: str = ""
 
 
-def mutation(name: str, path: str, old: str, new: str, *tests: str) -> Mutation:
-    return Mutation(name, path, old, new, tests)
+def mutation(name: str, path: str, old: str, new: str, *tests: str,
+             equivalent: str = "") -> Mutation:
+    return Mutation(name, path, old, new, tests, equivalent)
 
 
 LIMITS = "src/matpi/limits.py"
@@ -55,7 +64,8 @@ DEADMAN = "src/matpi/drivers/deadman.py"
 POLLING = "src/matpi/drivers/polling.py"
 
 WIRING = "tests/test_guard_wiring.py"
-PAST_BOUND = f"{WIRING}::test_a_value_past_a_bound_is_refused"
+ABOVE_CEILING = f"{WIRING}::test_a_value_above_a_ceiling_is_refused"
+BELOW_FLOOR = f"{WIRING}::test_a_value_below_a_floor_is_refused"
 NOT_FINITE = f"{WIRING}::test_a_value_that_is_not_finite_is_refused"
 SETPOINTS = f"{WIRING}::test_setpoints_stay_between_25_and_42_and_a_degree_under_the_trip"
 PROGRAM_CAP = f"{WIRING}::test_a_program_longer_than_the_session_ceiling_is_refused"
@@ -67,6 +77,8 @@ OUTPUT_FAILS = f"{WIRING}::test_a_failing_heater_switches_every_output_off_and_l
 RESET_REFUSED = f"{WIRING}::test_a_refused_board_reset_latches_the_fault_again"
 POLLER = f"{WIRING}::test_a_thermometer_that_raises_is_reported_and_the_poller_goes_on"
 NO_HISTORY = f"{WIRING}::test_a_damaged_history_leaves_no_daily_allowance"
+PREHEAT_DOSE = f"{WIRING}::test_the_preheat_dose_counts_towards_the_session_limit"
+PREHEAT_DAY = f"{WIRING}::test_a_preheat_ends_where_the_day_runs_out"
 
 FAULTS = "tests/test_faults.py"
 EVERY_GUARD = f"{FAULTS}::test_every_guard_is_what_makes_its_hazard_safe"
@@ -124,15 +136,19 @@ CORE_RAISES = f"{CONTROLLER_T}::test_an_exception_in_the_core_switches_off_and_p
 OUTPUT_FAULT = f"{CONTROLLER_T}::test_a_failing_output_latches_a_fault_with_heat_off"
 DAMAGED_DAEMON = (
     "tests/test_daemon.py::test_a_damaged_history_keeps_the_mat_from_starting_a_session")
-THIRD_PREHEAT = "tests/test_hazards.py::test_a_third_unconfirmed_preheat_within_the_hour_is_refused"
+HAZARDS = "tests/test_hazards.py"
+THIRD_PREHEAT = f"{HAZARDS}::test_a_third_unconfirmed_preheat_within_the_hour_is_refused"
+DAILY_DOSE = f"{HAZARDS}::test_sessions_each_under_the_limit_cannot_add_up_past_the_daily_dose"
 
 
-def bounds(key: str, low: str, high: str, *tests: str, path: str = RULES) -> list[Mutation]:
+def bounds(key: str, low: str, high: str, path: str = RULES) -> list[Mutation]:
     """Two mutations of one `"key": (low, high)` bounds entry: the low dropped, the high raised."""
     old = f'"{key}": ({low}, {high})'
     return [
-        mutation(f"bounds: {key} low {low} dropped", path, old, f'"{key}": (-1e9, {high})', *tests),
-        mutation(f"bounds: {key} high {high} raised", path, old, f'"{key}": ({low}, 1e9)', *tests),
+        mutation(f"bounds: {key} low {low} dropped", path, old, f'"{key}": (-1e9, {high})',
+                 BELOW_FLOOR),
+        mutation(f"bounds: {key} high {high} raised", path, old, f'"{key}": ({low}, 1e9)',
+                 ABOVE_CEILING),
     ]
 
 
@@ -144,17 +160,17 @@ def ceiling(name: str, real: str, raised: str, *tests: str) -> Mutation:
 
 MUTATIONS: list[Mutation] = [
     # --- ceilings in limits.py: a Rules test with the documented number must refuse more
-    ceiling("MAX_SESSION_MIN", "30.0", "60.0", PAST_BOUND),
-    ceiling("TRIP_C", "45.0", "60.0", PAST_BOUND),
-    ceiling("MAX_DOSE_CEM43", "9.0", "90.0", PAST_BOUND),
-    ceiling("MAX_DAILY_DOSE_CEM43", "9.0", "90.0", PAST_BOUND),
-    ceiling("MAX_DAILY_MIN", "120.0", "240.0", PAST_BOUND),
-    ceiling("MAX_PREHEAT_MIN", "10.0", "30.0", PAST_BOUND),
-    ceiling("MAX_RESET_BELOW_C", "35.0", "45.0", PAST_BOUND),
-    ceiling("MAX_CHECK_WINDOW_S", "120.0", "600.0", PAST_BOUND),
-    ceiling("MAX_CHECK_ERROR_CS", "300.0", "3000.0", PAST_BOUND),
-    ceiling("MAX_RUNAWAY_RISE_C", "2.0", "10.0", PAST_BOUND),
-    ceiling("MIN_COOLDOWN_MIN", "5.0", "0.0", PAST_BOUND),
+    ceiling("MAX_SESSION_MIN", "30.0", "60.0", ABOVE_CEILING),
+    ceiling("TRIP_C", "45.0", "60.0", ABOVE_CEILING),
+    ceiling("MAX_DOSE_CEM43", "9.0", "90.0", ABOVE_CEILING),
+    ceiling("MAX_DAILY_DOSE_CEM43", "9.0", "90.0", ABOVE_CEILING),
+    ceiling("MAX_DAILY_MIN", "120.0", "240.0", ABOVE_CEILING),
+    ceiling("MAX_PREHEAT_MIN", "10.0", "30.0", ABOVE_CEILING),
+    ceiling("MAX_RESET_BELOW_C", "35.0", "45.0", ABOVE_CEILING),
+    ceiling("MAX_CHECK_WINDOW_S", "120.0", "600.0", ABOVE_CEILING),
+    ceiling("MAX_CHECK_ERROR_CS", "300.0", "3000.0", ABOVE_CEILING),
+    ceiling("MAX_RUNAWAY_RISE_C", "2.0", "10.0", ABOVE_CEILING),
+    ceiling("MIN_COOLDOWN_MIN", "5.0", "0.0", BELOW_FLOOR),
     ceiling("MAX_SETPOINT_C", "42.0", "50.0", SETPOINTS),
     ceiling("MAX_OVERSHOOT_C", "1.0", "2.0", OVERSHOOT),
     ceiling("OVERSHOOT_CUT_C", "0.5", "5.0", EVERY_GUARD),
@@ -165,37 +181,37 @@ MUTATIONS: list[Mutation] = [
     ceiling("SENSOR_MAX_C", "60.0", "80.0", SHORTED),
     ceiling("MAX_PREHEATS_PER_HOUR", "2", "99", THIRD_PREHEAT),
     # --- every bound of Rules (rules.py BOUNDS and PAD_BOUNDS)
-    *bounds("session_max_min", "1.0", "limits.MAX_SESSION_MIN", PAST_BOUND),
-    *bounds("trip_c", "38.0", "limits.TRIP_C", PAST_BOUND),
-    *bounds("dose_max_cem43", "0.1", "limits.MAX_DOSE_CEM43", PAST_BOUND),
-    *bounds("daily_dose_max_cem43", "0.1", "limits.MAX_DAILY_DOSE_CEM43", PAST_BOUND),
-    *bounds("cooldown_min", "limits.MIN_COOLDOWN_MIN", "240.0", PAST_BOUND),
-    *bounds("daily_max_min", "0.0", "limits.MAX_DAILY_MIN", PAST_BOUND),
-    *bounds("preheat_max_min", "1.0", "limits.MAX_PREHEAT_MIN", PAST_BOUND),
-    *bounds("reset_below_c", "20.0", "limits.MAX_RESET_BELOW_C", PAST_BOUND),
-    *bounds("hysteresis_c", "0.1", "3.0", PAST_BOUND),
-    *bounds("min_on_s", "1.0", "300.0", PAST_BOUND),
-    *bounds("min_off_s", "1.0", "300.0", PAST_BOUND),
-    *bounds("ssr_window_s", "2.0", "30.0", PAST_BOUND),
-    *bounds("ssr_band_c", "0.5", "5.0", PAST_BOUND),
-    *bounds("check_gain_c", "0.5", "5.0", PAST_BOUND),
-    *bounds("check_window_s", "10.0", "limits.MAX_CHECK_WINDOW_S", PAST_BOUND),
-    *bounds("check_band_c", "0.0", "2.0", PAST_BOUND),
-    *bounds("check_max_error_cs", "10.0", "limits.MAX_CHECK_ERROR_CS", PAST_BOUND),
-    *bounds("runaway_settle_s", "0.0", "120.0", PAST_BOUND),
-    *bounds("runaway_window_s", "10.0", "300.0", PAST_BOUND),
-    *bounds("runaway_rise_c", "0.3", "limits.MAX_RUNAWAY_RISE_C", PAST_BOUND),
-    *bounds("heater_w", "5.0", "1000.0", PAST_BOUND),
-    *bounds("capacity_j_per_k", "50.0", "100000.0", PAST_BOUND),
-    *bounds("room_loss_w_per_k", "0.1", "100.0", PAST_BOUND),
-    *bounds("body_w_per_k", "0.0", "100.0", PAST_BOUND),
-    *bounds("room_c", "5.0", "35.0", PAST_BOUND),
-    *bounds("body_c", "30.0", "37.0", PAST_BOUND),
+    *bounds("session_max_min", "1.0", "limits.MAX_SESSION_MIN"),
+    *bounds("trip_c", "38.0", "limits.TRIP_C"),
+    *bounds("dose_max_cem43", "0.1", "limits.MAX_DOSE_CEM43"),
+    *bounds("daily_dose_max_cem43", "0.1", "limits.MAX_DAILY_DOSE_CEM43"),
+    *bounds("cooldown_min", "limits.MIN_COOLDOWN_MIN", "240.0"),
+    *bounds("daily_max_min", "0.0", "limits.MAX_DAILY_MIN"),
+    *bounds("preheat_max_min", "1.0", "limits.MAX_PREHEAT_MIN"),
+    *bounds("reset_below_c", "20.0", "limits.MAX_RESET_BELOW_C"),
+    *bounds("hysteresis_c", "0.1", "3.0"),
+    *bounds("min_on_s", "1.0", "300.0"),
+    *bounds("min_off_s", "1.0", "300.0"),
+    *bounds("ssr_window_s", "2.0", "30.0"),
+    *bounds("ssr_band_c", "0.5", "5.0"),
+    *bounds("check_gain_c", "0.5", "5.0"),
+    *bounds("check_window_s", "10.0", "limits.MAX_CHECK_WINDOW_S"),
+    *bounds("check_band_c", "0.0", "2.0"),
+    *bounds("check_max_error_cs", "10.0", "limits.MAX_CHECK_ERROR_CS"),
+    *bounds("runaway_settle_s", "0.0", "120.0"),
+    *bounds("runaway_window_s", "10.0", "300.0"),
+    *bounds("runaway_rise_c", "0.3", "limits.MAX_RUNAWAY_RISE_C"),
+    *bounds("heater_w", "5.0", "1000.0"),
+    *bounds("capacity_j_per_k", "50.0", "100000.0"),
+    *bounds("room_loss_w_per_k", "0.1", "100.0"),
+    *bounds("body_w_per_k", "0.0", "100.0"),
+    *bounds("room_c", "5.0", "35.0"),
+    *bounds("body_c", "30.0", "37.0"),
     # --- how Rules applies them
     mutation("rules: ceiling problems not raised", RULES,
-             "            raise CeilingError(problem)", "            pass", PAST_BOUND),
+             "            raise CeilingError(problem)", "            pass", ABOVE_CEILING),
     mutation("rules: range check skipped", RULES,
-             "    if not low <= value <= high:", "    if False:", PAST_BOUND),
+             "    if not low <= value <= high:", "    if False:", ABOVE_CEILING),
     mutation("rules: NaN and inf not named", RULES,
              " or not math.isfinite(value):", ":", NOT_FINITE),
     mutation("rules: setpoint may reach the trip", RULES,
@@ -303,20 +319,25 @@ MUTATIONS: list[Mutation] = [
     # --- session.py: the heater demand, the dose limit, the surface used
     mutation("session: heat outside a session", SESSION,
              "            self.state not in (State.RUNNING, State.PREHEAT)\n            or ",
-             "            ", PROPERTIES),
+             "            ", PROPERTIES,
+             equivalent="a session exists only while running or preheating"),
     mutation("session: heat without a session", SESSION,
-             "            or session is None\n", "", PROPERTIES),
+             "            or session is None\n", "", PROPERTIES,
+             equivalent="running or preheating always has a session"),
     mutation("session: heat after the dose stop", SESSION,
-             "            or session.heat_stopped\n", "", DOSE, DOSE_STOPS),
+             "            or session.heat_stopped\n", "", DOSE, DOSE_STOPS,
+             equivalent="_setpoint() is None once heat_stopped"),
     mutation("session: heat without a setpoint", SESSION,
              "            or setpoint is None\n", "", HEAT_OFF_PROGRAM, DOSE_STOPS),
     mutation("session: heat without a temperature", SESSION,
-             "            or surface is None\n", "", PROPERTIES),
+             "            or surface is None\n", "", PROPERTIES,
+             equivalent="no temperature means a sensor without readings: heat_allowed is False"),
     mutation("session: heat while a guard says no", SESSION,
              "            or not self._supervisor.heat_allowed(now)\n", "",
              STALE_3_10, TRIP_AT_ONCE, STALE),
     mutation("session: heat at the trip", SESSION,
-             "            or surface >= self.rules.trip_c\n", "", TRIP_AT_ONCE, TRIP),
+             "            or surface >= self.rules.trip_c\n", "", TRIP_AT_ONCE, TRIP,
+             equivalent="Rules keeps setpoints 1 °C under the trip: the 0.5 °C cut comes first"),
     mutation("session: no overshoot cut", SESSION,
              "            or surface >= setpoint + limits.OVERSHOOT_CUT_C\n", "", EVERY_GUARD),
     mutation("session: dose limit never stops heat", SESSION,
@@ -327,10 +348,10 @@ MUTATIONS: list[Mutation] = [
              "        if False:", DOSE),
     mutation("session: daily dose budget ignored", SESSION,
              "        limit = min(session_left, daily_left)", "        limit = session_left",
-             PROPERTIES),
+             DAILY_DOSE),
     mutation("session: preheat dose not counted in the session's", SESSION,
              "session_left = self.rules.dose_max_cem43 - session.dose_before",
-             "session_left = self.rules.dose_max_cem43", PROPERTIES),
+             "session_left = self.rules.dose_max_cem43", PREHEAT_DOSE),
     mutation("session: surface is the reading alone", SESSION,
              "        return reading if estimate is None else max(reading, estimate)",
              "        return reading", EVERY_GUARD, STUCK_NEAR),
@@ -339,7 +360,7 @@ MUTATIONS: list[Mutation] = [
              "session.planned_s:", "            elif False:", SESSION_ENDS),
     mutation("session: daily limit never ends a session", SESSION,
              "            if self._used_min(now) >= self.rules.daily_max_min:",
-             "            if False:", DAILY_LIMIT),
+             "            if False:", PREHEAT_DAY, DAILY_LIMIT),
     mutation("session: preheat never times out", SESSION,
              "            elif self.state is State.PREHEAT and now >= self._preheat_until:",
              "            elif False:", PREHEAT_TIMEOUT),
@@ -366,6 +387,7 @@ COPIED = ("src", "tests", "firmware", "config", "systemd", "scripts", "pyproject
 IGNORED = shutil.ignore_patterns("__pycache__", ".venv", ".git", ".pytest_cache", ".mypy_cache",
                                  ".ruff_cache", ".hypothesis", "*.pyc")
 PYTEST = ("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider")
+SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) \S+\.py(::|\s|$)")
 
 
 @dataclass(frozen=True)
@@ -447,7 +469,8 @@ def check_copy_is_imported(snapshot: Path) -> None:
 
 
 def failures(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    """pytest's summary lines of failed tests (not the log lines that start with ERROR)."""
+    return [line for line in output.splitlines() if SUMMARY_LINE.match(line)]
 
 
 def baselines(snapshot: Path, chosen: list[Mutation], timeout_s: float,
@@ -515,7 +538,10 @@ def main(argv: list[str] | None = None) -> int:
                 return "broken baseline", 0.0
             outcome = run_tests(snapshot, m.tests, args.timeout, m)
             result = result_of(outcome)
-            print(f"{result:>8}  {outcome.seconds:5.1f} s  {m.name}", file=sys.stderr,
+            if result == "survived" and m.equivalent:
+                result = "equivalent"
+            by = next(iter(failures(outcome.output)), "")
+            print(f"{result:>10}  {outcome.seconds:5.1f} s  {m.name}  {by}", file=sys.stderr,
                   flush=True)
             return result, outcome.seconds
 
@@ -535,9 +561,15 @@ def main(argv: list[str] | None = None) -> int:
     survived = [m.name for m, (r, _) in zip(chosen, results, strict=True) if r == "survived"]
     for name in survived:
         print(f"survived: {name}")
+    for m, (result, _) in zip(chosen, results, strict=True):
+        if m.equivalent and result == "equivalent":
+            print(f"equivalent (survives by design): {m.name}: {m.equivalent}")
+        elif m.equivalent and result in ("killed", "timeout"):
+            print(f"marked equivalent but {result}: {m.name}: drop its mark")
     killed = sum(r in ("killed", "timeout") for r, _ in results)
     unbased = sum(r == "broken baseline" for r, _ in results)
-    print(f"run took {time.monotonic() - started:.0f} s"
+    equivalent = sum(r == "equivalent" for r, _ in results)
+    print(f"run took {time.monotonic() - started:.0f} s; {equivalent} equivalent"
           + (f"; {unbased} not run: broken baseline" if unbased else ""))
     print(f"{killed} killed, {len(survived)} survived")
     return 1 if survived or unbased else 0

@@ -56,8 +56,12 @@ class Mat:
         self.pad.set_heater(self.machine.outputs(self.now).heater)
         return [n for n in said if not isinstance(n, ButtonGesture)]
 
-    def read(self, value_c: float | None, sensor: str = "mat", error: str | None = None) -> None:
-        self.send(Reading(sensor, value_c, error))
+    def read(
+        self, value_c: float | None, sensor: str | None = None, error: str | None = None
+    ) -> None:
+        """One reading of `sensor`, or of every sensor (all the same) when None."""
+        for name in self.rules.sensors if sensor is None else (sensor,):
+            self.send(Reading(name, value_c, error))
 
     def run_for(
         self, seconds: float, *, temp_c: float | None = SIMULATED, every_s: float = 1.0
@@ -71,7 +75,8 @@ class Mat:
             if temp_c is None:
                 self.send(Tick())
             elif temp_c == SIMULATED:
-                self.send(self.pad.sense("mat"))
+                for name in self.rules.sensors:
+                    self.send(self.pad.sense(name))
             else:
                 self.read(temp_c)
         self.now = end
@@ -90,3 +95,13 @@ def mat() -> Mat:
     m = Mat()
     m.read(30.0)
     return m
+
+
+def read_all(
+    machine: SessionMachine, value_c: float | None, now: float, today: date
+) -> list[Notice]:
+    """The same reading from every sensor of `machine`, as a working mat sends them."""
+    notices: list[Notice] = []
+    for name in machine.rules.sensors:
+        notices += machine.step(Reading(name, value_c), now, today)
+    return notices

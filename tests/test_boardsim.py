@@ -79,7 +79,8 @@ def test_a_session_heats_the_pad_through_the_board_firmware() -> None:
 
     def poll() -> None:
         while not stop.is_set():
-            controller.post(drivers.thermometers[0].read())
+            controller.post(drivers.thermometers[0].read())  # the board's NTC
+            controller.post(pad.sense("mat2"))  # the second sensor, on the Pi
             stop.wait(0.25)
 
     poller = threading.Thread(target=poll)

@@ -31,7 +31,7 @@ def test_example_config_loads() -> None:
     assert config.hardware.heater.pin == 5 and not config.hardware.heater.active_high
     assert config.hardware.power_pin == 6 and not config.hardware.power_active_high
     assert config.rules.programs["morning"].heat is HeatLevel.MEDIUM
-    assert config.rules.sensors == ("mat",)
+    assert config.rules.sensors == ("mat", "mat2")
 
 
 def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
@@ -86,8 +86,10 @@ def test_unknown_section_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
          '[hardware] pin_factory = "pigpio": must be one of auto, lgpio, rpigpio, mock'),
         ('[programs.x]\nheat = "hot"', '[programs.x] heat = "hot": must be one of off, low,'),
         ('[session]\ndefault_program = "sauna"', '[session] default_program = "sauna": must be'),
-        ('[[sensors]]\nkind = "ds18b20"\ndevice_id = "10-abc"',
+        ('[[sensors]]\nkind = "ds18b20"\ndevice_id = "10-abc"\n[[sensors]]\nname = "b"',
          '[sensors #1] device_id = "10-abc": must be the DS18B20'),
+        ('[[sensors]]\nkind = "ds18b20"', "[[sensors]]: 1 given, two [[sensors]] tables are "
+                                         "needed (heat follows the hotter sensor"),
         ('[device]\nid = "my mat"', '[device] id = "my mat": must be letters, digits'),
         ('[mqtt]\npassword = "a"\npassword_file = "/f"', "set password or password_file"),
         ("[limits]\ntrip_c = nan", "[limits] trip_c = nan: must be a number, not infinite or nan"),

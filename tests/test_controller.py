@@ -54,6 +54,11 @@ class Running:
     def post(self, event: Event) -> None:
         self.controller.post(event)
 
+    def read(self, value_c: float) -> None:
+        """One reading from every sensor, as the poller posts them."""
+        for name in self.machine.rules.sensors:
+            self.post(Reading(name, value_c))
+
     def stop(self) -> None:
         self.controller.request_stop()
         self.thread.join(timeout=5.0)
@@ -78,7 +83,7 @@ def test_outputs_are_off_at_boot(running: Running) -> None:
 
 def test_press_heats_and_stop_request_switches_everything_off(running: Running) -> None:
     running.start()
-    running.post(Reading("mat", 25.0))
+    running.read(25.0)
     running.post(Press())
     wait_for(lambda: running.mat.heater_demand and running.mat.motor_duty > 0)
     running.stop()
@@ -91,7 +96,7 @@ def test_a_failing_output_latches_a_fault_with_heat_off(running: Running) -> Non
 
     running.drivers.motor.set_duty = lambda duty: broken()  # type: ignore[method-assign]
     running.start()
-    running.post(Reading("mat", 25.0))
+    running.read(25.0)
     running.post(Press())
     wait_for(lambda: running.machine.state is State.FAULT)
     assert any(isinstance(n, FaultRaised) and "relay board not answering" in n.reason
@@ -108,8 +113,8 @@ def test_an_exception_in_the_core_switches_off_and_propagates() -> None:
             return super().step(event, now, today)
 
     running = Running(Exploding).start()
-    running.post(Reading("mat", 25.0))
-    running.post(Reading("mat", 25.0))
+    running.read(25.0)
+    running.read(25.0)
     wait_for(lambda: bool(running.snapshots))
     running.mat.set_heater(True)  # as if it had been heating
     running.post(Press())
@@ -124,7 +129,7 @@ def test_a_failing_listener_does_not_stop_the_mat(running: Running) -> None:
 
     running.controller.add_listener(bad)
     running.start()
-    running.post(Reading("mat", 25.0))
+    running.read(25.0)
     running.post(Press())
     wait_for(lambda: running.mat.heater_demand)
 
@@ -139,7 +144,7 @@ def test_idle_loop_sleeps_until_its_deadline(running: Running) -> None:
 
     running.machine.step = counting  # type: ignore[method-assign]
     running.start()
-    running.post(Reading("mat", 25.0))
+    running.read(25.0)
     time.sleep(1.0)
     assert len(steps) <= 3  # boot tick and the reading; no polling
 
@@ -164,10 +169,10 @@ def test_a_wedged_loop_loses_its_heat_to_the_dead_man() -> None:
 
     running.machine.step = step  # type: ignore[method-assign]
     running.start()
-    running.post(Reading("mat", 25.0))
+    running.read(25.0)
     running.post(Press())
     wait_for(lambda: running.mat.heater_demand)
-    running.post(Reading("mat", 26.0))
+    running.read(26.0)
     assert expired.wait(timeout=5.0)
     assert not running.mat.heater_demand
     wedge.set()

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from conftest import read_all
 from matpi.app import assemble
 from matpi.config import Config
-from matpi.events import DriverFault, LongPress, Press, Reading, Refused, State
+from matpi.events import DriverFault, LongPress, Press, Refused, State
 from matpi.history import HISTORY_FILENAME, UNUSABLE_FAULT, History
 
 MATPI = [sys.executable, "-m", "matpi", "run", "--simulate"]
@@ -104,7 +105,7 @@ def test_a_damaged_history_keeps_the_mat_from_starting_a_session(tmp_path: Path)
     try:
         assert machine.state is State.FAULT and machine.fault == UNUSABLE_FAULT
         now, today = mat.clock.now(), mat.clock.today()
-        machine.step(Reading("mat", 25.0), now, today)
+        read_all(machine, 25.0, now, today)
         for press in (LongPress(), Press()):
             said = machine.step(press, now, today)
             assert isinstance(said[-1], Refused)

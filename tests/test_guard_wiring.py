@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HandClock
+from conftest import HandClock, Mat
 from matpi.app import assemble
 from matpi.clock import Clock
 from matpi.config import Config
@@ -29,15 +29,20 @@ from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
 from matpi.events import (
     DriverFault,
+    EndReason,
     Event,
     FaultCleared,
     FaultRaised,
+    HeatStopped,
     LongPress,
     Notice,
+    PreheatEnded,
     Press,
     Reading,
     Refused,
     Snapshot,
+    Source,
+    Start,
     State,
 )
 from matpi.history import HISTORY_FILENAME
@@ -46,6 +51,7 @@ from matpi.patterns import Pattern
 from matpi.programs import HeatLevel, Program
 from matpi.rules import BOUNDS, PAD_BOUNDS, CeilingError, Rules
 from matpi.session import SessionMachine
+from test_faults import STEP_S, Rig
 
 WAIT_S = 5.0
 """Longest any wait here lasts: a missing guard fails a test, it never hangs it."""
@@ -98,6 +104,11 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
         time.sleep(0.005)
 
 
+def _readings(machine: SessionMachine, value_c: float) -> list[Reading]:
+    """One reading from every sensor the machine watches: heat needs them all fresh."""
+    return [Reading(name, value_c) for name in machine.rules.sensors]
+
+
 def _rules_with(name: str, value: float) -> Rules:
     """Rules with one setting (`pad …` for the pad model) at `value`.
 
@@ -110,14 +121,17 @@ def _rules_with(name: str, value: float) -> Rules:
     return Rules(heater_kind=kind, **{name: value})  # type: ignore[arg-type]
 
 
-def _outside_every_bound() -> list[tuple[str, float, float, float]]:
-    """(setting, refused value, documented low, documented high) on both sides of each."""
-    cases = []
-    for names, prefix in ((DOCUMENTED, ""), (PAD_DOCUMENTED, "pad ")):
-        for name, (low, high) in names.items():
-            cases.append((prefix + name, low - OUTSIDE, low, high))
-            cases.append((prefix + name, high + OUTSIDE, low, high))
-    return cases
+def _every_bound() -> list[tuple[str, float, float]]:
+    """(setting, documented low, documented high) of every setting."""
+    return [(prefix + name, low, high)
+            for names, prefix in ((DOCUMENTED, ""), (PAD_DOCUMENTED, "pad "))
+            for name, (low, high) in names.items()]
+
+
+def _assert_refused(name: str, value: float, low: float, high: float) -> None:
+    expected = rf"^{re.escape(name)} = \S+ must be {low:g} to {high:g} \(matpi bounds\)$"
+    with pytest.raises(CeilingError, match=expected):
+        _rules_with(name, value)
 
 
 # --- the ceilings and bounds of Rules --------------------------------------------------
@@ -129,12 +143,14 @@ def test_every_bound_has_its_documented_number_here() -> None:
     assert set(PAD_BOUNDS) == set(PAD_DOCUMENTED)
 
 
-@pytest.mark.parametrize(("name", "value", "low", "high"), _outside_every_bound())
-def test_a_value_past_a_bound_is_refused(name: str, value: float, low: float,
-                                         high: float) -> None:
-    expected = rf"^{re.escape(name)} = \S+ must be {low:g} to {high:g} \(matpi bounds\)$"
-    with pytest.raises(CeilingError, match=expected):
-        _rules_with(name, value)
+@pytest.mark.parametrize(("name", "low", "high"), _every_bound())
+def test_a_value_above_a_ceiling_is_refused(name: str, low: float, high: float) -> None:
+    _assert_refused(name, high + OUTSIDE, low, high)
+
+
+@pytest.mark.parametrize(("name", "low", "high"), _every_bound())
+def test_a_value_below_a_floor_is_refused(name: str, low: float, high: float) -> None:
+    _assert_refused(name, low - OUTSIDE, low, high)
 
 
 @pytest.mark.parametrize("value", NON_FINITE, ids=repr)
@@ -226,7 +242,8 @@ def test_the_assembled_heater_switches_itself_off_unless_refreshed(tmp_path: Pat
         with _Thread(mat.controller):
             wait_for(lambda: machine.state is State.FAULT)
             assert "not refreshed" in (machine.fault or "")
-            mat.controller.post(Reading("mat", 25.0))
+            for reading in _readings(machine, 25.0):
+                mat.controller.post(reading)
             mat.controller.post(LongPress())
             mat.controller.post(Press())
             wait_for(lambda: sim.heater_demand)
@@ -301,7 +318,8 @@ def test_a_failing_heater_switches_every_output_off_and_latches_a_fault() -> Non
     machine.step = spy  # type: ignore[method-assign]
     controller = Controller(machine, drivers, clock)
     with _Thread(controller) as running:
-        controller.post(Reading("mat", 25.0))
+        for reading in _readings(machine, 25.0):
+            controller.post(reading)
         controller.post(Press())
         wait_for(lambda: machine.state is State.FAULT)
         assert "output failed: relay board not answering" in (machine.fault or "")
@@ -325,7 +343,8 @@ def test_a_refused_board_reset_latches_the_fault_again() -> None:
     with _Thread(controller):
         controller.post(DriverFault("board: over-temperature"))
         wait_for(lambda: machine.state is State.FAULT)
-        controller.post(Reading("mat", 25.0))
+        for reading in _readings(machine, 25.0):
+            controller.post(reading)
         controller.post(LongPress())
         wait_for(lambda: any(isinstance(n, FaultRaised) and "reset refused" in n.reason
                              for n in told.notices))
@@ -367,15 +386,52 @@ def test_a_damaged_history_leaves_no_daily_allowance(tmp_path: Path) -> None:
         now, today = mat.clock.now(), mat.clock.today()
         snapshot = machine.snapshot(now)
         assert snapshot.state is State.FAULT and snapshot.daily_remaining_min == 0.0
-        machine.step(Reading("mat", 25.0), now, today)
+        for reading in _readings(machine, 25.0):
+            machine.step(reading, now, today)
         for gesture in (LongPress(), Press()):
             said = machine.step(gesture, now, today)
             assert isinstance(said[-1], Refused) and machine.state is State.FAULT
         # Were the fault cleared, the rules it runs by would still start nothing.
         cleared = SessionMachine(machine.rules, now, today)
-        cleared.step(Reading("mat", 25.0), now, today)
+        for reading in _readings(cleared, 25.0):
+            cleared.step(reading, now, today)
         said = cleared.step(Press(), now, today)
         assert isinstance(said[-1], Refused) and "daily limit of 0 min" in said[-1].reason
         assert cleared.state is State.IDLE and not cleared.outputs(now).heater
     finally:
         mat.close()
+
+
+# --- session limits no other test reaches ----------------------------------------------
+
+
+def test_the_preheat_dose_counts_towards_the_session_limit() -> None:
+    """A confirmed preheat's dose is part of the session's: the heat stops at the limit
+    of both together, not at a full limit more after the press."""
+    rig = Rig(rules=Rules(dose_max_cem43=0.3))
+    rig.run(2.0)
+    rig.send(Start(Source.REMOTE, "deep"))
+    rig.run(9 * 60)
+    preheat_dose = rig.machine.snapshot(rig.now).dose_cem43
+    assert preheat_dose > 0.05  # enough to tell the two limits apart
+    rig.send(Press())
+    assert rig.machine.state is State.RUNNING
+    end = rig.now + 25 * 60
+    while not any(isinstance(n, HeatStopped) for n in rig.notices):
+        assert rig.now < end, "the heat never stopped"
+        rig.run(STEP_S)
+    assert rig.machine.snapshot(rig.now).dose_cem43 <= 0.3 + 0.005
+
+
+def test_a_preheat_ends_where_the_day_runs_out() -> None:
+    """27 of 30 min used: a remote start preheats 3 min, not its 10."""
+    mat = Mat(rules=Rules(daily_max_min=30.0))
+    mat.read(30.0)
+    mat.machine.usage.minutes_today = 27.0
+    mat.send(Start(Source.REMOTE))
+    assert mat.machine.snapshot(mat.now).state is State.PREHEAT and mat.heater
+    mat.run_for(5 * 60)
+    ended = [n for n in mat.notices if isinstance(n, PreheatEnded)]
+    assert [(n.reason, n.elapsed_s) for n in ended] == [(EndReason.DAILY_LIMIT, 180.0)]
+    assert mat.machine.state is State.COOLDOWN and not mat.heater
+    assert mat.machine.snapshot(mat.now).today_min == 30.0

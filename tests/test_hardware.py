@@ -13,17 +13,19 @@ from pathlib import Path
 import pytest
 
 from matpi.clock import Clock
-from matpi.config import Config, load_config
+from matpi.config import Config, SensorConfig, load_config
 from matpi.controller import Controller
 from matpi.drivers.base import DriverError, MatDrivers
 from matpi.drivers.polling import ThermometerPoller
 from matpi.events import Event, State
-from matpi.hardware import build_gpio_mat, find_ds18b20, pin_lock
+from matpi.hardware import assign_ds18b20, build_gpio_mat, pin_lock
 from matpi.selftest import run_selftest, table
 from matpi.session import SessionMachine
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "matpi.toml"
 SENSOR_ID = "28-0316a2795aff"
+SENSOR2_ID = "28-0316a27b3c11"
+"""The example config's two DS18B20s."""
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -44,11 +46,12 @@ def mock_config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def w1_dir(tmp_path: Path) -> Path:
-    device = tmp_path / "w1" / SENSOR_ID
-    device.mkdir(parents=True)
-    (device / "w1_slave").write_text(
-        "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n"
-    )
+    for sensor_id in (SENSOR_ID, SENSOR2_ID):
+        device = tmp_path / "w1" / sensor_id
+        device.mkdir(parents=True)
+        (device / "w1_slave").write_text(
+            "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n"
+        )
     return tmp_path / "w1"
 
 
@@ -109,8 +112,8 @@ def test_selftest_switches_each_output_and_waits_for_the_button(
         heater_states = [s.state for s in heater_pin.states]
     finally:
         drivers.close()
-    assert [c.part for c in checks] == ["sensor mat", "heater", "power relay", "vibration",
-                                        "status LED", "button"]
+    assert [c.part for c in checks] == ["sensor mat", "sensor mat2", "heater", "power relay",
+                                        "vibration", "status LED", "button"]
     assert all(c.passed for c in checks), table(checks)
     assert heater_states[-2:] == [0, 1]  # on (active-low), then off again
     assert "PASS" in table(checks)
@@ -126,7 +129,7 @@ def test_selftest_reports_a_missing_sensor_and_no_press(mock_config: Path, tmp_p
     finally:
         drivers.close()
     failed = {c.part: c.detail for c in checks if not c.passed}
-    assert set(failed) == {"sensor mat", "button"}
+    assert set(failed) == {"sensor mat", "sensor mat2", "button"}
     assert SENSOR_ID in failed["sensor mat"]
     assert "no press within 0.2 s" in failed["button"]
 
@@ -152,14 +155,17 @@ def test_a_busy_pin_is_named_and_nothing_stays_claimed(mock_config: Path) -> Non
         build_gpio_mat(clash, lambda event: None)
 
 
-def test_find_ds18b20(tmp_path: Path) -> None:
-    with pytest.raises(DriverError, match="no DS18B20 found"):
-        find_ds18b20(tmp_path)
-    (tmp_path / "28-aaa").mkdir()
-    assert find_ds18b20(tmp_path) == "28-aaa"
+def test_sensors_without_device_id_take_the_ds18b20s_found_in_id_order(tmp_path: Path) -> None:
+    mat, mat2 = SensorConfig(name="mat"), SensorConfig(name="mat2")
+    with pytest.raises(DriverError, match=r"no DS18B20 found .* for sensor mat"):
+        assign_ds18b20([mat, mat2], tmp_path)
     (tmp_path / "28-bbb").mkdir()
-    with pytest.raises(DriverError, match="several DS18B20"):
-        find_ds18b20(tmp_path)
+    with pytest.raises(DriverError, match=r"1 DS18B20 .* for 2 sensor\(s\) without device_id"):
+        assign_ds18b20([mat, mat2], tmp_path)
+    (tmp_path / "28-aaa").mkdir()
+    assert assign_ds18b20([mat, mat2], tmp_path) == {"mat": "28-aaa", "mat2": "28-bbb"}
+    named = SensorConfig(name="mat", device_id="28-bbb")
+    assert assign_ds18b20([named, mat2], tmp_path) == {"mat": "28-bbb", "mat2": "28-aaa"}
 
 
 def test_the_pin_lock_refuses_a_second_holder(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from itertools import pairwise
 
 import pytest
 
-from conftest import HandClock
+from conftest import HandClock, read_all
 from matpi.controller import Controller
 from matpi.drivers.sim import SimFault, SimulatedMat
 from matpi.events import (
@@ -44,7 +44,7 @@ from matpi.programs import HeatLevel
 from matpi.rules import CeilingError, Rules
 from matpi.session import SessionMachine
 from matpi.thermal import cem43_per_min
-from test_faults import STEP_S, Rig
+from test_faults import Rig
 
 DAY = date(2026, 6, 1)
 HIGH_C = 41.0
@@ -58,7 +58,9 @@ def true_dose(rig: Rig, since: float = 0.0) -> float:
 
 
 def heated_minutes(rig: Rig) -> float:
-    return sum(STEP_S for _, _, heating in rig.truth_log if heating) / 60.0
+    """Minutes current flowed in the element, from the true state after every step."""
+    log = [(t, heating) for t, _, heating in rig.truth_log]
+    return sum(t1 - t0 for (t0, heating), (t1, _) in pairwise(log) if heating) / 60.0
 
 
 def notices_of(rig: Rig, kind: type) -> list[Notice]:
@@ -118,7 +120,7 @@ def test_a_third_unconfirmed_preheat_within_the_hour_is_refused() -> None:
 
 def test_unconfirmed_preheats_are_remembered_across_a_restart() -> None:
     machine = SessionMachine(Rules(), 5000.0, DAY, preheats=(4000.0, 4500.0))
-    machine.step(Reading("mat", 30.0), 5000.0, DAY)
+    read_all(machine, 30.0, 5000.0, DAY)
     said = machine.step(Start(Source.REMOTE), 5000.0, DAY)
     assert isinstance(said[0], Refused) and "not confirmed" in said[0].reason
 
@@ -160,14 +162,34 @@ def test_a_pad_heating_faster_than_its_model_is_cut_half_a_degree_over() -> None
 # --- 4. one sensor reading low ------------------------------------------------------------
 
 
-def _offset(rig: Rig, offset_c: float) -> None:
-    rig.override = lambda r: Reading(r.sensor, None if r.value_c is None else r.value_c + offset_c)
+def _offset(rig: Rig, offset_c: float, *sensors: str) -> None:
+    """`sensors` (all when none are named) read `offset_c` off the true surface."""
+    wrong = set(sensors or rig.rules.sensors)
+    rig.override = lambda r: r if r.sensor not in wrong or r.value_c is None else Reading(
+        r.sensor, r.value_c + offset_c)
+
+
+@pytest.mark.parametrize(("offset_c", "fault"), [(-2.0, None), (-4.5, None),
+                                                 (-5.5, "sensors disagree"),
+                                                 (-10.0, "sensors disagree")])
+def test_a_sensor_reading_low_from_the_start_cannot_overheat(offset_c: float,
+                                                              fault: str | None) -> None:
+    """Before (one sensor): a few degrees low was never caught: 46.4 °C, 38.5 CEM43.
+    Now the other sensor rules: heat follows the hotter."""
+    rig = Rig()
+    _offset(rig, offset_c, "mat")
+    rig.run(2.0)
+    rig.send(Start(Source.LOCAL, "deep"))
+    rig.run(40 * 60)
+    assert rig.hottest_while_heating() <= BOUND_C
+    assert true_dose(rig) <= 9.0
+    assert fault in (rig.machine.fault or "") if fault else rig.machine.fault is None
 
 
 @pytest.mark.parametrize(("offset_c", "faults"), [(-2.0, False), (-5.0, True), (-10.0, True)])
-def test_a_sensor_reading_low_from_the_start_cannot_overheat(offset_c: float,
-                                                              faults: bool) -> None:
-    """Before: a sensor a few degrees low was never caught: 46.4 °C, 38.5 CEM43."""
+def test_both_sensors_reading_low_from_the_start_cannot_overheat(offset_c: float,
+                                                                 faults: bool) -> None:
+    """Both under the same cold spot: the pad estimate holds the pad, and faults a large gap."""
     rig = Rig()
     _offset(rig, offset_c)
     rig.run(2.0)
@@ -181,30 +203,42 @@ def test_a_sensor_reading_low_from_the_start_cannot_overheat(offset_c: float,
 
 
 @pytest.mark.parametrize("offset_c", [-2.0, -5.0, -10.0])
-def test_a_sensor_that_slips_mid_session_cannot_overheat(offset_c: float) -> None:
+@pytest.mark.parametrize("sensors", [("mat",), ("mat", "mat2")])
+def test_sensors_that_slip_mid_session_cannot_overheat(offset_c: float,
+                                                       sensors: tuple[str, ...]) -> None:
     rig = Rig()
     rig.start()
-    _offset(rig, offset_c)
+    _offset(rig, offset_c, *sensors)
     rig.run(25 * 60)
     assert rig.hottest_while_heating() <= BOUND_C
     assert true_dose(rig) <= 9.0
 
 
-def test_a_sensor_drifting_low_is_caught_before_the_pad_overheats() -> None:
+@pytest.mark.parametrize(("sensors", "fault"), [(("mat",), "sensors disagree"),
+                                                (("mat", "mat2"), "reading below the pad model")])
+def test_sensors_drifting_low_are_caught_before_the_pad_overheats(sensors: tuple[str, ...],
+                                                                  fault: str) -> None:
     rig = Rig()
     rig.start()
     drift_from = rig.now
 
     def drifting(r: Reading) -> Reading:  # 1 °C lower every 2 minutes
-        assert r.value_c is not None
+        if r.sensor not in sensors or r.value_c is None:
+            return r
         return Reading(r.sensor, r.value_c - (rig.now - drift_from) / 120.0)
 
     rig.override = drifting
     rig.run(20 * 60)
     assert rig.machine.state is State.FAULT
-    assert "reading below the pad model" in (rig.machine.fault or "")
+    assert fault in (rig.machine.fault or "")
     assert rig.hottest_while_heating() <= BOUND_C
     assert true_dose(rig) <= 9.0
+
+
+def test_one_sensor_is_not_enough_to_heat() -> None:
+    """With one sensor, one wrong reading is the whole truth: heat needs two."""
+    with pytest.raises(CeilingError, match="two temperature sensors are needed"):
+        Rules(sensors=("mat",))
 
 
 # --- 5. wall clock read once ---------------------------------------------------------------
@@ -245,7 +279,8 @@ def test_a_clock_stepped_forward_a_day_frees_no_minutes() -> None:
         done.get(timeout=5.0)
         day_before = clock.today()
         clock.offset_s += 86_400.0  # NTP moves the clock to the next day
-        controller.post(Reading("mat", 30.0))
+        for name in machine.rules.sensors:
+            controller.post(Reading(name, 30.0))
         done.get(timeout=5.0)
         assert clock.today() == day_before + timedelta(days=1)
 
@@ -298,9 +333,9 @@ def test_a_preheat_started_session_ends_at_the_daily_cap() -> None:
 def test_a_reading_without_value_or_error_is_a_bad_reading_not_a_crash() -> None:
     """Before: Reading(None) without an error string raised inside the control loop."""
     machine = SessionMachine(Rules(), 0.0, DAY)
-    machine.step(Reading("mat", 30.0), 0.0, DAY)
+    read_all(machine, 30.0, 0.0, DAY)
     for t in (1.0, 2.0, 3.0):
-        machine.step(Reading("mat", None), t, DAY)
+        read_all(machine, None, t, DAY)
     assert machine.state is State.FAULT and "no value" in (machine.fault or "")
 
 
@@ -310,10 +345,10 @@ def test_a_reading_without_value_or_error_is_a_bad_reading_not_a_crash() -> None
 def test_a_press_after_the_preheat_deadline_starts_nothing() -> None:
     """Before: a press that arrived after the deadline still turned the preheat into a session."""
     machine = SessionMachine(Rules(preheat_max_min=10.0), 0.0, DAY)
-    machine.step(Reading("mat", 37.2), 0.0, DAY)  # at the setpoint: heat rests, no fault
+    read_all(machine, 37.2, 0.0, DAY)  # at the setpoint: heat rests, no fault
     machine.step(Start(Source.REMOTE), 1.0, DAY)
     for t in range(2, 601):
-        machine.step(Reading("mat", 37.2), float(t), DAY)
+        read_all(machine, 37.2, float(t), DAY)
     assert machine.state is State.PREHEAT
     machine.step(Press(), 601.5, DAY)
     assert machine.state is State.COOLDOWN
@@ -324,7 +359,7 @@ def test_a_press_after_the_preheat_deadline_starts_nothing() -> None:
                                    Start(Source.LOCAL, "neck", duration_min=0.1)])
 def test_a_refused_start_leaves_the_chosen_program(start: Start) -> None:
     machine = SessionMachine(Rules(), 0.0, DAY)
-    machine.step(Reading("mat", 30.0), 0.0, DAY)
+    read_all(machine, 30.0, 0.0, DAY)
     machine.step(SelectProgram("back", Source.LOCAL), 0.5, DAY)
     said = machine.step(start, 1.0, DAY)
     assert isinstance(said[0], Refused)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DAY
+from conftest import DAY, read_all
 from matpi.events import (
     Event,
     LongPress,
@@ -256,7 +256,7 @@ def test_the_daemons_answer_to_an_unusable_history_refuses_sessions_even_after_a
     rules = replace(Rules(), daily_max_min=0.0)
     machine = SessionMachine(rules, 0.0, DAY, fault=UNUSABLE_FAULT)
     assert machine.state is State.FAULT and not machine.outputs(0.0).heater
-    machine.step(Reading("mat", 25.0), 1.0, DAY)
+    read_all(machine, 25.0, 1.0, DAY)
     machine.step(LongPress(), 2.0, DAY)  # someone resets the fault at the mat
     assert machine.state is State.IDLE
     refused = machine.step(Press(), 3.0, DAY)
@@ -362,7 +362,7 @@ def test_a_restored_machine_keeps_the_daily_limit_the_cooldown_and_the_fault(
     assert machine.state is State.COOLDOWN
     assert not machine.outputs(50.0).heater
     for t in range(50, 201, 2):  # cooldown over, but 30 of 30 min used
-        machine.step(Reading("mat", 25.0), float(t), DAY)
+        read_all(machine, 25.0, float(t), DAY)
     assert machine.state is State.IDLE
     assert "daily limit of 30 min reached" in repr(machine.step(Press(), 201.0, DAY))
 
@@ -394,7 +394,7 @@ class Rig:
         self.errors: list[str] = []
         self.recorder = HistoryRecorder(history, self.wall, cooldown_min=self.rules.cooldown_min,
                                         on_error=self.errors.append)
-        self.send(Reading("mat", 30.0))
+        self.read(37.5)
 
     def wall(self) -> float:
         return at(DAY, 9) + self.now
@@ -404,10 +404,14 @@ class Rig:
         self.notices += notices
         self.recorder(self.machine.snapshot(self.now), notices)
 
+    def read(self, temp_c: float) -> None:
+        for name in self.rules.sensors:
+            self.send(Reading(name, temp_c))
+
     def run_for(self, seconds: int, temp_c: float = 37.5) -> None:
         for _ in range(seconds):
             self.now += 1.0
-            self.send(Reading("mat", temp_c))
+            self.read(temp_c)
 
 
 def test_a_completed_session_is_one_row_with_its_cooldown(history: History) -> None:
@@ -451,7 +455,7 @@ def test_faults_are_logged_and_cleared_with_the_session_ended_by_them(history: H
     assert row.end_reason == "fault"
     reason = history.latched_fault()
     assert reason is not None and "46" in reason
-    rig.run_for(3, temp_c=25.0)
+    rig.run_for(120, temp_c=25.0)  # cool below 35 °C, as the pad model sees it too
     rig.send(LongPress())
     assert rig.machine.state is not State.FAULT
     assert history.latched_fault() is None
@@ -552,7 +556,7 @@ def test_a_clock_behind_at_boot_keeps_todays_minutes_and_dose(history: History) 
     assert (saved.usage.minutes_today, saved.usage.dose_today) == (100.0, 6.0)
     machine = SessionMachine(Rules(daily_max_min=100.0), 0.0, local_day(boot_wall),
                              usage=saved.usage)
-    machine.step(Reading("mat", 30.0), 0.0, local_day(boot_wall))
+    read_all(machine, 30.0, 0.0, local_day(boot_wall))
     said = machine.step(Press(), 1.0, local_day(boot_wall))
     assert isinstance(said[-1], Refused) and "daily limit" in said[-1].reason
 

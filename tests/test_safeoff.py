@@ -66,6 +66,10 @@ pin = 22
 
 [[sensors]]
 device_id = "28-0316a2795aff"
+
+[[sensors]]
+name = "mat2"
+device_id = "28-0316a27b3c11"
 """
 
 BOARD_CONFIG = """\

@@ -20,7 +20,7 @@ from matpi.controller import Controller
 from matpi.drivers.base import MatDrivers
 from matpi.drivers.deadman import RefreshedHeater
 from matpi.drivers.polling import ThermometerPoller
-from matpi.drivers.sim import SimulatedMat
+from matpi.drivers.sim import SimThermometer, SimulatedMat
 from matpi.events import DriverFault, Event
 from matpi.hardware import build_board_mat, build_gpio_mat
 from matpi.history import (
@@ -167,9 +167,12 @@ def _add_dead_man(drivers: MatDrivers, inbox: "queue.SimpleQueue[Event]") -> Non
 def _drivers(
     config: Config, sim: SimulatedMat | None, inbox: "queue.SimpleQueue[Event]", board_sim: bool
 ) -> MatDrivers:
-    sensor = config.rules.sensors[0]
+    first, *others = config.rules.sensors
     if sim is not None and board_sim:
-        return simulated_board(sim, inbox.put, sensor=sensor)
+        # The board reads the first sensor; the others sit on the Pi, as on a real board mat.
+        drivers = simulated_board(sim, inbox.put, sensor=first)
+        drivers.thermometers += [SimThermometer(sim, name) for name in others]
+        return drivers
     if sim is not None:
         return sim.drivers(config.rules.sensors, SIM_POLL_S)
     if config.hardware.driver == "board":

@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                           "/var/lib/matpi; a fresh temporary one with --simulate)")
     _simulation_options(run)
     run.add_argument("--start", metavar="PROGRAM",
-                     help="press start with this program at launch (as a press at the mat)")
+                     help="with --simulate: press start with this program at launch")
     run.add_argument("--once", action="store_true",
                      help="exit when the first session has ended: 0, or 1 if it ended in a fault")
     run.add_argument("--web-port", type=_port, metavar="PORT",
@@ -201,6 +201,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     simulate = args.simulate or args.config is None
+    if args.start is not None and not simulate:
+        # On a real mat a start from the command line is as remote as MQTT: only a press
+        # at the mat may begin heat.
+        print("matpi run: --start goes with --simulate; on a real mat press the button",
+              file=sys.stderr)
+        return 2
     if args.board_sim and (not simulate or args.speed != 1.0):
         print("matpi run: --board-sim goes with --simulate and runs in real time (no --speed)",
               file=sys.stderr)

@@ -99,7 +99,7 @@ class HardwareConfig:
     """Set instead of a power relay: the hardware that cuts the element on its own."""
     button: ButtonConfig = field(default_factory=ButtonConfig)
     led: LedConfig = field(default_factory=LedConfig)
-    sensors: tuple[SensorConfig, ...] = (SensorConfig(),)
+    sensors: tuple[SensorConfig, ...] = (SensorConfig(), SensorConfig(name="mat2"))
     board: BoardConfig = field(default_factory=BoardConfig)
 
 
@@ -249,7 +249,7 @@ def _hardware(
     bo = table("board")
     board = BoardConfig(port=bo.string("port", "/dev/ttyACM0"),
                         baud=bo.integer("baud", 115200, low=9600, high=1000000))
-    sensors = _sensors(data.get("sensors", [{}]), file, problems)
+    sensors = _sensors(data.get("sensors", [{}, {}]), file, problems)
     for t in (v, p, b, le, bo):
         t.finish()
     hardware = HardwareConfig(
@@ -263,9 +263,12 @@ def _hardware(
 
 
 def _sensors(raw: Any, file: str, problems: list[str]) -> tuple[SensorConfig, ...]:
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 2:
-        problems.append(f"{file}: [[sensors]]: one or two [[sensors]] tables are needed")
-        return (SensorConfig(),)
+    if not isinstance(raw, list) or len(raw) != 2:
+        count = len(raw) if isinstance(raw, list) else raw
+        problems.append(f"{file}: [[sensors]]: {count} given, two [[sensors]] tables are needed "
+                        "(heat follows the hotter sensor, so one that reads low cannot overheat "
+                        "the mat; see docs/SAFETY.md)")
+        return HardwareConfig.sensors
     sensors = []
     for index, item in enumerate(raw):
         t = Table(file, f"sensors #{index + 1}", item, problems)
@@ -296,10 +299,9 @@ def _sensors(raw: Any, file: str, problems: list[str]) -> tuple[SensorConfig, ..
     names = [s.name for s in sensors]
     if len(set(names)) != len(names):
         problems.append(f"{file}: [[sensors]] name: each sensor needs its own name, got {names}")
-    ids = [s.device_id for s in sensors if s.kind == "ds18b20"]
-    if len(ids) > 1 and len(set(ids)) != len(ids):
-        shown = ids[0] or "(left out: the only DS18B20 found)"
-        problems.append(f"{file}: [[sensors]] device_id = {shown}: two sensors would read the "
+    ids = [s.device_id for s in sensors if s.kind == "ds18b20" and s.device_id]
+    if len(set(ids)) != len(ids):
+        problems.append(f"{file}: [[sensors]] device_id = {ids[0]}: two sensors would read the "
                         "same DS18B20; give each its own device_id, or a second sensor only "
                         "checks itself")
     channels = [s.channel for s in sensors if s.kind == "ntc"]

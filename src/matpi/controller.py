@@ -125,11 +125,19 @@ class Controller:
             self._apply(self.machine.outputs(now))
         except Exception as exc:
             log.exception("applying outputs failed")
-            self._drivers.all_off()
             self._applied = None
+            try:
+                self._drivers.all_off()
+            except Exception:
+                log.exception("switching every output off failed too")
+            # The fault reaches the core (and so the history) whatever the outputs do next.
             notices += self.machine.step(DriverFault(f"output failed: {exc}"), now,
                                          self._clock.today())
-            self._apply(self.machine.outputs(now))
+            try:
+                self._apply(self.machine.outputs(now))
+            except Exception:
+                log.exception("outputs still failing; retried on the next step")
+                self._applied = None
         if self._drivers.reset is not None and any(isinstance(n, FaultCleared) for n in notices):
             try:
                 self._drivers.reset()

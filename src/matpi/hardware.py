@@ -172,8 +172,9 @@ def _thermometers(
 ) -> list[Thermometer]:
     """One thermometer per sensor, each registered on `undo` as soon as it exists."""
     thermometers: list[Thermometer] = []
+    ids = assign_ds18b20([s for s in sensors if s.kind == "ds18b20"], w1_dir)
     for sensor in sensors:
-        thermometer = _thermometer(sensor, factory, w1_dir)
+        thermometer = _thermometer(sensor, factory, w1_dir, ids)
         undo.callback(thermometer.close)
         thermometers.append(thermometer)
     return thermometers
@@ -204,28 +205,43 @@ def _motor(hw: HardwareConfig, factory: Any) -> Dimmer:
                     pin_factory=factory)
 
 
-def _thermometer(sensor: SensorConfig, factory: Any, w1_dir: Path) -> Thermometer:
+def _thermometer(
+    sensor: SensorConfig, factory: Any, w1_dir: Path, ids: dict[str, str]
+) -> Thermometer:
     if sensor.kind == "ntc":
         return NtcThermistor(
             sensor.channel, name=sensor.name, beta=sensor.beta, r25_ohm=sensor.r25_ohm,
             series_ohm=sensor.series_ohm, steinhart_hart=sensor.steinhart_hart,
             pin_factory=factory,
         )
-    return DS18B20(sensor.device_id or find_ds18b20(w1_dir), name=sensor.name, base_dir=w1_dir)
+    return DS18B20(ids[sensor.name], name=sensor.name, base_dir=w1_dir)
 
 
-def find_ds18b20(w1_dir: Path) -> str:
-    """The id of the one DS18B20 on the bus, for a config that leaves device_id out."""
+def assign_ds18b20(sensors: Sequence[SensorConfig], w1_dir: Path) -> dict[str, str]:
+    """The device id of each DS18B20 sensor: its own, or, for those that leave it out,
+    the DS18B20s found on the bus that no other sensor names, in id order.
+
+    Raises:
+        DriverError: the bus holds fewer, or more, unnamed DS18B20s than sensors need.
+    """
+    ids = {s.name: s.device_id for s in sensors if s.device_id}
+    unnamed = [s.name for s in sensors if not s.device_id]
+    if not unnamed:
+        return ids
     found = sorted(p.name for p in w1_dir.glob("28-*")) if w1_dir.is_dir() else []
-    if len(found) == 1:
-        return found[0]
-    if not found:
+    free = [device for device in found if device not in ids.values()]
+    if len(free) == len(unnamed):
+        return {**ids, **dict(zip(unnamed, free, strict=True))}
+    if not free:
         raise DriverError(
-            f"no DS18B20 found under {w1_dir}: check its wiring (data on GPIO4 with a 4.7 kΩ "
-            "pull-up to 3.3 V) and dtoverlay=w1-gpio in /boot/firmware/config.txt"
+            f"no DS18B20 found under {w1_dir} for sensor {unnamed[0]}: check the wiring (data on "
+            "GPIO4 with a 4.7 kΩ pull-up to 3.3 V) and dtoverlay=w1-gpio in "
+            "/boot/firmware/config.txt"
         )
-    raise DriverError(f"several DS18B20 under {w1_dir} ({', '.join(found)}): set device_id "
-                      "in [[sensors]]")
+    raise DriverError(
+        f"{len(free)} DS18B20 under {w1_dir} ({', '.join(free)}) for {len(unnamed)} sensor(s) "
+        f"without device_id ({', '.join(unnamed)}): set device_id in each [[sensors]]"
+    )
 
 
 def default_state_dir() -> Path:

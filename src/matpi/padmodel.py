@@ -54,9 +54,10 @@ class PadEstimate:
 
     A lower bound for a real pad that matches the model: the body only ever
     counts where it cools the pad (above body temperature), and the estimate
-    starts at no less than the room temperature. So when the sensor reads
-    below it, the sensor (or its contact with the pad) is wrong, and the core
-    trusts the higher of the two for control, dose and trip.
+    starts at no less than the room temperature. So when the sensors read far
+    below it, they (both: one alone is outvoted by the other) or their contact
+    with the pad are wrong, or the element does not heat; the core also trusts
+    the higher of reading and estimate for control, dose and the overheat guard.
 
         estimate = PadEstimate(PadModel(), temp_c=30.0, now=0.0)
         estimate.advance(heating=True, now=60.0)
@@ -68,7 +69,8 @@ class PadEstimate:
         self._at = 0.0
 
     def seed(self, reading_c: float, now: float) -> None:
-        """Start from the first valid reading, never below the room temperature."""
+        """Start from the first valid reading, never below the room temperature: sensors
+        that read low from the start must not drag the estimate down with them."""
         if self.temp_c is None:
             self.temp_c = max(reading_c, self._model.room_c)
             self._at = now

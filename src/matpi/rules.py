@@ -90,7 +90,8 @@ class Rules:
     runaway_rise_c: float = 1.0
     pad: PadModel = field(default_factory=PadModel)
     """The pad's thermal model: the overshoot check and the estimate beside the sensor."""
-    sensors: tuple[str, ...] = ("mat",)
+    sensors: tuple[str, ...] = ("mat", "mat2")
+    """Heat follows the hotter: one sensor that reads low cannot overheat the mat."""
     programs: dict[str, Program] = field(default_factory=lambda: dict(BUILTIN_PROGRAMS))
     default_program: str = DEFAULT_PROGRAM
 
@@ -159,8 +160,9 @@ def ceiling_problems(rules: Rules) -> list[str]:
             _in_range(problems, f"program {program.name} step_min", program.step_min, 0.0, 10.0)
     if rules.default_program not in rules.programs:
         problems.append(f"default_program {rules.default_program!r} is not a known program")
-    if not rules.sensors:
-        problems.append("at least one temperature sensor is needed")
+    if len(set(rules.sensors)) < 2:
+        problems.append(f"sensors = {list(rules.sensors)}: two temperature sensors are needed; "
+                        "heat follows the hotter, so one that reads low cannot overheat the mat")
     return problems
 
 

@@ -153,8 +153,12 @@ class SessionMachine:
             if rules.heater_kind == "ssr"
             else Thermostat(rules.hysteresis_c, rules.min_on_s, rules.min_off_s)
         )
-        self._not_heating = NotHeatingGuard(rules.check_gain_c, rules.check_window_s,
-                                            rules.check_band_c, rules.check_max_error_cs)
+        # An SSR settles a little under the setpoint at part duty: check it only where it
+        # heats at full duty, below its proportional band.
+        band_c = rules.check_band_c if rules.heater_kind == "relay" else max(
+            rules.check_band_c, rules.ssr_band_c)
+        self._not_heating = NotHeatingGuard(rules.check_gain_c, rules.check_window_s, band_c,
+                                            rules.check_max_error_cs)
         self._runaway = RunawayGuard(rules.runaway_settle_s, rules.runaway_window_s,
                                      rules.runaway_rise_c)
         self._estimate = PadEstimate(rules.pad)
@@ -365,16 +369,18 @@ class SessionMachine:
             self._unconfirmed.remove(preheat.started_at)
         self._session = None
         allowance_s = (self.rules.daily_max_min - self.usage.minutes_today) * 60.0
-        too_late = allowance_s < MIN_SESSION_MIN * 60.0
-        ended = PreheatEnded(preheat.program.name,
-                             EndReason.DAILY_LIMIT if too_late else EndReason.CONFIRMED,
+        # The preheat's heat counts towards the session's ceiling too: one heated stretch.
+        left_s = min(allowance_s, self.rules.session_max_min * 60.0 - elapsed_s)
+        too_late = left_s < MIN_SESSION_MIN * 60.0
+        reason = EndReason.DAILY_LIMIT if allowance_s <= left_s else EndReason.PREHEAT_TIMEOUT
+        ended = PreheatEnded(preheat.program.name, reason if too_late else EndReason.CONFIRMED,
                              round(elapsed_s, 1), round(preheat.dose.total, 3),
                              preheat.dose.peak_c)
         if too_late:
             self._cool_down(now)
-            return [ended, Refused("press", f"daily limit of {self.rules.daily_max_min:g} min "
-                                            "reached during the preheat")]
-        planned_s = min(preheat.planned_s, allowance_s)
+            return [ended, Refused("press", "the preheat used up the heat time left "
+                                            f"({left_s / 60.0:.1f} min)")]
+        planned_s = min(preheat.planned_s, left_s)
         cut = preheat.cut_by_daily_limit or allowance_s < preheat.planned_s
         notices = self._begin_running(preheat.program, planned_s, now, Source.LOCAL, cut)
         session = self._session
@@ -544,14 +550,13 @@ class SessionMachine:
         setpoint = self._setpoint()
         surface = self._surface_c()
         session = self._session
+        # A session exists only while running or preheating, and a stopped heat has no
+        # setpoint; setpoints sit a degree under the trip, so the cut comes before it.
         if (
-            self.state not in (State.RUNNING, State.PREHEAT)
-            or session is None
-            or session.heat_stopped
+            session is None
             or setpoint is None
             or surface is None
             or not self._supervisor.heat_allowed(now)
-            or surface >= self.rules.trip_c
             or surface >= setpoint + limits.OVERSHOOT_CUT_C
         ):
             self._thermostat.force_off(now)

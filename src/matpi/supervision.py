@@ -245,12 +245,13 @@ class RunawayGuard:
 class ModelGapGuard:
     """The sensor must not read far below what the heater's on-time implies.
 
-    A single sensor that reads low (an offset, a drift, a probe lifted off the
-    pad, a stuck value) makes a thermostat heat until the real surface is hot,
-    and no check of the reading against itself sees it. The pad estimate
-    (`matpi.padmodel.PadEstimate`) is a lower bound of the real surface, so a
-    reading `gap_c` below it for `hold_s` latches a fault. Smaller gaps are
-    covered by the core using the higher of reading and estimate.
+    One sensor that reads low is outvoted by the other (heat follows the
+    hotter); this catches what both share: both lifted off the pad or under
+    the same cold spot, a common offset, or an element that does not heat. The
+    pad estimate (`matpi.padmodel.PadEstimate`) is a lower bound of a pad that
+    matches its model, so a reading `gap_c` below it for `hold_s` latches a
+    fault. Smaller gaps are covered by the core using the higher of reading and
+    estimate.
     """
 
     def __init__(self, gap_c: float = MODEL_GAP_C, hold_s: float = MODEL_GAP_HOLD_S) -> None:
@@ -270,8 +271,8 @@ class ModelGapGuard:
         if now - self._since < self._hold_s:
             return None
         return (f"reading below the pad model: {reading_c:.1f} °C where the heater's on-time "
-                f"implies at least {estimate_c:.1f} °C (heater not heating, sensor off the pad, "
-                "drifting or stuck, or a room colder than [pad] room_c)")
+                f"implies at least {estimate_c:.1f} °C (heater not heating; sensors off the pad, "
+                "drifting or stuck; or a room colder than [pad] room_c)")
 
 
 class OverheatGuard:
