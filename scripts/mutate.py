@@ -62,6 +62,11 @@ CONTROLLER = "src/matpi/controller.py"
 APP = "src/matpi/app.py"
 DEADMAN = "src/matpi/drivers/deadman.py"
 POLLING = "src/matpi/drivers/polling.py"
+PADMODEL = "src/matpi/padmodel.py"
+CLOCK = "src/matpi/clock.py"
+HISTORY = "src/matpi/history.py"
+CONFIG = "src/matpi/config.py"
+CLI = "src/matpi/cli.py"
 
 WIRING = "tests/test_guard_wiring.py"
 ABOVE_CEILING = f"{WIRING}::test_a_value_above_a_ceiling_is_refused"
@@ -95,7 +100,7 @@ OPEN_HEATER_CAUTIOUS = (
 STUCK_CAUTIOUS = (
     f"{FAULTS}::test_sensor_stuck_just_below_the_setpoint_latches_not_heating_with_a_cautious_model")
 SSR_STUCK = f"{FAULTS}::test_ssr_with_a_stuck_sensor_latches_not_heating"
-FALLEN_OFF = f"{FAULTS}::test_sensor_fallen_off_the_heater_latches_not_heating"
+FALLEN_OFF = f"{FAULTS}::test_both_sensors_lifted_off_slowly_latch_below_the_pad_model"
 STUCK_LOW = f"{FAULTS}::test_sensor_stuck_below_the_setpoint_latches_not_heating"
 STUCK_NEAR = f"{FAULTS}::test_sensor_stuck_just_below_the_setpoint_keeps_the_pad_at_the_setpoint"
 WELDED = f"{FAULTS}::test_welded_relay_latches_overheating_and_the_power_relay_cuts_it"
@@ -117,6 +122,39 @@ PREHEAT_TIMEOUT = (
 RESET_WHEN_COOL = f"{SESSION_T}::test_long_press_clears_fault_only_when_cool"
 RESET_NEEDS_READING = f"{SESSION_T}::test_fault_cannot_be_cleared_without_a_valid_reading"
 PROPERTIES = "tests/test_session_properties.py"
+OFF_FAILS_TOO = (
+    f"{WIRING}::test_an_output_failure_reaches_the_core_even_when_switching_off_fails_too")
+SSR_HOLDS = f"{FAULTS}::test_an_ssr_holds_its_setpoint_for_a_whole_session_without_faults"
+
+HAZARDS = "tests/test_hazards.py"
+PREHEAT_LOOP = f"{HAZARDS}::test_remote_start_stop_loop_cannot_heat_someone_who_never_pressed"
+PREHEAT_COUNTS = f"{HAZARDS}::test_a_stopped_preheat_cools_down_and_counts_its_minutes_and_dose"
+THIRD_PREHEAT = f"{HAZARDS}::test_a_third_unconfirmed_preheat_within_the_hour_is_refused"
+PREHEATS_RESTORED = f"{HAZARDS}::test_unconfirmed_preheats_are_remembered_across_a_restart"
+PREHEAT_30_MIN = f"{HAZARDS}::test_a_confirmed_preheat_and_its_session_heat_30_min_at_most"
+PREHEAT_CAP = f"{HAZARDS}::test_a_preheat_started_session_ends_at_the_daily_cap"
+PRESS_AFTER_DEADLINE = f"{HAZARDS}::test_a_press_after_the_preheat_deadline_starts_nothing"
+REFUSED_START = f"{HAZARDS}::test_a_refused_start_leaves_the_chosen_program"
+STEP_FORWARD = f"{HAZARDS}::test_a_clock_stepped_forward_a_day_frees_no_minutes"
+STEP_EITHER_WAY = f"{HAZARDS}::test_a_step_either_way_never_frees_minutes_or_dose"
+CLOCK_STEPS = f"{HAZARDS}::test_the_calendar_follows_the_real_wall_clock_and_reports_steps"
+ONE_SENSOR = f"{HAZARDS}::test_one_sensor_is_not_enough_to_heat"
+ONE_LOW = f"{HAZARDS}::test_a_sensor_reading_low_from_the_start_cannot_overheat"
+BOTH_LOW = f"{HAZARDS}::test_both_sensors_reading_low_from_the_start_cannot_overheat"
+MISSING_VALUE = f"{HAZARDS}::test_a_reading_without_value_or_error_is_a_bad_reading_not_a_crash"
+
+HISTORY_T = "tests/test_history.py"
+CLOCK_BEHIND = f"{HISTORY_T}::test_a_clock_behind_at_boot_keeps_todays_minutes_and_dose"
+EMPTY_HISTORY = f"{HISTORY_T}::test_an_empty_history_file_is_damaged_not_a_new_history"
+PREHEAT_ROW = f"{HISTORY_T}::test_a_preheat_that_never_became_a_session_is_a_preheat_row"
+
+CONFIG_T = "tests/test_config.py"
+FORBIDDEN_SETTINGS = f"{CONFIG_T}::test_settings_the_safety_case_forbids_are_refused"
+POWER_RELAY = (
+    f"{CONFIG_T}::test_the_gpio_path_has_a_power_relay_unless_told_what_cuts_the_element")
+SAME_DS18B20 = f"{CONFIG_T}::test_two_sensors_on_one_ds18b20_are_refused"
+BOOT_PINS = f"{CONFIG_T}::test_the_default_relay_pins_are_pulled_high_at_power_on"
+CLI_ARGS = "tests/test_cli.py::test_bad_arguments_are_explained"
 
 THERMAL_T = "tests/test_thermal.py"
 CEM43 = f"{THERMAL_T}::test_cem43_matches_the_published_times_to_9"
@@ -247,8 +285,12 @@ MUTATIONS: list[Mutation] = [
              "        try:\n            self._drivers.all_off()\n            self._step(Tick())",
              "        try:\n            self._step(Tick())", BOOT_OFF),
     mutation("controller: no all-off after an output failure", CONTROLLER,
-             "            self._drivers.all_off()\n            self._applied = None\n",
-             "            self._applied = None\n", OUTPUT_FAILS),
+             "            try:\n                self._drivers.all_off()\n",
+             "            try:\n                pass\n", OUTPUT_FAILS),
+    mutation("controller: an off that fails too keeps the fault from the core", CONTROLLER,
+             "            except Exception:\n                log.exception(\"switching every "
+             "output off failed too\")\n",
+             "            except ZeroDivisionError:\n                pass\n", OFF_FAILS_TOO),
     mutation("controller: output failure not latched", CONTROLLER,
              'DriverFault(f"output failed: {exc}")', "Tick()", OUTPUT_FAILS, OUTPUT_FAULT),
     mutation("controller: refused reset not latched", CONTROLLER,
@@ -317,16 +359,10 @@ MUTATIONS: list[Mutation] = [
              "        if surface_c >= self._allowed_c + self._margin_c:", "        if False:",
              WELDED),
     # --- session.py: the heater demand, the dose limit, the surface used
-    mutation("session: heat outside a session", SESSION,
-             "            self.state not in (State.RUNNING, State.PREHEAT)\n            or ",
-             "            ", PROPERTIES,
-             equivalent="a session exists only while running or preheating"),
     mutation("session: heat without a session", SESSION,
-             "            or session is None\n", "", PROPERTIES,
-             equivalent="running or preheating always has a session"),
-    mutation("session: heat after the dose stop", SESSION,
-             "            or session.heat_stopped\n", "", DOSE, DOSE_STOPS,
-             equivalent="_setpoint() is None once heat_stopped"),
+             "            session is None\n            or setpoint is None",
+             "            setpoint is None",
+             PROPERTIES, equivalent="no session means no setpoint (kept for the type checker)"),
     mutation("session: heat without a setpoint", SESSION,
              "            or setpoint is None\n", "", HEAT_OFF_PROGRAM, DOSE_STOPS),
     mutation("session: heat without a temperature", SESSION,
@@ -335,9 +371,6 @@ MUTATIONS: list[Mutation] = [
     mutation("session: heat while a guard says no", SESSION,
              "            or not self._supervisor.heat_allowed(now)\n", "",
              STALE_3_10, TRIP_AT_ONCE, STALE),
-    mutation("session: heat at the trip", SESSION,
-             "            or surface >= self.rules.trip_c\n", "", TRIP_AT_ONCE, TRIP,
-             equivalent="Rules keeps setpoints 1 °C under the trip: the 0.5 °C cut comes first"),
     mutation("session: no overshoot cut", SESSION,
              "            or surface >= setpoint + limits.OVERSHOOT_CUT_C\n", "", EVERY_GUARD),
     mutation("session: dose limit never stops heat", SESSION,
@@ -370,6 +403,91 @@ MUTATIONS: list[Mutation] = [
     mutation("session: fault reset on a stale reading", SESSION,
              "        if not self._supervisor.heat_allowed(now) or temperature is None:",
              "        if temperature is None:", RESET_NEEDS_READING),
+    # --- issue #13: the ways around the guards found by the review
+    mutation("session: preheat minutes not counted", SESSION,
+             "        self.usage.minutes_today += elapsed_s / 60.0\n        self.usage.dose_today",
+             "        self.usage.minutes_today += 0.0 if session.preheat else elapsed_s / 60.0\n"
+             "        self.usage.dose_today", PREHEAT_COUNTS, PREHEAT_LOOP),
+    mutation("session: preheat dose not counted", SESSION,
+             "        self.usage.dose_today += session.dose.total\n        if reason",
+             "        self.usage.dose_today += 0.0 if session.preheat else session.dose.total\n"
+             "        if reason", PREHEAT_COUNTS),
+    mutation("session: no cooldown after a preheat", SESSION,
+             "        self._cool_down(now)\n        ended = PreheatEnded",
+             "        if session.preheat:\n            self.state = State.IDLE\n        else:\n"
+             "            self._cool_down(now)\n        ended = PreheatEnded", PREHEAT_COUNTS),
+    mutation("session: preheats per hour not counted", SESSION,
+             "            self._unconfirmed.append(now)\n", "", THIRD_PREHEAT, PREHEAT_LOOP),
+    mutation("session: preheats before a restart forgotten", SESSION,
+             "        self._unconfirmed = list(preheats)", "        self._unconfirmed = []",
+             PREHEATS_RESTORED),
+    mutation("session: a preheat's time not in the session ceiling", SESSION,
+             "self.rules.session_max_min * 60.0 - elapsed_s)",
+             "self.rules.session_max_min * 60.0)", PREHEAT_30_MIN),
+    mutation("session: a confirmed preheat's minutes not in the day", SESSION,
+             "        elapsed_s = now - preheat.started_at\n        self.usage.minutes_today += "
+             "elapsed_s / 60.0\n",
+             "        elapsed_s = now - preheat.started_at\n", PREHEAT_CAP, PREHEAT_30_MIN),
+    mutation("session: the event before time", SESSION,
+             "        # Time first: a press after the preheat's deadline finds the preheat over.\n"
+             "        notices += self._expire(now)\n", "", PRESS_AFTER_DEADLINE),
+    mutation("session: a refused start selects its program", SESSION,
+             "        same = name == self.selected\n",
+             "        self._select(name)\n        same = name == self.selected\n",
+             REFUSED_START),
+    mutation("session: a clock step is taken for midnight", SESSION,
+             "            self.usage.relabel(today)", "            self.usage.roll(today)",
+             STEP_FORWARD, STEP_EITHER_WAY),
+    mutation("session: an SSR checked for not heating at part duty", SESSION,
+             "band_c = rules.check_band_c if rules.heater_kind == \"relay\" else max(",
+             "band_c = rules.check_band_c if rules.heater_kind == \"relay\" else min(",
+             SSR_HOLDS),
+    mutation("rules: one sensor is enough", RULES,
+             "    if len(set(rules.sensors)) < 2:", "    if len(set(rules.sensors)) < 1:",
+             ONE_SENSOR),
+    mutation("supervision: heat follows the cooler sensor", SUPERVISION,
+             "        return max(known) if known else None",
+             "        return min(known) if known else None",
+             ONE_LOW),
+    mutation("supervision: a missing value without an error crashes", SUPERVISION,
+             '"no value" if value is None else ', "", MISSING_VALUE),
+    mutation("padmodel: the estimate starts at a low reading", PADMODEL,
+             "            self.temp_c = max(reading_c, self._model.room_c)",
+             "            self.temp_c = reading_c", BOTH_LOW),
+    mutation("clock: steps never reported", CLOCK,
+             "        return last_s is not None and abs(offset_s - last_s) > STEP_TOLERANCE_S",
+             "        return False", CLOCK_STEPS, STEP_FORWARD),
+    mutation("clock: the wall clock read once", CLOCK,
+             "        if self.speed == 1.0:\n            return self._wall()\n", "", CLOCK_STEPS),
+    mutation("history: a clock behind at boot starts a new day", HISTORY,
+             "            today = max(today, local_day(float(latest[0])))", "            pass",
+             CLOCK_BEHIND),
+    mutation("history: an empty file is a new history", HISTORY, "        if empty:",
+             "        if False:", EMPTY_HISTORY),
+    mutation("history: preheats not restored", HISTORY,
+             "            (PREHEAT, EndReason.CONFIRMED.value,",
+             "            ('none', EndReason.CONFIRMED.value,",
+             PREHEAT_ROW),
+    mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
+             "        pass\n", DEAD_MAN_WIRED),
+    mutation("config: remote start without a press allowed", CONFIG,
+             '    if not session.boolean("remote_start_needs_press", True):',
+             '    if not session.boolean("remote_start_needs_press", True) and False:',
+             FORBIDDEN_SETTINGS),
+    mutation("config: no power relay needed", CONFIG,
+             "None if omitted_because or driver == \"board\" else DEFAULT_POWER_PIN",
+             "None", POWER_RELAY),
+    mutation("config: omitted_because need not name the hardware", CONFIG,
+             "len(omitted_because) < 12", "len(omitted_because) < 1", POWER_RELAY),
+    mutation("config: two sensors on one DS18B20", CONFIG,
+             "    if len(set(ids)) != len(ids):", "    if False:", SAME_DS18B20),
+    mutation("config: heater on a pin pulled low at boot", CONFIG,
+             "DEFAULT_HEATER_PIN = 5", "DEFAULT_HEATER_PIN = 17", BOOT_PINS),
+    mutation("config: power relay on a pin pulled low at boot", CONFIG,
+             "DEFAULT_POWER_PIN = 6", "DEFAULT_POWER_PIN = 23", BOOT_PINS),
+    mutation("cli: --start heats a real mat", CLI,
+             "    if args.start is not None and not simulate:",
+             "    if args.start is not None and not simulate and False:", CLI_ARGS),
     # --- thermal.py: the dose
     mutation("thermal: dose gap capped at 0 s", THERMAL,
              "dt_s = min(max(now - at, 0.0), limits.STALE_FAULT_S)",

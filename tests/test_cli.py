@@ -71,6 +71,9 @@ def test_sigterm_stops_a_running_session_cleanly() -> None:
     [
         (["run", "--simulate", "--start", "sauna"], "--start 'sauna': unknown program"),
         (["run", "--simulate", "--speed", "5000"], "--speed 5000: must be 0.1 to 600"),
+        # On a real mat only a press at the mat begins heat, never the command line.
+        (["run", "--config", "config/matpi.toml", "--start", "neck"],
+         "--start goes with --simulate"),
     ],
 )
 def test_bad_arguments_are_explained(args: list[str], message: str) -> None:

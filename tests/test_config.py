@@ -222,3 +222,12 @@ def test_rules_check_every_limit_themselves(field: str, value: float) -> None:
     """Hazard 9: Rules accepted NaN; the bounds lived only in config.py."""
     with pytest.raises(CeilingError, match=field):
         Rules(**{field: value})
+
+
+def test_the_default_relay_pins_are_pulled_high_at_power_on() -> None:
+    """Hazard 15: GPIO 0-8 boot pulled high, which keeps an active-low relay board off."""
+    hw = Config().hardware
+    for pin, active_high in ((hw.heater.pin, hw.heater.active_high),
+                             (hw.power_pin, hw.power_active_high)):
+        assert pin is not None and 0 <= pin <= 8 and pin not in (0, 1, 2, 3, 4, 7, 8)
+        assert not active_high

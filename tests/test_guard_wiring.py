@@ -435,3 +435,36 @@ def test_a_preheat_ends_where_the_day_runs_out() -> None:
     assert [(n.reason, n.elapsed_s) for n in ended] == [(EndReason.DAILY_LIMIT, 180.0)]
     assert mat.machine.state is State.COOLDOWN and not mat.heater
     assert mat.machine.snapshot(mat.now).today_min == 30.0
+
+
+def test_an_output_failure_reaches_the_core_even_when_switching_off_fails_too() -> None:
+    """The fault must be latched (and so recorded) whatever the outputs do next."""
+    clock = Clock()
+    sim = SimulatedMat(clock)
+    drivers = sim.drivers()
+
+    gone = threading.Event()
+    working_off = drivers.heater.off
+
+    def broken_on() -> None:
+        gone.set()
+        raise OSError("relay board gone")
+
+    def broken_off() -> None:  # fine at boot, gone with the board
+        if gone.is_set():
+            raise OSError("relay board gone")
+        working_off()
+
+    drivers.heater.on = broken_on  # type: ignore[method-assign]
+    drivers.heater.off = broken_off  # type: ignore[method-assign]
+    machine = SessionMachine(Rules(), clock.now(), clock.today())
+    recorder = _Recorder()
+    controller = Controller(machine, drivers, clock, listeners=[recorder])
+    with _Thread(controller) as running:
+        for reading in _readings(machine, 25.0):
+            controller.post(reading)
+        controller.post(Press())
+        wait_for(lambda: machine.state is State.FAULT)
+        wait_for(lambda: any(isinstance(n, FaultRaised) for n in recorder.notices))
+        assert "output failed: relay board gone" in (machine.fault or "")
+        assert running.thread.is_alive()

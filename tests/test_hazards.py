@@ -327,6 +327,19 @@ def test_a_preheat_started_session_ends_at_the_daily_cap() -> None:
     assert heated_minutes(rig) <= 30.0
 
 
+def test_a_confirmed_preheat_and_its_session_heat_30_min_at_most() -> None:
+    """Preheat and session are one heated stretch: the 30-minute ceiling counts both."""
+    rig = Rig(rules=Rules(daily_max_min=120.0))
+    rig.run(2.0)
+    rig.send(Start(Source.REMOTE, "deep"))  # 30 min planned
+    rig.run(9.5 * 60)
+    rig.send(Press())
+    rig.run(35 * 60)
+    assert heated_minutes(rig) <= 30.0
+    [ended] = notices_of(rig, SessionEnded)
+    assert isinstance(ended, SessionEnded) and ended.elapsed_s == pytest.approx(20.5 * 60)
+
+
 # --- 9. a missing value ----------------------------------------------------------------------
 
 
