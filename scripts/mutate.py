@@ -147,6 +147,10 @@ HISTORY_T = "tests/test_history.py"
 CLOCK_BEHIND = f"{HISTORY_T}::test_a_clock_behind_at_boot_keeps_todays_minutes_and_dose"
 EMPTY_HISTORY = f"{HISTORY_T}::test_an_empty_history_file_is_damaged_not_a_new_history"
 PREHEAT_ROW = f"{HISTORY_T}::test_a_preheat_that_never_became_a_session_is_a_preheat_row"
+STEP_RESTART = (f"{HISTORY_T}::"
+                "test_a_clock_step_then_a_restart_keeps_the_days_use_cooldown_and_preheats")
+FUTURE_PREHEATS = f"{HISTORY_T}::test_preheats_dated_in_the_future_count_as_just_started"
+COOLING_DOSE = f"{HAZARDS}::test_the_dose_of_a_pad_cooling_down_counts_towards_the_day"
 
 CONFIG_T = "tests/test_config.py"
 FORBIDDEN_SETTINGS = f"{CONFIG_T}::test_settings_the_safety_case_forbids_are_refused"
@@ -405,9 +409,10 @@ MUTATIONS: list[Mutation] = [
              "        if temperature is None:", RESET_NEEDS_READING),
     # --- issue #13: the ways around the guards found by the review
     mutation("session: preheat minutes not counted", SESSION,
-             "        self.usage.minutes_today += elapsed_s / 60.0\n        self.usage.dose_today",
+             "        self.usage.minutes_today += elapsed_s / 60.0\n"
+             "        self.usage.dose_today += session.dose.total",
              "        self.usage.minutes_today += 0.0 if session.preheat else elapsed_s / 60.0\n"
-             "        self.usage.dose_today", PREHEAT_COUNTS, PREHEAT_LOOP),
+             "        self.usage.dose_today += session.dose.total", PREHEAT_COUNTS, PREHEAT_LOOP),
     mutation("session: preheat dose not counted", SESSION,
              "        self.usage.dose_today += session.dose.total\n        if reason",
              "        self.usage.dose_today += 0.0 if session.preheat else session.dose.total\n"
@@ -468,6 +473,17 @@ MUTATIONS: list[Mutation] = [
              "            (PREHEAT, EndReason.CONFIRMED.value,",
              "            ('none', EndReason.CONFIRMED.value,",
              PREHEAT_ROW),
+    mutation("history: a clock step's carry-over not saved", HISTORY,
+             "                self._history.carry_over(notice, now, now + "
+             "snapshot.cooldown_remaining_s)\n", "                pass\n", STEP_RESTART),
+    mutation("history: a clock step's carry-over not restored", HISTORY,
+             "            if carried_day == today:", "            if False:", STEP_RESTART),
+    mutation("history: preheats dated in the future forgotten", HISTORY,
+             '            "AND started_wall > ?",', '            "AND started_wall > ? AND 0",',
+             FUTURE_PREHEATS),
+    mutation("session: the cooling pad's dose not counted", SESSION,
+             "            self.usage.dose_today += self._between.total - before",
+             "            pass", COOLING_DOSE),
     mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
              "        pass\n", DEAD_MAN_WIRED),
     mutation("config: remote start without a press allowed", CONFIG,

@@ -396,3 +396,16 @@ def test_sessions_each_under_the_limit_cannot_add_up_past_the_daily_dose() -> No
     assert true_dose(rig) <= 9.0
     assert rig.machine.usage.dose_today <= 9.0 + 0.5  # the heat stops; the warm pad cools
     assert rig.hottest_while_heating() <= 42.0 + 1.0
+
+
+def test_the_dose_of_a_pad_cooling_down_counts_towards_the_day() -> None:
+    """Review: only session time was dosed; the warm pad after it still warms the person."""
+    rig = Rig(rules=Rules(setpoints_c={HeatLevel.LOW: 37.0, HeatLevel.MEDIUM: 39.0,
+                                       HeatLevel.HIGH: 42.0}))
+    rig.start("deep")
+    rig.run(23 * 60)
+    assert rig.machine.state is State.COOLDOWN
+    ended = rig.machine.usage.dose_today
+    rig.run(5 * 60)
+    assert rig.machine.usage.dose_today > ended  # small: the pad cools fast below 42 °C
+    assert rig.machine.usage.dose_today == pytest.approx(true_dose(rig), rel=0.1)

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import DAY, read_all
 from matpi.events import (
+    ClockStepped,
     Event,
     LongPress,
     Notice,
@@ -569,3 +570,52 @@ def test_a_crash_mid_preheat_keeps_its_minutes_and_a_cooldown(history: History) 
     assert saved.usage.minutes_today == pytest.approx(1.0)
     assert saved.cooldown_remaining_s > 0
     assert len(saved.preheat_ages_s) == 1
+
+
+def test_a_clock_step_then_a_restart_keeps_the_days_use_cooldown_and_preheats(
+    history: History,
+) -> None:
+    """Review: sessions under a clock a day behind, NTP steps it, the process restarts.
+    Before: the restart counted only rows dated today: 240 min in one day, cap 120."""
+    rules = Rules(daily_max_min=60.0, cooldown_min=10.0)
+    behind = [-86_400.0]  # the wall clock's error, until NTP sets it
+    now = [0.0]
+    today = [DAY - timedelta(days=1)]
+    machine = SessionMachine(rules, now[0], today[0])
+    recorder = HistoryRecorder(history, lambda: at(DAY, 9) + now[0] + behind[0],
+                               cooldown_min=rules.cooldown_min, on_error=pytest.fail)
+
+    def send(event: Event) -> None:
+        recorder(machine.snapshot(now[0]), machine.step(event, now[0], today[0]))
+
+    def run(seconds: int) -> None:
+        for _ in range(seconds):
+            now[0] += 1.0
+            for name in rules.sensors:
+                send(Reading(name, 37.5))
+
+    run(2)
+    send(Start(Source.REMOTE, "back"))  # an unconfirmed preheat ...
+    run(60)
+    send(Press())  # ... confirmed: a 20-minute session
+    run(20 * 60)
+    assert machine.state is State.COOLDOWN
+    behind[0], today[0] = 0.0, DAY  # NTP
+    send(ClockStepped())
+    run(60)
+
+    saved = history.restore(at(DAY, 9) + now[0], DAY, rules)
+    assert saved.usage.day == DAY
+    assert saved.usage.minutes_today >= 21.0
+    assert saved.cooldown_remaining_s > 8 * 60
+    restarted = SessionMachine(rules, 0.0, DAY, usage=saved.usage,
+                               cooldown_until=saved.cooldown_remaining_s)
+    assert restarted.state is State.COOLDOWN
+    assert restarted.snapshot(0.0).daily_remaining_min <= 39.0
+
+
+def test_preheats_dated_in_the_future_count_as_just_started(history: History) -> None:
+    """A reboot with the clock an hour behind must not forget the last hour's preheats."""
+    history.record_session(replace(session("back", at(DAY, 12), 1, "stopped"), kind="preheat"))
+    saved = history.restore(at(DAY, 11), DAY, Rules())
+    assert saved.preheat_ages_s == (0.0,)

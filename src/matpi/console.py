@@ -13,6 +13,7 @@ from matpi.drivers.sim import SimFault, SimulatedMat
 from matpi.events import (
     Adjusted,
     ButtonGesture,
+    ClockSet,
     DoublePress,
     FaultCleared,
     FaultRaised,
@@ -76,6 +77,9 @@ def describe_notice(n: Notice) -> str:
         case PreheatEnded():
             return (f"preheat ended ({n.reason}): {n.program} after {clock_text(n.elapsed_s)}"
                     f", dose {n.dose_cem43:.3f} CEM43")
+        case ClockSet():
+            return (f"clock set: {n.minutes_today:.1f} min and {n.dose_today:.2f} CEM43 of use "
+                    f"carried over to {n.day}")
         case FaultRaised():
             return f"FAULT: {n.reason}"
         case FaultCleared():

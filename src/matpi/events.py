@@ -202,6 +202,18 @@ class PreheatEnded:
 
 
 @dataclass(frozen=True)
+class ClockSet:
+    """The wall clock was set; the day's use carried over to `day` (an ISO date), so that
+    a restart after the step still knows it."""
+
+    day: str
+    minutes_today: float
+    dose_today: float
+    preheat_ages_s: tuple[float, ...]
+    """How long ago each unconfirmed preheat of the last hour started."""
+
+
+@dataclass(frozen=True)
 class FaultRaised:
     reason: str
 
@@ -255,6 +267,7 @@ Notice = (
     | PreheatStarted
     | PreheatEnded
     | SessionEnded
+    | ClockSet
     | FaultRaised
     | FaultCleared
     | HeatStopped

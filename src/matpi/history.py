@@ -38,6 +38,7 @@ from typing import Any
 from matpi import __version__
 from matpi.drivers.base import MatpiError
 from matpi.events import (
+    ClockSet,
     EndReason,
     FaultCleared,
     FaultRaised,
@@ -102,6 +103,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # Preheats get rows too: their minutes and dose count towards the day.
         "ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'session'",
+        # What a wall-clock step carried over: rows before it carry the old clock's dates.
+        "ALTER TABLE state ADD COLUMN carried_day TEXT",
+        "ALTER TABLE state ADD COLUMN carried_minutes REAL",
+        "ALTER TABLE state ADD COLUMN carried_dose REAL",
+        "ALTER TABLE state ADD COLUMN carried_wall REAL",
+        "ALTER TABLE state ADD COLUMN carried_preheats TEXT",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -266,6 +273,16 @@ class History:
         with self._transaction("save the cooldown"):
             self._save_cooldown(wall)
 
+    def carry_over(self, carried: ClockSet, at_wall: float, cooldown_until_wall: float) -> None:
+        """Save what a wall-clock step carried over, in the new clock's terms."""
+        preheats = ",".join(f"{at_wall - age:.3f}" for age in carried.preheat_ages_s)
+        with self._transaction("save the use carried over a clock step"):
+            self._db.execute(
+                "UPDATE state SET carried_day = ?, carried_minutes = ?, carried_dose = ?, "
+                "carried_wall = ?, carried_preheats = ? WHERE id = 1",
+                (carried.day, carried.minutes_today, carried.dose_today, at_wall, preheats))
+            self._save_cooldown(cooldown_until_wall)
+
     # --- reading --------------------------------------------------------------
 
     def latched_fault(self) -> str | None:
@@ -312,22 +329,42 @@ class History:
         """Usage, remaining cooldown, latched fault and recent preheats for a daemon starting now.
 
         A Pi without a clock battery can boot with its wall clock behind (even in
-        1970) until NTP sets it. So the day counted is never earlier than the day
-        of the latest row (today's use is kept, never reset, until the clock is
-        right), and the remaining cooldown is at most one full cooldown.
+        1970) until NTP sets it, and rows written before a step carry the old
+        clock's dates. So the day counted is never earlier than the day of the
+        latest row or of the last step's carry-over, whose use is added back; a
+        preheat dated in the future counts as just started; and the remaining
+        cooldown is at most one full cooldown.
         """
         latest = self._one("SELECT MAX(ended_wall) FROM sessions")
         if latest is not None and latest[0] is not None:
             today = max(today, local_day(float(latest[0])))
+        carried = self._one("SELECT carried_day, carried_minutes, carried_dose, carried_wall, "
+                            "carried_preheats FROM state WHERE id = 1")
+        carried_day = None if carried is None or carried[0] is None else (
+            date.fromisoformat(carried[0]))
+        if carried_day is not None:
+            today = max(today, carried_day)
+        usage = self.usage(today, rules.programs)
+        # A preheat stamped in the future (the clock is behind now) counts as just started.
+        ages = [max(now_wall - started, 0.0) for (started,) in self._all(
+            "SELECT started_wall FROM sessions WHERE kind = ? AND end_reason != ? "
+            "AND started_wall > ?",
+            (PREHEAT, EndReason.CONFIRMED.value, now_wall - PREHEAT_WINDOW_S))]
+        if carried is not None and carried_day is not None:
+            _, minutes, dose, carried_wall, preheats = carried
+            if carried_day == today:
+                # The use before the step, plus every row since it (the new clock's).
+                seconds, since_dose = self._one(
+                    "SELECT COALESCE(SUM(actual_s), 0), COALESCE(SUM(dose_cem43), 0) "
+                    "FROM sessions WHERE ended_wall > ?", (carried_wall,)) or (0.0, 0.0)
+                usage.minutes_today = max(usage.minutes_today, minutes + seconds / 60.0)
+                usage.dose_today = max(usage.dose_today, dose + since_dose)
+            ages += [now_wall - float(w) for w in (preheats or "").split(",") if w
+                     and 0.0 <= now_wall - float(w) < PREHEAT_WINDOW_S]
         until = self.cooldown_until()
         remaining = 0.0 if until is None else until - now_wall
         remaining = min(max(remaining, 0.0), rules.cooldown_min * 60.0)
-        ages = tuple(now_wall - started for (started,) in self._all(
-            "SELECT started_wall FROM sessions WHERE kind = ? AND end_reason != ? "
-            "AND started_wall > ? AND started_wall <= ?",
-            (PREHEAT, EndReason.CONFIRMED.value, now_wall - PREHEAT_WINDOW_S, now_wall)))
-        return Restored(self.usage(today, rules.programs), remaining, self.latched_fault(),
-                        ages)
+        return Restored(usage, remaining, self.latched_fault(), tuple(sorted(set(ages))))
 
     def sessions(self, days: int, today: date) -> list[SessionRow]:
         """Sessions that ended in the last `days` days (today included), oldest first."""
@@ -538,6 +575,8 @@ class HistoryRecorder:
                 self._open = None
                 self._history.record_session(
                     row, cooldown_until_wall=now + snapshot.cooldown_remaining_s)
+            case ClockSet():
+                self._history.carry_over(notice, now, now + snapshot.cooldown_remaining_s)
             case FaultRaised(reason=reason):
                 self._history.record_fault(now, reason)
             case FaultCleared():

@@ -17,6 +17,7 @@ from matpi.events import (
     Adjust,
     Adjusted,
     ButtonGesture,
+    ClockSet,
     ClockStepped,
     DoublePress,
     DriverFault,
@@ -165,6 +166,8 @@ class SessionMachine:
         self._model_gap = ModelGapGuard()
         self._overheat = OverheatGuard(limits.OVERHEAT_FAULT_C)
         self._unconfirmed = list(preheats)
+        self._between = DoseMeter()
+        """The dose outside sessions (a pad cooling down), for the day's budget."""
         self._heater = False
         self._fault_clearable = fault_clearable
         if fault is not None:
@@ -181,6 +184,9 @@ class SessionMachine:
             notices.append(ButtonGesture(_GESTURES[type(event)]))
         if isinstance(event, ClockStepped):
             self.usage.relabel(today)
+            ages = tuple(now - t for t in self._unconfirmed if now - t < PREHEAT_WINDOW_S)
+            notices.append(ClockSet(self.usage.day.isoformat(), self.usage.minutes_today,
+                                    self.usage.dose_today, ages))
         else:
             self.usage.roll(today)
         self._account(now)
@@ -585,10 +591,19 @@ class SessionMachine:
         return len(self._unconfirmed)
 
     def _account(self, now: float) -> None:
-        """The interval just past: the estimate with the heater as it was, and the dose."""
+        """The interval just past: the estimate with the heater as it was, and the dose.
+
+        Outside a session the dose still counts towards the day: a pad cooling down
+        after a session warms whoever still lies on it.
+        """
         self._estimate.advance(heating=self._heater, now=now)
-        if self.state in (State.RUNNING, State.PREHEAT) and self._session is not None:
+        if self._session is not None:
             self._session.dose.add(self._surface_c(), now)
+            self._between.add(None, now)
+        else:
+            before = self._between.total
+            self._between.add(self._surface_c(), now)
+            self.usage.dose_today += self._between.total - before
 
     def _chosen_min(self) -> float:
         """The length the next start gets: the override, or the program's (grown) length."""
