@@ -21,13 +21,14 @@ from matpi.padmodel import PadModel
 from matpi.programs import HeatLevel
 from matpi.rules import Rules
 from matpi.thermal import cem43_per_min
-from test_faults import STEP_S, Rig
+from test_faults import Rig
 
 
 def _figures(rig: Rig) -> str:
     log = [(t, c) for t, c, _ in rig.truth_log]
     dose = sum(cem43_per_min(c) * (t1 - t0) / 60.0 for (t0, c), (t1, _) in pairwise(log))
-    heated_min = sum(STEP_S for *_, heating in rig.truth_log if heating) / 60.0
+    steps = [(t, heating) for t, _, heating in rig.truth_log]
+    heated_min = sum(t1 - t0 for (t0, heating), (t1, _) in pairwise(steps) if heating) / 60.0
     state = rig.machine.fault or rig.machine.state.value
     return (f"peak {rig.hottest_while_heating():5.1f} °C  dose {dose:5.2f} CEM43  "
             f"heated {heated_min:5.1f} min  -> {state[:60]}")
@@ -58,10 +59,13 @@ def overshoot_config() -> Rig:
     return rig
 
 
-def offset(offset_c: float) -> Callable[[], Rig]:
+def offset(offset_c: float, *sensors: str) -> Callable[[], Rig]:
+    """`sensors` (all when none are named) read `offset_c` off the true surface."""
     def play() -> Rig:
         rig = Rig()
-        rig.override = lambda r: Reading(r.sensor, (r.value_c or 0.0) + offset_c)
+        wrong = set(sensors or rig.rules.sensors)
+        rig.override = lambda r: r if r.sensor not in wrong or r.value_c is None else Reading(
+            r.sensor, r.value_c + offset_c)
         rig.run(2.0)
         rig.send(Start(Source.LOCAL, "deep"))
         rig.run(40 * 60)
@@ -93,9 +97,11 @@ HAZARDS: dict[str, Callable[[], Rig]] = {
     "1 remote start/stop loop, 8 h": start_stop_loop,
     "2 welded heater relay, 1 h": welded,
     "3 relay held 300 s, pad faster than its model": overshoot_config,
-    "4 sensor 2 °C low": offset(-2.0),
-    "4 sensor 5 °C low": offset(-5.0),
-    "4 sensor 10 °C low": offset(-10.0),
+    "4 one sensor 2 °C low": offset(-2.0, "mat"),
+    "4 one sensor 5 °C low": offset(-5.0, "mat"),
+    "4 one sensor 10 °C low": offset(-10.0, "mat"),
+    "4 both sensors 2 °C low (one cold spot)": offset(-2.0),
+    "4 both sensors 5 °C low (one cold spot)": offset(-5.0),
     "7 preheat 9 min then a session, cap 30 min": preheat_then_session,
     "13 four 30-min sessions at 42 °C": daily_dose,
 }
