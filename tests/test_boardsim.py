@@ -84,8 +84,11 @@ def test_a_session_heats_the_pad_through_the_board_firmware() -> None:
             stop.wait(0.25)
 
     poller = threading.Thread(target=poll)
-    poller.start()
     try:
+        # The firmware's first telemetry can be slow on a busy machine: three readings
+        # without it would (rightly) latch a sensor fault, so sampling starts once it is there.
+        wait_for(lambda: drivers.thermometers[0].read().value_c is not None)
+        poller.start()
         wait_for(lambda: machine.snapshot(clock.now()).temperature_c is not None)
         start_c = pad.surface_c()
         controller.post(Press())
@@ -98,7 +101,8 @@ def test_a_session_heats_the_pad_through_the_board_firmware() -> None:
         wait_for(lambda: not pad.heater_demand)  # the controller's last word: off
     finally:
         stop.set()
-        poller.join(timeout=5)
+        if poller.ident is not None:
+            poller.join(timeout=5)
         controller.request_stop()
         thread.join(timeout=10)
         drivers.close()
