@@ -151,8 +151,13 @@ STEP_RESTART = (f"{HISTORY_T}::"
                 "test_a_clock_step_then_a_restart_keeps_the_days_use_cooldown_and_preheats")
 FUTURE_PREHEATS = f"{HISTORY_T}::test_preheats_dated_in_the_future_count_as_just_started"
 COOLING_DOSE = f"{HAZARDS}::test_the_dose_of_a_pad_cooling_down_counts_towards_the_day"
+BACKSTEP_CRASH = (f"{HISTORY_T}::test_a_clock_step_mid_session_then_a_crash_keeps_the_"
+                  "minutes_and_the_cooldown")
+DURATION_AFTER_PREHEAT = (
+    f"{HAZARDS}::test_a_longer_duration_after_a_confirmed_preheat_keeps_the_30_min_ceiling")
 
 CONFIG_T = "tests/test_config.py"
+NTC_CALIBRATED = f"{CONFIG_T}::test_an_ntc_on_the_pi_states_its_calibration"
 FORBIDDEN_SETTINGS = f"{CONFIG_T}::test_settings_the_safety_case_forbids_are_refused"
 POWER_RELAY = (
     f"{CONFIG_T}::test_the_gpio_path_has_a_power_relay_unless_told_what_cuts_the_element")
@@ -460,7 +465,7 @@ MUTATIONS: list[Mutation] = [
              "            self.temp_c = max(reading_c, self._model.room_c)",
              "            self.temp_c = reading_c", BOTH_LOW),
     mutation("clock: steps never reported", CLOCK,
-             "        return last_s is not None and abs(offset_s - last_s) > STEP_TOLERANCE_S",
+             "        return abs(offset_s - last_s) > STEP_TOLERANCE_S",
              "        return False", CLOCK_STEPS, STEP_FORWARD),
     mutation("clock: the wall clock read once", CLOCK,
              "        if self.speed == 1.0:\n            return self._wall()\n", "", CLOCK_STEPS),
@@ -484,6 +489,17 @@ MUTATIONS: list[Mutation] = [
     mutation("session: the cooling pad's dose not counted", SESSION,
              "            self.usage.dose_today += self._between.total - before",
              "            pass", COOLING_DOSE),
+    mutation("history: the open row not checkpointed at a clock step", HISTORY,
+             "                    # The open row, and the cooldown that follows it, in the new "
+             "clock's terms.\n                    self._checkpoint(snapshot)\n",
+             "                    pass\n",
+             BACKSTEP_CRASH),
+    mutation("session: a remote duration past the ceiling after a preheat", SESSION,
+             "        ceiling = self.rules.session_max_min - session.preheat_s / 60.0",
+             "        ceiling = self.rules.session_max_min", DURATION_AFTER_PREHEAT),
+    mutation("config: an NTC without its calibration", CONFIG,
+             "        if kind == \"ntc\" and index >= first_on_pi:",
+             "        if kind == \"ntc\" and index >= first_on_pi and False:", NTC_CALIBRATED),
     mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
              "        pass\n", DEAD_MAN_WIRED),
     mutation("config: remote start without a press allowed", CONFIG,
@@ -501,6 +517,8 @@ MUTATIONS: list[Mutation] = [
              "DEFAULT_HEATER_PIN = 5", "DEFAULT_HEATER_PIN = 17", BOOT_PINS),
     mutation("config: power relay on a pin pulled low at boot", CONFIG,
              "DEFAULT_POWER_PIN = 6", "DEFAULT_POWER_PIN = 23", BOOT_PINS),
+    mutation("cli: a fast simulation writes into a kept history", CLI,
+             "    if args.state_dir is None or args.speed == 1.0:", "    if True:", CLI_ARGS),
     mutation("cli: --start heats a real mat", CLI,
              "    if args.start is not None and not simulate:",
              "    if args.start is not None and not simulate and False:", CLI_ARGS),

@@ -74,6 +74,8 @@ def test_sigterm_stops_a_running_session_cleanly() -> None:
         # On a real mat only a press at the mat begins heat, never the command line.
         (["run", "--config", "config/matpi.toml", "--start", "neck"],
          "--start goes with --simulate"),
+        (["run", "--simulate", "--speed", "60", "--state-dir", "/tmp"],
+         "--state-dir goes with --speed 1 only"),
     ],
 )
 def test_bad_arguments_are_explained(args: list[str], message: str) -> None:

@@ -231,3 +231,29 @@ def test_the_default_relay_pins_are_pulled_high_at_power_on() -> None:
                              (hw.power_pin, hw.power_active_high)):
         assert pin is not None and 0 <= pin <= 8 and pin not in (0, 1, 2, 3, 4, 7, 8)
         assert not active_high
+
+
+def test_an_ntc_on_the_pi_states_its_calibration(tmp_path: Path) -> None:
+    """Second review: two NTCs left at the default beta read 2 °C low together, which
+    heat-follows-the-hotter cannot see; no default, so both must say."""
+    text = ('[[sensors]]\nkind = "ntc"\nchannel = 0\n'
+            '[[sensors]]\nname = "b"\nkind = "ntc"\nchannel = 1\nbeta = 3435\n'
+            'r25_ohm = 10000\nseries_ohm = 10000\n')
+    found = problems(tmp_path, text)
+    assert len(found) == 3
+    assert all("[sensors #1]" in p and "needs it from its datasheet" in p for p in found)
+    assert {p.split("] ")[1].split(" =")[0] for p in found} == {"r25_ohm", "series_ohm", "beta"}
+
+
+def test_the_board_ntc_and_a_pi_ntc_may_share_a_channel_number(tmp_path: Path) -> None:
+    """The board's NTC is on the board, not on the Pi's MCP3008."""
+    text = ('[hardware]\ndriver = "board"\n[[sensors]]\nkind = "ntc"\n'
+            '[[sensors]]\nname = "pi"\nkind = "ntc"\nchannel = 0\nbeta = 3435\n'
+            'r25_ohm = 10000\nseries_ohm = 10000\n')
+    assert load_config(write(tmp_path, text)).rules.sensors == ("mat", "pi")
+
+
+def test_a_ds18b20_id_is_taken_in_any_case(tmp_path: Path) -> None:
+    text = ('[[sensors]]\ndevice_id = "28-0316A2795AFF"\n'
+            '[[sensors]]\nname = "b"\ndevice_id = "28-0316a2795aff"\n')
+    assert "same DS18B20" in problems(tmp_path, text)[0]

@@ -23,6 +23,7 @@ from conftest import HandClock, read_all
 from matpi.controller import Controller
 from matpi.drivers.sim import SimFault, SimulatedMat
 from matpi.events import (
+    Adjust,
     ClockStepped,
     EndReason,
     Notice,
@@ -293,7 +294,8 @@ def test_a_clock_stepped_forward_a_day_frees_no_minutes() -> None:
 
 def test_the_calendar_follows_the_real_wall_clock_and_reports_steps() -> None:
     clock = SteppableClock()
-    assert not clock.stepped()
+    clock.offset_s += 600.0  # set before the controller's first look: still a step
+    assert clock.stepped() and not clock.stepped()
     clock.t += 3600.0
     assert not clock.stepped()  # an hour passing is not a step
     clock.offset_s -= 3 * 86_400.0
@@ -409,3 +411,17 @@ def test_the_dose_of_a_pad_cooling_down_counts_towards_the_day() -> None:
     rig.run(5 * 60)
     assert rig.machine.usage.dose_today > ended  # small: the pad cools fast below 42 °C
     assert rig.machine.usage.dose_today == pytest.approx(true_dose(rig), rel=0.1)
+
+
+def test_a_longer_duration_after_a_confirmed_preheat_keeps_the_30_min_ceiling() -> None:
+    """Second review: press at 9 min 50 s, then a remote duration of 30 min: 40 min of heat."""
+    rig = Rig(rules=Rules(daily_max_min=120.0))
+    rig.run(2.0)
+    rig.send(Start(Source.REMOTE, "deep"))
+    rig.run(590.0)
+    rig.send(Press())
+    rig.send(Adjust(Source.REMOTE, duration_min=30.0))
+    rig.run(35 * 60)
+    assert heated_minutes(rig) <= 30.0
+    [ended] = notices_of(rig, SessionEnded)
+    assert isinstance(ended, SessionEnded) and ended.elapsed_s <= 20.2 * 60

@@ -393,7 +393,8 @@ class Rig:
         self.machine = SessionMachine(self.rules, self.now, DAY)
         self.notices: list[Notice] = []
         self.errors: list[str] = []
-        self.recorder = HistoryRecorder(history, self.wall, cooldown_min=self.rules.cooldown_min,
+        self.recorder = HistoryRecorder(history, self.wall, monotonic=lambda: self.now,
+                                        cooldown_min=self.rules.cooldown_min,
                                         on_error=self.errors.append)
         self.read(37.5)
 
@@ -583,6 +584,7 @@ def test_a_clock_step_then_a_restart_keeps_the_days_use_cooldown_and_preheats(
     today = [DAY - timedelta(days=1)]
     machine = SessionMachine(rules, now[0], today[0])
     recorder = HistoryRecorder(history, lambda: at(DAY, 9) + now[0] + behind[0],
+                               monotonic=lambda: now[0],
                                cooldown_min=rules.cooldown_min, on_error=pytest.fail)
 
     def send(event: Event) -> None:
@@ -619,3 +621,40 @@ def test_preheats_dated_in_the_future_count_as_just_started(history: History) ->
     history.record_session(replace(session("back", at(DAY, 12), 1, "stopped"), kind="preheat"))
     saved = history.restore(at(DAY, 11), DAY, Rules())
     assert saved.preheat_ages_s == (0.0,)
+
+
+@pytest.mark.parametrize("step_s", [-3600.0, 3600.0])
+@pytest.mark.parametrize("crash_after_s", [5, 28 * 60])
+def test_a_clock_step_mid_session_then_a_crash_keeps_the_minutes_and_the_cooldown(
+    history: History, step_s: float, crash_after_s: int,
+) -> None:
+    """Second review: the clock set back an hour at minute 1, the process dead at minute 29.
+    Before: no checkpoint after the step (wall-clock timing), the cooldown saved as 0."""
+    rules = Rules(daily_max_min=120.0, cooldown_min=10.0)
+    offset = [0.0]
+    now = [0.0]
+    machine = SessionMachine(rules, now[0], DAY)
+    recorder = HistoryRecorder(history, lambda: at(DAY, 12) + now[0] + offset[0],
+                               monotonic=lambda: now[0], cooldown_min=rules.cooldown_min,
+                               on_error=pytest.fail)
+
+    def send(event: Event) -> None:
+        recorder(machine.snapshot(now[0]), machine.step(event, now[0], DAY))
+
+    def run(seconds: int) -> None:
+        for _ in range(seconds):
+            now[0] += 1.0
+            for name in rules.sensors:
+                send(Reading(name, 41.2))  # at the setpoint of deep
+
+    run(2)
+    send(Start(Source.LOCAL, "deep"))
+    run(60)
+    offset[0] = step_s
+    send(ClockStepped())
+    run(crash_after_s)  # then the process dies
+    crashed_wall = at(DAY, 12) + now[0] + offset[0]
+
+    saved = history.restore(crashed_wall + 5, DAY, rules)
+    assert saved.usage.minutes_today >= (60 + crash_after_s) / 60.0 - 0.1
+    assert saved.cooldown_remaining_s >= 9 * 60

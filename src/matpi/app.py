@@ -120,7 +120,7 @@ def assemble(
                             alive_every_s=watchdog_s / 2 if watchdog_s else 0.0)
     if history is not None:
         controller.add_listener(HistoryRecorder(
-            history, clock.wall, cooldown_min=rules.cooldown_min,
+            history, clock.wall, monotonic=clock.now, cooldown_min=rules.cooldown_min,
             on_error=lambda why: inbox.put(DriverFault(why)),
         ))
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,

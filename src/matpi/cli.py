@@ -214,6 +214,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.sim_stdin and not simulate:
         print("matpi run: --sim-stdin goes with --simulate", file=sys.stderr)
         return 2
+    if simulate and _scaled_history(args, "matpi run"):
+        return 2
     if args.config is None:
         config = replace(config, web=SIM_WEB)
     if args.web_port is not None:
@@ -240,6 +242,16 @@ def _remember_outputs(config: Config, state_dir: Path) -> None:
     except OutputsRecordError as exc:
         # The mat is as safe without it: safe-off still has the config and the default pins.
         log.error("%s; safe-off will fall back to the config and the default pins", exc)
+
+
+def _scaled_history(args: argparse.Namespace, command: str) -> bool:
+    """True (and says why) when a faster simulated clock would write into a kept history:
+    its rows would carry future dates, and a real mat reading them would count the wrong day."""
+    if args.state_dir is None or args.speed == 1.0:
+        return False
+    print(f"{command}: --state-dir goes with --speed 1 only (a faster clock would date the "
+          "history in the future)", file=sys.stderr)
+    return True
 
 
 def _state_dir(args: argparse.Namespace, simulate: bool, stack: ExitStack) -> Path:
@@ -331,6 +343,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
+    if _scaled_history(args, "matpi simulate"):
+        return 2
     with ExitStack() as stack:
         state_dir = _state_dir(args, True, stack)
         mat = assemble(config, state_dir, simulate=True, speed=args.speed)

@@ -33,7 +33,7 @@ class Clock:
         self._wall = wall
         self._mono_start = monotonic()
         self._wall_start = wall()
-        self._offset_s: float | None = None
+        self._offset_s = self.wall() - self.now()
 
     def now(self) -> float:
         """Seconds on the (scaled) monotonic clock."""
@@ -53,7 +53,7 @@ class Clock:
         """True once after the wall clock was set (moved against the monotonic clock)."""
         offset_s = self.wall() - self.now()
         last_s, self._offset_s = self._offset_s, offset_s
-        return last_s is not None and abs(offset_s - last_s) > STEP_TOLERANCE_S
+        return abs(offset_s - last_s) > STEP_TOLERANCE_S
 
     def real_seconds(self, clock_s: float) -> float:
         """How long to really wait for `clock_s` to pass on this clock."""

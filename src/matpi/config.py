@@ -249,7 +249,8 @@ def _hardware(
     bo = table("board")
     board = BoardConfig(port=bo.string("port", "/dev/ttyACM0"),
                         baud=bo.integer("baud", 115200, low=9600, high=1000000))
-    sensors = _sensors(data.get("sensors", [{}, {}]), file, problems)
+    sensors = _sensors(data.get("sensors", [{}, {}]), file, problems,
+                       first_on_pi=0 if driver == "gpio" else 1)
     for t in (v, p, b, le, bo):
         t.finish()
     hardware = HardwareConfig(
@@ -262,7 +263,16 @@ def _hardware(
     return hardware
 
 
-def _sensors(raw: Any, file: str, problems: list[str]) -> tuple[SensorConfig, ...]:
+NTC_CALIBRATION = ("r25_ohm", "series_ohm")
+"""An NTC's numbers that have no safe default: a wrong one shifts every reading, and the
+same default in both sensors would shift both alike, where heat-follows-the-hotter cannot
+see it. Each Pi-side NTC states them (and beta or steinhart_hart) from its datasheet."""
+
+
+def _sensors(
+    raw: Any, file: str, problems: list[str], *, first_on_pi: int
+) -> tuple[SensorConfig, ...]:
+    """The two sensors; those from index `first_on_pi` on are read by the Pi itself."""
     if not isinstance(raw, list) or len(raw) != 2:
         count = len(raw) if isinstance(raw, list) else raw
         problems.append(f"{file}: [[sensors]]: {count} given, two [[sensors]] tables are needed "
@@ -284,13 +294,18 @@ def _sensors(raw: Any, file: str, problems: list[str]) -> tuple[SensorConfig, ..
         sensor = SensorConfig(
             name=t.string("name", "mat" if index == 0 else f"mat{index + 1}"),
             kind=kind,
-            device_id=t.string("device_id", ""),
+            device_id=t.string("device_id", "").lower(),
             channel=t.integer("channel", 0, low=0, high=7),
             beta=t.number("beta", 3950.0, low=1000.0, high=10000.0),
             r25_ohm=t.number("r25_ohm", 10000.0, low=100.0, high=1e6),
             series_ohm=t.number("series_ohm", 10000.0, low=100.0, high=1e6),
             steinhart_hart=sh,
         )
+        if kind == "ntc" and index >= first_on_pi:
+            for key in (*NTC_CALIBRATION, "beta"):
+                if not t.has(key) and not (key == "beta" and sh is not None):
+                    t.problem(key, "(left out)", "an NTC needs it from its datasheet: a guessed "
+                              "value shifts every reading (beta, or steinhart_hart instead)")
         if kind == "ds18b20" and sensor.device_id and not sensor.device_id.startswith("28-"):
             t.problem("device_id", sensor.device_id, "must be the DS18B20's id under "
                       "/sys/bus/w1/devices, like \"28-0316a2795aff\"")
@@ -304,7 +319,7 @@ def _sensors(raw: Any, file: str, problems: list[str]) -> tuple[SensorConfig, ..
         problems.append(f"{file}: [[sensors]] device_id = {ids[0]}: two sensors would read the "
                         "same DS18B20; give each its own device_id, or a second sensor only "
                         "checks itself")
-    channels = [s.channel for s in sensors if s.kind == "ntc"]
+    channels = [s.channel for s in sensors[first_on_pi:] if s.kind == "ntc"]
     if len(set(channels)) != len(channels):
         problems.append(f"{file}: [[sensors]] channel = {channels[0]}: two NTC sensors on the "
                         "same MCP3008 input; give each its own channel")

@@ -23,7 +23,7 @@ most 255 characters); the journal has the whole story.
 
     history = History.open(state_dir / HISTORY_FILENAME)
     saved = history.restore(clock.wall(), clock.today(), rules)
-    controller.add_listener(HistoryRecorder(history, clock.wall, cooldown_min=..., on_error=...))
+    controller.add_listener(HistoryRecorder(history, clock.wall, monotonic=clock.now, ...))
 """
 
 import logging
@@ -356,7 +356,7 @@ class History:
                 # The use before the step, plus every row since it (the new clock's).
                 seconds, since_dose = self._one(
                     "SELECT COALESCE(SUM(actual_s), 0), COALESCE(SUM(dose_cem43), 0) "
-                    "FROM sessions WHERE ended_wall > ?", (carried_wall,)) or (0.0, 0.0)
+                    "FROM sessions WHERE ended_wall >= ?", (carried_wall,)) or (0.0, 0.0)
                 usage.minutes_today = max(usage.minutes_today, minutes + seconds / 60.0)
                 usage.dose_today = max(usage.dose_today, dose + since_dose)
             ages += [now_wall - float(w) for w in (preheats or "").split(",") if w
@@ -524,8 +524,13 @@ class HistoryRecorder:
     fsync). A failed write is logged and `on_error(WRITE_FAILED_FAULT)` called,
     which the daemon wires to a `DriverFault`: no session runs uncounted.
 
-        recorder = HistoryRecorder(history, clock.wall, cooldown_min=rules.cooldown_min,
+        recorder = HistoryRecorder(history, clock.wall, monotonic=clock.now,
+                                   cooldown_min=rules.cooldown_min,
                                    on_error=lambda why: controller.post(DriverFault(why)))
+
+    Rows carry wall times; when to checkpoint, and how long a preheat has run,
+    follow the monotonic clock, so that a wall clock set back cannot stop the
+    checkpoints.
     """
 
     def __init__(
@@ -533,12 +538,15 @@ class HistoryRecorder:
         history: History,
         wall: Callable[[], float],
         *,
+        monotonic: Callable[[], float],
         cooldown_min: float,
         on_error: Callable[[str], None],
         checkpoint_s: float = CHECKPOINT_S,
     ) -> None:
         self._history = history
         self._wall = wall
+        self._monotonic = monotonic
+        self._opened_at = 0.0
         self._cooldown_s = cooldown_min * 60.0
         self._on_error = on_error
         self._checkpoint_s = checkpoint_s
@@ -550,7 +558,7 @@ class HistoryRecorder:
             for notice in notices:
                 self._note(notice, snapshot)
             if (self._open is not None and snapshot.state in (State.RUNNING, State.PREHEAT)
-                    and self._wall() - self._saved_at >= self._checkpoint_s):
+                    and self._monotonic() - self._saved_at >= self._checkpoint_s):
                 self._checkpoint(snapshot)
         except HistoryError as exc:
             log.error("%s", exc)
@@ -567,6 +575,7 @@ class HistoryRecorder:
                     peak_c=snapshot.temperature_c, dose_cem43=0.0,
                     heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value,
                     kind=SESSION if isinstance(notice, SessionStarted) else PREHEAT)
+                self._opened_at = self._monotonic()
                 self._save(row, now + self._cooldown_s)
             case SessionEnded() | PreheatEnded() if self._open is not None:
                 row = replace(self._open, ended_wall=now, actual_s=notice.elapsed_s,
@@ -577,6 +586,9 @@ class HistoryRecorder:
                     row, cooldown_until_wall=now + snapshot.cooldown_remaining_s)
             case ClockSet():
                 self._history.carry_over(notice, now, now + snapshot.cooldown_remaining_s)
+                if self._open is not None:
+                    # The open row, and the cooldown that follows it, in the new clock's terms.
+                    self._checkpoint(snapshot)
             case FaultRaised(reason=reason):
                 self._history.record_fault(now, reason)
             case FaultCleared():
@@ -588,7 +600,7 @@ class HistoryRecorder:
         peaks = [t for t in (self._open.peak_c, snapshot.temperature_c) if t is not None]
         preheat = self._open.kind == PREHEAT
         row = replace(self._open, ended_wall=now,
-                      actual_s=now - self._open.started_wall if preheat
+                      actual_s=self._monotonic() - self._opened_at if preheat
                       else float(snapshot.elapsed_s),
                       planned_min=self._open.planned_min if preheat else snapshot.planned_min,
                       dose_cem43=snapshot.dose_cem43,
@@ -598,4 +610,4 @@ class HistoryRecorder:
 
     def _save(self, row: SessionRow, cooldown_until_wall: float) -> None:
         self._open = self._history.record_session(row, cooldown_until_wall=cooldown_until_wall)
-        self._saved_at = self._wall()
+        self._saved_at = self._monotonic()

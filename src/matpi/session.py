@@ -94,6 +94,8 @@ class _Session:
     dose: DoseMeter = field(default_factory=DoseMeter)
     dose_before: float = 0.0
     """Dose of the preheat this session grew out of: the session's limit counts it."""
+    preheat_s: float = 0.0
+    """Heat time of that preheat: the session's 30-minute ceiling counts it too."""
     heat_stopped: bool = False
     heat_cap: HeatLevel | None = None
     """After the dose step-down, the highest level this session may use."""
@@ -391,7 +393,7 @@ class SessionMachine:
         notices = self._begin_running(preheat.program, planned_s, now, Source.LOCAL, cut)
         session = self._session
         assert session is not None
-        session.dose_before = preheat.dose.total
+        session.dose_before, session.preheat_s = preheat.dose.total, elapsed_s
         session.heat_stopped, session.heat_cap = preheat.heat_stopped, preheat.heat_cap
         return [ended, *notices]
 
@@ -441,11 +443,13 @@ class SessionMachine:
                          round(planned, 2))]
 
     def _replan(self, session: _Session, duration_min: float, now: float) -> None:
-        """A new length for a session under way, still inside the daily allowance."""
+        """A new length for a session under way, inside the daily allowance and the session
+        ceiling (which counts the preheat the session grew out of)."""
         elapsed_min = (now - session.started_at) / 60.0 if self.state is State.RUNNING else 0.0
         allowance = self.rules.daily_max_min - self.usage.minutes_today
+        ceiling = self.rules.session_max_min - session.preheat_s / 60.0
         session.cut_by_daily_limit = allowance < duration_min
-        session.planned_s = max(min(duration_min, allowance), elapsed_min) * 60.0
+        session.planned_s = max(min(duration_min, allowance, ceiling), elapsed_min) * 60.0
 
     def _cycle_program(self) -> list[Notice]:
         if self.state not in (State.IDLE, State.COOLDOWN):
