@@ -158,6 +158,7 @@ DURATION_AFTER_PREHEAT = (
 
 CONFIG_T = "tests/test_config.py"
 NTC_CALIBRATED = f"{CONFIG_T}::test_an_ntc_on_the_pi_states_its_calibration"
+DOSE_BETWEEN = f"{HISTORY_T}::test_the_days_dose_between_sessions_survives_a_restart"
 FORBIDDEN_SETTINGS = f"{CONFIG_T}::test_settings_the_safety_case_forbids_are_refused"
 POWER_RELAY = (
     f"{CONFIG_T}::test_the_gpio_path_has_a_power_relay_unless_told_what_cuts_the_element")
@@ -500,6 +501,11 @@ MUTATIONS: list[Mutation] = [
     mutation("config: an NTC without its calibration", CONFIG,
              "        if kind == \"ntc\" and index >= first_on_pi:",
              "        if kind == \"ntc\" and index >= first_on_pi and False:", NTC_CALIBRATED),
+    mutation("history: the day's dose not saved", HISTORY,
+             "            self._save_dose(snapshot)\n", "", DOSE_BETWEEN),
+    mutation("history: the day's saved dose not restored", HISTORY,
+             "            usage.dose_today = max(usage.dose_today, float(saved_dose[1]))",
+             "            pass", DOSE_BETWEEN),
     mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
              "        pass\n", DEAD_MAN_WIRED),
     mutation("config: remote start without a press allowed", CONFIG,

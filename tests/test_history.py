@@ -41,7 +41,7 @@ from matpi.history import (
     local_day,
 )
 from matpi.historyview import render_history
-from matpi.programs import BUILTIN_PROGRAMS
+from matpi.programs import BUILTIN_PROGRAMS, HeatLevel
 from matpi.rules import Rules
 from matpi.session import SessionMachine
 
@@ -658,3 +658,17 @@ def test_a_clock_step_mid_session_then_a_crash_keeps_the_minutes_and_the_cooldow
     saved = history.restore(crashed_wall + 5, DAY, rules)
     assert saved.usage.minutes_today >= (60 + crash_after_s) / 60.0 - 0.1
     assert saved.cooldown_remaining_s >= 9 * 60
+
+
+def test_the_days_dose_between_sessions_survives_a_restart(history: History) -> None:
+    """Second review: the warm pad's dose between sessions was counted but not stored."""
+    hot = {HeatLevel.LOW: 37.0, HeatLevel.MEDIUM: 39.0, HeatLevel.HIGH: 42.0}
+    rig = Rig(history, Rules(cooldown_min=10.0, setpoints_c=hot))
+    rig.send(Start(Source.LOCAL, "deep", duration_min=2.0))
+    rig.run_for(2 * 60 + 1, temp_c=42.2)  # at the setpoint: the heater rests
+    assert rig.machine.state is State.COOLDOWN
+    ended_dose = rig.machine.usage.dose_today
+    rig.run_for(8 * 60, temp_c=42.2)  # a warm pad under a person who stays
+    assert rig.machine.usage.dose_today > ended_dose + 1.0
+    saved = history.restore(rig.wall(), DAY, rig.rules)
+    assert saved.usage.dose_today >= rig.machine.usage.dose_today - 0.011

@@ -311,4 +311,6 @@ class Snapshot:
     cooldown_remaining_s: int
     today_min: float
     daily_remaining_min: float
+    dose_today_cem43: float
+    """The day's thermal dose so far: sessions, preheats and the warm pad between them."""
     streak_days: int

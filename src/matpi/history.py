@@ -65,6 +65,8 @@ BUSY_TIMEOUT_MS = 1000
 SESSION = "session"
 PREHEAT = "preheat"
 """Row kinds: a session, or a preheat that a remote start ran on the empty mat."""
+DOSE_STEP_CEM43 = 0.01
+"""How much the day's dose grows before it is saved again."""
 PREHEAT_WINDOW_S = 3600.0
 """How far back unconfirmed preheats are restored for the core's hourly limit."""
 UNUSABLE_FAULT = "history file unusable: no sessions until it is fixed (see journalctl -u matpi)"
@@ -109,6 +111,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE state ADD COLUMN carried_dose REAL",
         "ALTER TABLE state ADD COLUMN carried_wall REAL",
         "ALTER TABLE state ADD COLUMN carried_preheats TEXT",
+        # The day's dose as the core counts it, warm pad between sessions included.
+        "ALTER TABLE state ADD COLUMN dose_day TEXT",
+        "ALTER TABLE state ADD COLUMN dose_today REAL",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -273,6 +278,11 @@ class History:
         with self._transaction("save the cooldown"):
             self._save_cooldown(wall)
 
+    def save_dose_today(self, day: date, dose_cem43: float) -> None:
+        with self._transaction("save the day's dose"):
+            self._db.execute("UPDATE state SET dose_day = ?, dose_today = ? WHERE id = 1",
+                             (day.isoformat(), dose_cem43))
+
     def carry_over(self, carried: ClockSet, at_wall: float, cooldown_until_wall: float) -> None:
         """Save what a wall-clock step carried over, in the new clock's terms."""
         preheats = ",".join(f"{at_wall - age:.3f}" for age in carried.preheat_ages_s)
@@ -344,7 +354,10 @@ class History:
             date.fromisoformat(carried[0]))
         if carried_day is not None:
             today = max(today, carried_day)
+        saved_dose = self._one("SELECT dose_day, dose_today FROM state WHERE id = 1")
         usage = self.usage(today, rules.programs)
+        if saved_dose is not None and saved_dose[0] == today.isoformat():
+            usage.dose_today = max(usage.dose_today, float(saved_dose[1]))
         # A preheat stamped in the future (the clock is behind now) counts as just started.
         ages = [max(now_wall - started, 0.0) for (started,) in self._all(
             "SELECT started_wall FROM sessions WHERE kind = ? AND end_reason != ? "
@@ -552,6 +565,7 @@ class HistoryRecorder:
         self._checkpoint_s = checkpoint_s
         self._open: SessionRow | None = None
         self._saved_at = 0.0
+        self._dose_saved = (date.min, 0.0)
 
     def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         try:
@@ -560,6 +574,7 @@ class HistoryRecorder:
             if (self._open is not None and snapshot.state in (State.RUNNING, State.PREHEAT)
                     and self._monotonic() - self._saved_at >= self._checkpoint_s):
                 self._checkpoint(snapshot)
+            self._save_dose(snapshot)
         except HistoryError as exc:
             log.error("%s", exc)
             self._on_error(WRITE_FAILED_FAULT)
@@ -607,6 +622,15 @@ class HistoryRecorder:
                       peak_c=max(peaks) if peaks else None,
                       heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value)
         self._save(row, now + self._cooldown_s)
+
+    def _save_dose(self, snapshot: Snapshot) -> None:
+        """The day's dose, whenever it grew by DOSE_STEP: a restart must not forget the warm
+        pad between sessions (the rows hold only sessions and preheats)."""
+        day, saved = local_day(self._wall()), self._dose_saved
+        dose = snapshot.dose_today_cem43
+        if day != saved[0] or dose >= saved[1] + DOSE_STEP_CEM43:
+            self._history.save_dose_today(day, dose)
+            self._dose_saved = (day, dose)
 
     def _save(self, row: SessionRow, cooldown_until_wall: float) -> None:
         self._open = self._history.record_session(row, cooldown_until_wall=cooldown_until_wall)

@@ -273,6 +273,8 @@ class SessionMachine:
             cooldown_remaining_s=int(max(self.cooldown_until - now, 0.0)),
             today_min=round(today_min, 1),
             daily_remaining_min=round(max(self.rules.daily_max_min - today_min, 0.0), 1),
+            dose_today_cem43=round(self.usage.dose_today + (session.dose.total if session else 0.0),
+                                   3),
             streak_days=self.usage.streak(),
         )
 
