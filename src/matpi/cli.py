@@ -41,7 +41,7 @@ from matpi.history import HISTORY_FILENAME, History, HistoryError
 from matpi.historyview import render_history
 from matpi.homeassistant import discovery_messages, removal_messages
 from matpi.mqtt import MqttError, publish_once
-from matpi.safeoff import OutputsRecordError, remember_outputs, safe_off
+from matpi.safeoff import OUTPUTS_FILE, OutputsRecordError, remember_outputs, safe_off
 from matpi.selftest import run_selftest, table
 from matpi.web.security import PasswordError, PasswordFile
 
@@ -245,12 +245,15 @@ def _remember_outputs(config: Config, state_dir: Path) -> None:
 
 
 def _scaled_history(args: argparse.Namespace, command: str) -> bool:
-    """True (and says why) when a faster simulated clock would write into a kept history:
-    its rows would carry future dates, and a real mat reading them would count the wrong day."""
+    """True (and says why) when a faster simulated clock would write into a real mat's
+    history: its rows would carry future dates, and the mat would count the wrong day."""
     if args.state_dir is None or args.speed == 1.0:
         return False
-    print(f"{command}: --state-dir goes with --speed 1 only (a faster clock would date the "
-          "history in the future)", file=sys.stderr)
+    if not (Path(args.state_dir) / OUTPUTS_FILE).exists():
+        return False  # not a real mat's state (a real run records its outputs there)
+    print(f"{command}: {args.state_dir} is a real mat's state; a simulation there must run "
+          "at --speed 1 (a faster clock would date its history in the future)",
+          file=sys.stderr)
     return True
 
 
