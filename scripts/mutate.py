@@ -159,6 +159,13 @@ DURATION_AFTER_PREHEAT = (
 CONFIG_T = "tests/test_config.py"
 NTC_CALIBRATED = f"{CONFIG_T}::test_an_ntc_on_the_pi_states_its_calibration"
 DOSE_BETWEEN = f"{HISTORY_T}::test_the_days_dose_between_sessions_survives_a_restart"
+DOWN_FORWARD = (f"{HISTORY_T}::"
+                "test_a_clock_set_forward_while_matpi_was_down_keeps_the_cooldown")
+DOWN_DAY_ON = f"{HISTORY_T}::test_a_clock_set_a_day_on_while_matpi_was_down_frees_no_minutes"
+UNSYNCED_BOOT = (f"{HISTORY_T}::"
+                 "test_after_a_boot_whose_clock_was_never_set_the_last_days_use_counts")
+CRASH_MID_SESSION = (f"{HISTORY_T}::"
+                     "test_a_crash_mid_session_leaves_an_interrupted_row_and_a_cooldown")
 FORBIDDEN_SETTINGS = f"{CONFIG_T}::test_settings_the_safety_case_forbids_are_refused"
 POWER_RELAY = (
     f"{CONFIG_T}::test_the_gpio_path_has_a_power_relay_unless_told_what_cuts_the_element")
@@ -506,6 +513,17 @@ MUTATIONS: list[Mutation] = [
     mutation("history: the day's saved dose not restored", HISTORY,
              "            usage.dose_today = max(usage.dose_today, float(saved_dose[1]))",
              "            pass", DOSE_BETWEEN),
+    mutation("history: a clock set while matpi was down goes unseen", HISTORY,
+             "            stepped = abs((now_wall - saved_wall) - real_s) > STEP_TOLERANCE_S",
+             "            stepped = False", DOWN_DAY_ON),
+    mutation("history: the cooldown timed by the wall clock in the same boot", HISTORY,
+             "            return until - mark_wall - real_s", "            return until - now_wall",
+             DOWN_FORWARD),
+    mutation("history: a boot whose clock was never set is trusted", HISTORY,
+             "        if synced == 0:", "        if False:", UNSYNCED_BOOT),
+    mutation("history: the cooldown saved from the checkpoint, not the session's end", HISTORY,
+             "        return float(snapshot.remaining_s) if snapshot.state is State.RUNNING else (",
+             "        return 0.0 if snapshot.state is State.RUNNING else (", CRASH_MID_SESSION),
     mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
              "        pass\n", DEAD_MAN_WIRED),
     mutation("config: remote start without a press allowed", CONFIG,

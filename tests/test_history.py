@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DAY, read_all
+from matpi.clock import ClockMark
 from matpi.events import (
     ClockStepped,
     Event,
@@ -440,7 +441,7 @@ def test_a_crash_mid_session_leaves_an_interrupted_row_and_a_cooldown(history: H
     assert (row.end_reason, row.actual_s) == (INTERRUPTED, 90.0)
     saved = history.restore(crashed_at + 5, DAY, rig.rules)
     assert saved.usage.minutes_today == pytest.approx(1.5)
-    assert saved.cooldown_remaining_s == pytest.approx(600 - 10, abs=1.0)
+    assert saved.cooldown_remaining_s == 600  # a whole cooldown after a session cut short
     machine = SessionMachine(rig.rules, 0.0, DAY, usage=saved.usage,
                              cooldown_until=saved.cooldown_remaining_s, fault=saved.fault)
     assert machine.state is State.COOLDOWN
@@ -588,7 +589,8 @@ def test_a_clock_step_then_a_restart_keeps_the_days_use_cooldown_and_preheats(
                                cooldown_min=rules.cooldown_min, on_error=pytest.fail)
 
     def send(event: Event) -> None:
-        recorder(machine.snapshot(now[0]), machine.step(event, now[0], today[0]))
+        notices = machine.step(event, now[0], today[0])
+        recorder(machine.snapshot(now[0]), notices)
 
     def run(seconds: int) -> None:
         for _ in range(seconds):
@@ -639,7 +641,8 @@ def test_a_clock_step_mid_session_then_a_crash_keeps_the_minutes_and_the_cooldow
                                on_error=pytest.fail)
 
     def send(event: Event) -> None:
-        recorder(machine.snapshot(now[0]), machine.step(event, now[0], DAY))
+        notices = machine.step(event, now[0], DAY)
+        recorder(machine.snapshot(now[0]), notices)
 
     def run(seconds: int) -> None:
         for _ in range(seconds):
@@ -672,3 +675,84 @@ def test_the_days_dose_between_sessions_survives_a_restart(history: History) -> 
     assert rig.machine.usage.dose_today > ended_dose + 1.0
     saved = history.restore(rig.wall(), DAY, rig.rules)
     assert saved.usage.dose_today >= rig.machine.usage.dose_today - 0.011
+
+
+def _mark(wall: float, since_boot_s: float, *, boot_id: str = "boot-1",
+          synced: bool | None = True) -> ClockMark:
+    return ClockMark(wall, boot_id, since_boot_s, synced)
+
+
+BOOTED_S = 100.0
+"""How long the Pi had been up when the recorded session started."""
+
+
+def _recorded_session(history: History, rules: Rules, *, boot_id: str = "boot-1",
+                      synced: bool = True) -> tuple[float, float]:
+    """A 30-min session recorded with clock marks; its end's wall time and boot time."""
+    now = [0.0]
+
+    def wall() -> float:
+        return at(DAY, 12) + now[0]
+
+    recorder = HistoryRecorder(history, wall, monotonic=lambda: now[0],
+                               cooldown_min=rules.cooldown_min, on_error=pytest.fail,
+                               mark=lambda: _mark(wall(), BOOTED_S + now[0], boot_id=boot_id,
+                                                  synced=synced))
+    machine = SessionMachine(rules, 0.0, DAY)
+
+    def send(event: Event) -> None:
+        notices = machine.step(event, now[0], DAY)
+        recorder(machine.snapshot(now[0]), notices)
+
+    def run(seconds: int) -> None:
+        for _ in range(seconds):
+            now[0] += 1.0
+            for name in rules.sensors:
+                send(Reading(name, 41.2))
+
+    run(2)
+    send(Start(Source.LOCAL, "deep"))
+    run(30 * 60 + 1)
+    assert machine.state is State.COOLDOWN
+    return wall(), BOOTED_S + now[0]
+
+
+def test_a_clock_set_forward_while_matpi_was_down_keeps_the_cooldown(history: History) -> None:
+    """Third review: restarted within seconds, the clock set 15 min on meanwhile: the
+    cooldown was judged by the wall clock and gone."""
+    rules = Rules(cooldown_min=10.0)
+    ended, booted = _recorded_session(history, rules)
+    later = ended + 15 * 60 + 5
+    saved = history.restore(later, DAY, rules, mark=_mark(later, booted + 5))
+    assert saved.cooldown_remaining_s == pytest.approx(595.0, abs=2.0)
+
+
+def test_a_clock_set_a_day_on_while_matpi_was_down_frees_no_minutes(history: History) -> None:
+    rules = Rules(daily_max_min=30.0)
+    ended, booted = _recorded_session(history, rules)
+    later = ended + 86_400.0 + 60.0
+    saved = history.restore(later, DAY + timedelta(days=1), rules, mark=_mark(later, booted + 60))
+    assert saved.usage.minutes_today == pytest.approx(30.0, abs=0.1)
+
+
+def test_after_a_boot_whose_clock_was_never_set_the_last_days_use_counts(
+    history: History,
+) -> None:
+    """Third review: offline boot with the clock hours behind, then a reboot with NTP."""
+    rules = Rules(daily_max_min=30.0, cooldown_min=10.0)
+    ended, _ = _recorded_session(history, rules, synced=False)
+    later = ended + 20 * 3600.0  # NTP put the real date a day later
+    saved = history.restore(later, DAY + timedelta(days=1), rules,
+                            mark=_mark(later, 30.0, boot_id="boot-2"))
+    assert saved.usage.minutes_today == pytest.approx(30.0, abs=0.1)
+    assert saved.cooldown_remaining_s == 600
+
+
+def test_a_later_day_after_a_synced_boot_starts_afresh(history: History) -> None:
+    """No mark of doubt: a new day on a clock that was set is a new day."""
+    rules = Rules(daily_max_min=30.0)
+    ended, _ = _recorded_session(history, rules)
+    later = ended + 20 * 3600.0
+    saved = history.restore(later, DAY + timedelta(days=1), rules,
+                            mark=_mark(later, 30.0, boot_id="boot-2"))
+    assert saved.usage.minutes_today == 0.0

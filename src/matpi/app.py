@@ -7,13 +7,14 @@ and on the way out the outputs go off before MQTT says offline.
 
 import logging
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matpi import systemd
 from matpi.boardsim import simulated_board
-from matpi.clock import Clock
+from matpi.clock import Clock, ClockMark, clock_mark
 from matpi.commands import RemoteCommands, StartLimiter
 from matpi.config import Config
 from matpi.controller import Controller
@@ -121,6 +122,7 @@ def assemble(
     if history is not None:
         controller.add_listener(HistoryRecorder(
             history, clock.wall, monotonic=clock.now, cooldown_min=rules.cooldown_min,
+            mark=_marker(clock),
             on_error=lambda why: inbox.put(DriverFault(why)),
         ))
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
@@ -164,6 +166,13 @@ def _add_dead_man(drivers: MatDrivers, inbox: "queue.SimpleQueue[Event]") -> Non
     drivers.reset = reset
 
 
+def _marker(clock: Clock) -> Callable[[], ClockMark] | None:
+    """Clock marks for the history, on the real clock only (a scaled one has no boot clock)."""
+    if clock.speed != 1.0:
+        return None
+    return lambda: clock_mark(clock.wall())
+
+
 def _drivers(
     config: Config, sim: SimulatedMat | None, inbox: "queue.SimpleQueue[Event]", board_sim: bool
 ) -> MatDrivers:
@@ -191,7 +200,10 @@ def _restore(
     """
     try:
         history = History.open(state_dir / HISTORY_FILENAME)
-        return history, history.restore(clock.wall(), clock.today(), config.rules), config.rules
+        mark = _marker(clock)
+        saved = history.restore(clock.wall(), clock.today(), config.rules,
+                                mark=None if mark is None else mark())
+        return history, saved, config.rules
     except HistoryError as exc:
         log.error("%s", exc)
         blocked = Restored(Usage(day=clock.today()), 0.0, UNUSABLE_FAULT)

@@ -8,9 +8,12 @@ later moves to the right day; `stepped` tells the controller when that
 happened, so the core carries the day's use over instead of forgetting it.
 """
 
+import ctypes
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 STEP_TOLERANCE_S = 2.0
 """A wall clock moving this much against the monotonic clock was set, not slewed."""
@@ -58,3 +61,48 @@ class Clock:
     def real_seconds(self, clock_s: float) -> float:
         """How long to really wait for `clock_s` to pass on this clock."""
         return max(clock_s, 0.0) / self.speed
+
+
+@dataclass(frozen=True)
+class ClockMark:
+    """Where the wall clock stood against this boot's own clock, saved with the history,
+    so that a restart can tell a wall clock set while matpi was down from time passing."""
+
+    wall: float
+    boot_id: str
+    since_boot_s: float
+    synced: bool | None
+    """Whether NTP (or an RTC) had set the wall clock; None when it cannot be told."""
+
+
+def clock_mark(wall: float) -> ClockMark:
+    """This moment's mark: the kernel's boot id, CLOCK_BOOTTIME and the sync state."""
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        boot_id = ""
+    return ClockMark(wall, boot_id, time.clock_gettime(time.CLOCK_BOOTTIME), _synced())
+
+
+_STA_UNSYNC = 0x0040
+
+
+class _Timex(ctypes.Structure):
+    """Enough of the kernel's struct timex for adjtimex(2) to fill in; the rest is padding."""
+
+    _fields_ = [("modes", ctypes.c_uint), ("_offset_to_esterror", ctypes.c_long * 4),
+                ("status", ctypes.c_int), ("_after", ctypes.c_long * 32)]
+
+
+def _synced() -> bool | None:
+    """systemd-timesyncd's flag, else the kernel's STA_UNSYNC bit; None if neither answers."""
+    if Path("/run/systemd/timesync/synchronized").exists():
+        return True
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        timex = _Timex()
+        if libc.adjtimex(ctypes.byref(timex)) < 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return not timex.status & _STA_UNSYNC

@@ -313,4 +313,6 @@ class Snapshot:
     daily_remaining_min: float
     dose_today_cem43: float
     """The day's thermal dose so far: sessions, preheats and the warm pad between them."""
+    usage_day: str
+    """The calendar day (ISO date) that today's minutes and dose belong to."""
     streak_days: int

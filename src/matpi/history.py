@@ -27,6 +27,7 @@ most 255 characters); the journal has the whole story.
 """
 
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -35,7 +36,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from matpi import __version__
+from matpi import __version__, limits
+from matpi.clock import STEP_TOLERANCE_S, ClockMark
 from matpi.drivers.base import MatpiError
 from matpi.events import (
     ClockSet,
@@ -114,6 +116,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # The day's dose as the core counts it, warm pad between sessions included.
         "ALTER TABLE state ADD COLUMN dose_day TEXT",
         "ALTER TABLE state ADD COLUMN dose_today REAL",
+        # Where the wall clock stood against the boot's own clock at the last write.
+        "ALTER TABLE state ADD COLUMN mark_wall REAL",
+        "ALTER TABLE state ADD COLUMN mark_boot_id TEXT",
+        "ALTER TABLE state ADD COLUMN mark_boot_s REAL",
+        "ALTER TABLE state ADD COLUMN mark_synced INTEGER",
+        "ALTER TABLE state ADD COLUMN mark_day TEXT",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -278,6 +286,15 @@ class History:
         with self._transaction("save the cooldown"):
             self._save_cooldown(wall)
 
+    def save_mark(self, mark: ClockMark, day: date) -> None:
+        """Where the wall clock stood at this write, and which day's use it made."""
+        synced = None if mark.synced is None else int(mark.synced)
+        with self._transaction("save the clock mark"):
+            self._db.execute(
+                "UPDATE state SET mark_wall = ?, mark_boot_id = ?, mark_boot_s = ?, "
+                "mark_synced = ?, mark_day = ? WHERE id = 1",
+                (mark.wall, mark.boot_id, mark.since_boot_s, synced, day.isoformat()))
+
     def save_dose_today(self, day: date, dose_cem43: float) -> None:
         with self._transaction("save the day's dose"):
             self._db.execute("UPDATE state SET dose_day = ?, dose_today = ? WHERE id = 1",
@@ -335,7 +352,9 @@ class History:
             usage.streak_days = _run_ending(usage.last_completed_day, completed_days)
         return usage
 
-    def restore(self, now_wall: float, today: date, rules: Rules) -> Restored:
+    def restore(
+        self, now_wall: float, today: date, rules: Rules, mark: ClockMark | None = None
+    ) -> Restored:
         """Usage, remaining cooldown, latched fault and recent preheats for a daemon starting now.
 
         A Pi without a clock battery can boot with its wall clock behind (even in
@@ -343,8 +362,12 @@ class History:
         clock's dates. So the day counted is never earlier than the day of the
         latest row or of the last step's carry-over, whose use is added back; a
         preheat dated in the future counts as just started; and the remaining
-        cooldown is at most one full cooldown.
+        cooldown is at most one full cooldown. With this moment's `mark`, a wall
+        clock set while matpi was down is seen too: in the same boot, against the
+        boot's own clock (which also times the cooldown); after a boot whose clock
+        was never set, the last day's use counts as today's and the cooldown in full.
         """
+        unseen_day, real_s, full_cooldown = self._since_mark(now_wall, mark)
         latest = self._one("SELECT MAX(ended_wall) FROM sessions")
         if latest is not None and latest[0] is not None:
             today = max(today, local_day(float(latest[0])))
@@ -354,10 +377,8 @@ class History:
             date.fromisoformat(carried[0]))
         if carried_day is not None:
             today = max(today, carried_day)
-        saved_dose = self._one("SELECT dose_day, dose_today FROM state WHERE id = 1")
         usage = self.usage(today, rules.programs)
-        if saved_dose is not None and saved_dose[0] == today.isoformat():
-            usage.dose_today = max(usage.dose_today, float(saved_dose[1]))
+        usage.dose_today = max(usage.dose_today, self._saved_dose(today))
         # A preheat stamped in the future (the clock is behind now) counts as just started.
         ages = [max(now_wall - started, 0.0) for (started,) in self._all(
             "SELECT started_wall FROM sessions WHERE kind = ? AND end_reason != ? "
@@ -374,10 +395,49 @@ class History:
                 usage.dose_today = max(usage.dose_today, dose + since_dose)
             ages += [now_wall - float(w) for w in (preheats or "").split(",") if w
                      and 0.0 <= now_wall - float(w) < PREHEAT_WINDOW_S]
-        until = self.cooldown_until()
-        remaining = 0.0 if until is None else until - now_wall
+        if unseen_day is not None and unseen_day != today:
+            earlier = self.usage(unseen_day, {})
+            usage.minutes_today += earlier.minutes_today
+            usage.dose_today += max(earlier.dose_today, self._saved_dose(unseen_day))
+        remaining = self._cooldown_left(now_wall, real_s, full_cooldown)
         remaining = min(max(remaining, 0.0), rules.cooldown_min * 60.0)
         return Restored(usage, remaining, self.latched_fault(), tuple(sorted(set(ages))))
+
+    def _since_mark(
+        self, now_wall: float, mark: ClockMark | None
+    ) -> tuple[date | None, float | None, bool]:
+        """Against the last write's clock mark: the day whose use is really today's (the wall
+        clock was set while matpi was down), the real seconds since that write (same boot),
+        and whether the cooldown counts in full (the last boot's clock was never set)."""
+        saved = self._one("SELECT mark_wall, mark_boot_id, mark_boot_s, mark_synced, mark_day "
+                          "FROM state WHERE id = 1")
+        if mark is None or saved is None or saved[0] is None:
+            return None, None, False
+        saved_wall, boot_id, boot_s, synced, day = saved
+        if boot_id and boot_id == mark.boot_id:
+            real_s = mark.since_boot_s - boot_s
+            stepped = abs((now_wall - saved_wall) - real_s) > STEP_TOLERANCE_S
+            return (date.fromisoformat(day) if stepped else None), real_s, False
+        if synced == 0:
+            return date.fromisoformat(day), None, True
+        return None, None, False
+
+    def _cooldown_left(self, now_wall: float, real_s: float | None, full: bool) -> float:
+        """Seconds of cooldown left: timed by the boot's own clock when the mark allows."""
+        until = self.cooldown_until()
+        if until is None:
+            return 0.0
+        marked = self._one("SELECT mark_wall FROM state WHERE id = 1")
+        mark_wall = None if marked is None or marked[0] is None else float(marked[0])
+        if full and mark_wall is not None and until > mark_wall:
+            return math.inf
+        if real_s is not None and mark_wall is not None:
+            return until - mark_wall - real_s
+        return until - now_wall
+
+    def _saved_dose(self, day: date) -> float:
+        saved = self._one("SELECT dose_day, dose_today FROM state WHERE id = 1")
+        return float(saved[1]) if saved is not None and saved[0] == day.isoformat() else 0.0
 
     def sessions(self, days: int, today: date) -> list[SessionRow]:
         """Sessions that ended in the last `days` days (today included), oldest first."""
@@ -555,7 +615,10 @@ class HistoryRecorder:
         cooldown_min: float,
         on_error: Callable[[str], None],
         checkpoint_s: float = CHECKPOINT_S,
+        mark: Callable[[], ClockMark] | None = None,
     ) -> None:
+        """`mark`, when given (a mat on the real clock), is saved after every write, so that
+        a restart can see a wall clock set while matpi was down."""
         self._history = history
         self._wall = wall
         self._monotonic = monotonic
@@ -566,15 +629,19 @@ class HistoryRecorder:
         self._open: SessionRow | None = None
         self._saved_at = 0.0
         self._dose_saved = (date.min, 0.0)
+        self._mark = mark
 
     def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         try:
+            saved_at = self._saved_at
             for notice in notices:
                 self._note(notice, snapshot)
             if (self._open is not None and snapshot.state in (State.RUNNING, State.PREHEAT)
                     and self._monotonic() - self._saved_at >= self._checkpoint_s):
                 self._checkpoint(snapshot)
-            self._save_dose(snapshot)
+            wrote = self._save_dose(snapshot) or bool(notices) or self._saved_at != saved_at
+            if wrote and self._mark is not None:
+                self._history.save_mark(self._mark(), date.fromisoformat(snapshot.usage_day))
         except HistoryError as exc:
             log.error("%s", exc)
             self._on_error(WRITE_FAILED_FAULT)
@@ -591,7 +658,7 @@ class HistoryRecorder:
                     heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value,
                     kind=SESSION if isinstance(notice, SessionStarted) else PREHEAT)
                 self._opened_at = self._monotonic()
-                self._save(row, now + self._cooldown_s)
+                self._save(row, now + self._left_s(row, snapshot) + self._cooldown_s)
             case SessionEnded() | PreheatEnded() if self._open is not None:
                 row = replace(self._open, ended_wall=now, actual_s=notice.elapsed_s,
                               end_reason=notice.reason.value, peak_c=notice.peak_c,
@@ -621,16 +688,27 @@ class HistoryRecorder:
                       dose_cem43=snapshot.dose_cem43,
                       peak_c=max(peaks) if peaks else None,
                       heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value)
-        self._save(row, now + self._cooldown_s)
+        self._save(row, now + self._left_s(row, snapshot) + self._cooldown_s)
 
-    def _save_dose(self, snapshot: Snapshot) -> None:
+    @staticmethod
+    def _left_s(row: SessionRow, snapshot: Snapshot) -> float:
+        """The longest the open row may still run: a crash any time before its end leaves
+        the whole cooldown after it (restore counts one cooldown at most)."""
+        if row.kind == PREHEAT:
+            return limits.MAX_PREHEAT_MIN * 60.0
+        return float(snapshot.remaining_s) if snapshot.state is State.RUNNING else (
+            row.planned_min * 60.0)
+
+    def _save_dose(self, snapshot: Snapshot) -> bool:
         """The day's dose, whenever it grew by DOSE_STEP: a restart must not forget the warm
-        pad between sessions (the rows hold only sessions and preheats)."""
-        day, saved = local_day(self._wall()), self._dose_saved
+        pad between sessions (the rows hold only sessions and preheats). True if saved."""
+        day, saved = date.fromisoformat(snapshot.usage_day), self._dose_saved
         dose = snapshot.dose_today_cem43
-        if day != saved[0] or dose >= saved[1] + DOSE_STEP_CEM43:
-            self._history.save_dose_today(day, dose)
-            self._dose_saved = (day, dose)
+        if day == saved[0] and dose < saved[1] + DOSE_STEP_CEM43:
+            return False
+        self._history.save_dose_today(day, dose)
+        self._dose_saved = (day, dose)
+        return True
 
     def _save(self, row: SessionRow, cooldown_until_wall: float) -> None:
         self._open = self._history.record_session(row, cooldown_until_wall=cooldown_until_wall)

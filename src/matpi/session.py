@@ -275,6 +275,7 @@ class SessionMachine:
             daily_remaining_min=round(max(self.rules.daily_max_min - today_min, 0.0), 1),
             dose_today_cem43=round(self.usage.dose_today + (session.dose.total if session else 0.0),
                                    3),
+            usage_day=self.usage.day.isoformat(),
             streak_days=self.usage.streak(),
         )
 
