@@ -386,24 +386,35 @@ def test_a_wall_clock_behind_after_a_reboot_waits_one_cooldown_at_most(history: 
 
 
 class Rig:
-    """A session machine with the recorder listening, both on one wall clock."""
+    """A session machine with the recorder listening, both on one wall clock, which may be
+    wrong (`wall_error_s`) and be set; with `boot_id`, every write carries a clock mark."""
 
-    def __init__(self, history: History, rules: Rules | None = None) -> None:
+    def __init__(self, history: History, rules: Rules | None = None, *, today: date = DAY,
+                 wall_error_s: float = 0.0, boot_id: str | None = None,
+                 synced: bool = True) -> None:
         self.rules = rules or Rules()
         self.now = 1000.0
-        self.machine = SessionMachine(self.rules, self.now, DAY)
+        self.today = today
+        self.wall_error_s = wall_error_s
+        self.machine = SessionMachine(self.rules, self.now, today)
         self.notices: list[Notice] = []
         self.errors: list[str] = []
+        mark = None if boot_id is None else (
+            lambda: ClockMark(self.wall(), boot_id, self.boot_s(), synced))
         self.recorder = HistoryRecorder(history, self.wall, monotonic=lambda: self.now,
                                         cooldown_min=self.rules.cooldown_min,
-                                        on_error=self.errors.append)
+                                        on_error=self.errors.append, mark=mark)
         self.read(37.5)
 
     def wall(self) -> float:
-        return at(DAY, 9) + self.now
+        return at(DAY, 9) + self.now + self.wall_error_s
+
+    def boot_s(self) -> float:
+        """The Pi's own clock (CLOCK_BOOTTIME): it was booted 100 s before this rig."""
+        return self.now - 900.0
 
     def send(self, event: Event) -> None:
-        notices = self.machine.step(event, self.now, DAY)
+        notices = self.machine.step(event, self.now, self.today)
         self.notices += notices
         self.recorder(self.machine.snapshot(self.now), notices)
 
@@ -580,35 +591,17 @@ def test_a_clock_step_then_a_restart_keeps_the_days_use_cooldown_and_preheats(
     """Review: sessions under a clock a day behind, NTP steps it, the process restarts.
     Before: the restart counted only rows dated today: 240 min in one day, cap 120."""
     rules = Rules(daily_max_min=60.0, cooldown_min=10.0)
-    behind = [-86_400.0]  # the wall clock's error, until NTP sets it
-    now = [0.0]
-    today = [DAY - timedelta(days=1)]
-    machine = SessionMachine(rules, now[0], today[0])
-    recorder = HistoryRecorder(history, lambda: at(DAY, 9) + now[0] + behind[0],
-                               monotonic=lambda: now[0],
-                               cooldown_min=rules.cooldown_min, on_error=pytest.fail)
+    rig = Rig(history, rules, today=DAY - timedelta(days=1), wall_error_s=-86_400.0)
+    rig.send(Start(Source.REMOTE, "back"))  # an unconfirmed preheat ...
+    rig.run_for(60)
+    rig.send(Press())  # ... confirmed: a 20-minute session
+    rig.run_for(20 * 60)
+    assert rig.machine.state is State.COOLDOWN
+    rig.wall_error_s, rig.today = 0.0, DAY  # NTP
+    rig.send(ClockStepped())
+    rig.run_for(60)
 
-    def send(event: Event) -> None:
-        notices = machine.step(event, now[0], today[0])
-        recorder(machine.snapshot(now[0]), notices)
-
-    def run(seconds: int) -> None:
-        for _ in range(seconds):
-            now[0] += 1.0
-            for name in rules.sensors:
-                send(Reading(name, 37.5))
-
-    run(2)
-    send(Start(Source.REMOTE, "back"))  # an unconfirmed preheat ...
-    run(60)
-    send(Press())  # ... confirmed: a 20-minute session
-    run(20 * 60)
-    assert machine.state is State.COOLDOWN
-    behind[0], today[0] = 0.0, DAY  # NTP
-    send(ClockStepped())
-    run(60)
-
-    saved = history.restore(at(DAY, 9) + now[0], DAY, rules)
+    saved = history.restore(rig.wall(), DAY, rules)
     assert saved.usage.day == DAY
     assert saved.usage.minutes_today >= 21.0
     assert saved.cooldown_remaining_s > 8 * 60
@@ -633,32 +626,14 @@ def test_a_clock_step_mid_session_then_a_crash_keeps_the_minutes_and_the_cooldow
     """Second review: the clock set back an hour at minute 1, the process dead at minute 29.
     Before: no checkpoint after the step (wall-clock timing), the cooldown saved as 0."""
     rules = Rules(daily_max_min=120.0, cooldown_min=10.0)
-    offset = [0.0]
-    now = [0.0]
-    machine = SessionMachine(rules, now[0], DAY)
-    recorder = HistoryRecorder(history, lambda: at(DAY, 12) + now[0] + offset[0],
-                               monotonic=lambda: now[0], cooldown_min=rules.cooldown_min,
-                               on_error=pytest.fail)
+    rig = Rig(history, rules)
+    rig.send(Start(Source.LOCAL, "deep"))
+    rig.run_for(60, temp_c=41.2)  # at the setpoint of deep
+    rig.wall_error_s = step_s
+    rig.send(ClockStepped())
+    rig.run_for(crash_after_s, temp_c=41.2)  # then the process dies
 
-    def send(event: Event) -> None:
-        notices = machine.step(event, now[0], DAY)
-        recorder(machine.snapshot(now[0]), notices)
-
-    def run(seconds: int) -> None:
-        for _ in range(seconds):
-            now[0] += 1.0
-            for name in rules.sensors:
-                send(Reading(name, 41.2))  # at the setpoint of deep
-
-    run(2)
-    send(Start(Source.LOCAL, "deep"))
-    run(60)
-    offset[0] = step_s
-    send(ClockStepped())
-    run(crash_after_s)  # then the process dies
-    crashed_wall = at(DAY, 12) + now[0] + offset[0]
-
-    saved = history.restore(crashed_wall + 5, DAY, rules)
+    saved = history.restore(rig.wall() + 5, DAY, rules)
     assert saved.usage.minutes_today >= (60 + crash_after_s) / 60.0 - 0.1
     assert saved.cooldown_remaining_s >= 9 * 60
 
@@ -677,61 +652,35 @@ def test_the_days_dose_between_sessions_survives_a_restart(history: History) -> 
     assert saved.usage.dose_today >= rig.machine.usage.dose_today - 0.011
 
 
-def _mark(wall: float, since_boot_s: float, *, boot_id: str = "boot-1",
-          synced: bool | None = True) -> ClockMark:
-    return ClockMark(wall, boot_id, since_boot_s, synced)
+def _mark(wall: float, since_boot_s: float, *, boot_id: str = "boot-1") -> ClockMark:
+    return ClockMark(wall, boot_id, since_boot_s, True)
 
 
-BOOTED_S = 100.0
-"""How long the Pi had been up when the recorded session started."""
-
-
-def _recorded_session(history: History, rules: Rules, *, boot_id: str = "boot-1",
-                      synced: bool = True) -> tuple[float, float]:
-    """A 30-min session recorded with clock marks; its end's wall time and boot time."""
-    now = [0.0]
-
-    def wall() -> float:
-        return at(DAY, 12) + now[0]
-
-    recorder = HistoryRecorder(history, wall, monotonic=lambda: now[0],
-                               cooldown_min=rules.cooldown_min, on_error=pytest.fail,
-                               mark=lambda: _mark(wall(), BOOTED_S + now[0], boot_id=boot_id,
-                                                  synced=synced))
-    machine = SessionMachine(rules, 0.0, DAY)
-
-    def send(event: Event) -> None:
-        notices = machine.step(event, now[0], DAY)
-        recorder(machine.snapshot(now[0]), notices)
-
-    def run(seconds: int) -> None:
-        for _ in range(seconds):
-            now[0] += 1.0
-            for name in rules.sensors:
-                send(Reading(name, 41.2))
-
-    run(2)
-    send(Start(Source.LOCAL, "deep"))
-    run(30 * 60 + 1)
-    assert machine.state is State.COOLDOWN
-    return wall(), BOOTED_S + now[0]
+def _recorded_session(history: History, rules: Rules, *, synced: bool = True) -> Rig:
+    """A 30-min session at the setpoint, recorded with clock marks of boot "boot-1"."""
+    rig = Rig(history, rules, boot_id="boot-1", synced=synced)
+    rig.send(Start(Source.LOCAL, "deep"))
+    rig.run_for(30 * 60 + 1, temp_c=41.2)
+    assert rig.machine.state is State.COOLDOWN
+    return rig
 
 
 def test_a_clock_set_forward_while_matpi_was_down_keeps_the_cooldown(history: History) -> None:
     """Third review: restarted within seconds, the clock set 15 min on meanwhile: the
     cooldown was judged by the wall clock and gone."""
     rules = Rules(cooldown_min=10.0)
-    ended, booted = _recorded_session(history, rules)
-    later = ended + 15 * 60 + 5
-    saved = history.restore(later, DAY, rules, mark=_mark(later, booted + 5))
+    rig = _recorded_session(history, rules)
+    later = rig.wall() + 15 * 60 + 5
+    saved = history.restore(later, DAY, rules, mark=_mark(later, rig.boot_s() + 5))
     assert saved.cooldown_remaining_s == pytest.approx(595.0, abs=2.0)
 
 
 def test_a_clock_set_a_day_on_while_matpi_was_down_frees_no_minutes(history: History) -> None:
     rules = Rules(daily_max_min=30.0)
-    ended, booted = _recorded_session(history, rules)
-    later = ended + 86_400.0 + 60.0
-    saved = history.restore(later, DAY + timedelta(days=1), rules, mark=_mark(later, booted + 60))
+    rig = _recorded_session(history, rules)
+    later = rig.wall() + 86_400.0 + 60.0
+    saved = history.restore(later, DAY + timedelta(days=1), rules,
+                            mark=_mark(later, rig.boot_s() + 60))
     assert saved.usage.minutes_today == pytest.approx(30.0, abs=0.1)
 
 
@@ -740,8 +689,7 @@ def test_after_a_boot_whose_clock_was_never_set_the_last_days_use_counts(
 ) -> None:
     """Third review: offline boot with the clock hours behind, then a reboot with NTP."""
     rules = Rules(daily_max_min=30.0, cooldown_min=10.0)
-    ended, _ = _recorded_session(history, rules, synced=False)
-    later = ended + 20 * 3600.0  # NTP put the real date a day later
+    later = _recorded_session(history, rules, synced=False).wall() + 20 * 3600.0  # NTP
     saved = history.restore(later, DAY + timedelta(days=1), rules,
                             mark=_mark(later, 30.0, boot_id="boot-2"))
     assert saved.usage.minutes_today == pytest.approx(30.0, abs=0.1)
@@ -751,8 +699,7 @@ def test_after_a_boot_whose_clock_was_never_set_the_last_days_use_counts(
 def test_a_later_day_after_a_synced_boot_starts_afresh(history: History) -> None:
     """No mark of doubt: a new day on a clock that was set is a new day."""
     rules = Rules(daily_max_min=30.0)
-    ended, _ = _recorded_session(history, rules)
-    later = ended + 20 * 3600.0
+    later = _recorded_session(history, rules).wall() + 20 * 3600.0
     saved = history.restore(later, DAY + timedelta(days=1), rules,
                             mark=_mark(later, 30.0, boot_id="boot-2"))
     assert saved.usage.minutes_today == 0.0
