@@ -543,7 +543,9 @@ MUTATIONS: list[Mutation] = [
     mutation("config: power relay on a pin pulled low at boot", CONFIG,
              "DEFAULT_POWER_PIN = 6", "DEFAULT_POWER_PIN = 23", BOOT_PINS),
     mutation("cli: a fast simulation writes into a real mat's history", CLI,
-             "    if args.state_dir is None or args.speed == 1.0:", "    if True:",
+             "    if (folder / SIMULATED_STATE).exists():\n        return False\n"
+             "    if not folder.exists() or not any(folder.iterdir()):",
+             "    if True:",
              "tests/test_cli.py::test_a_fast_simulation_refuses_a_real_mats_state"),
     mutation("cli: --start heats a real mat", CLI,
              "    if args.start is not None and not simulate:",

@@ -95,4 +95,10 @@ def test_a_fast_simulation_refuses_a_real_mats_state(tmp_path: Path) -> None:
     result = subprocess.run([*MATPI, "run", "--simulate", "--speed", "60", "--state-dir",
                              str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "is a real mat's state; a simulation there must run at --speed 1" in result.stderr
+    assert "holds state that no fast simulation made" in result.stderr
+    fresh = tmp_path / "fresh"
+    result = subprocess.run([*MATPI, "run", "--simulate", "--speed", "60", "--state-dir",
+                             str(fresh), "--start", "neck", "--once"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (fresh / "simulated-mat").exists() and (fresh / "history.sqlite3").exists()

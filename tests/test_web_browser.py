@@ -46,6 +46,7 @@ pytestmark = [
 def seed_history(state_dir: Path) -> None:
     """Four weeks of use before today, so that the 30-day chart has something to show."""
     history = History.open(state_dir / HISTORY_FILENAME)
+    (state_dir / "simulated-mat").touch()  # a simulation's own state: --speed may be fast
     try:
         today = date.today()
         for days_ago in range(1, 29):

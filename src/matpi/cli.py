@@ -41,7 +41,7 @@ from matpi.history import HISTORY_FILENAME, History, HistoryError
 from matpi.historyview import render_history
 from matpi.homeassistant import discovery_messages, removal_messages
 from matpi.mqtt import MqttError, publish_once
-from matpi.safeoff import OUTPUTS_FILE, OutputsRecordError, remember_outputs, safe_off
+from matpi.safeoff import OutputsRecordError, remember_outputs, safe_off
 from matpi.selftest import run_selftest, table
 from matpi.web.security import PasswordError, PasswordFile
 
@@ -244,16 +244,27 @@ def _remember_outputs(config: Config, state_dir: Path) -> None:
         log.error("%s; safe-off will fall back to the config and the default pins", exc)
 
 
+SIMULATED_STATE = "simulated-mat"
+"""Marks a state directory a faster-than-real simulation made: only those take one."""
+
+
 def _scaled_history(args: argparse.Namespace, command: str) -> bool:
-    """True (and says why) when a faster simulated clock would write into a real mat's
-    history: its rows would carry future dates, and the mat would count the wrong day."""
+    """True (and says why) when a faster simulated clock would write into a state directory
+    that is not a simulation's own: its rows would carry future dates, and a real mat
+    reading them would count the wrong day. An empty or new directory becomes one."""
     if args.state_dir is None or args.speed == 1.0:
         return False
-    if not (Path(args.state_dir) / OUTPUTS_FILE).exists():
-        return False  # not a real mat's state (a real run records its outputs there)
-    print(f"{command}: {args.state_dir} is a real mat's state; a simulation there must run "
-          "at --speed 1 (a faster clock would date its history in the future)",
-          file=sys.stderr)
+    folder = Path(args.state_dir)
+    if (folder / SIMULATED_STATE).exists():
+        return False
+    if not folder.exists() or not any(folder.iterdir()):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SIMULATED_STATE).write_text("written by a matpi simulation; a real mat's "
+                                              "state never lives here\n", encoding="utf-8")
+        return False
+    print(f"{command}: {args.state_dir} holds state that no fast simulation made (a real "
+          "mat's?); a simulation there must run at --speed 1, or use an empty folder (a "
+          "faster clock would date its history in the future)", file=sys.stderr)
     return True
 
 
