@@ -159,6 +159,13 @@ DURATION_AFTER_PREHEAT = (
 CONFIG_T = "tests/test_config.py"
 NTC_CALIBRATED = f"{CONFIG_T}::test_an_ntc_on_the_pi_states_its_calibration"
 DOSE_BETWEEN = f"{HISTORY_T}::test_the_days_dose_between_sessions_survives_a_restart"
+SETTLED = f"{WIRING}::test_a_starting_mat_settles_what_it_restored_in_its_clocks_terms"
+SECOND_RESTART = (f"{HISTORY_T}::test_a_second_restart_after_a_marked_restore_keeps_the_day_"
+                  "and_the_cooldown")
+CARRY_THEN_SET = f"{HISTORY_T}::test_a_carry_over_then_a_clock_set_while_down_adds_up"
+UNKNOWN_SYNC = f"{HISTORY_T}::test_a_boot_that_cannot_tell_its_sync_state_is_not_trusted"
+PREHEATS_SET_ON = (f"{HISTORY_T}::"
+                   "test_preheats_are_kept_when_the_clock_is_set_on_while_matpi_is_down")
 DOWN_FORWARD = (f"{HISTORY_T}::"
                 "test_a_clock_set_forward_while_matpi_was_down_keeps_the_cooldown")
 DOWN_DAY_ON = f"{HISTORY_T}::test_a_clock_set_a_day_on_while_matpi_was_down_frees_no_minutes"
@@ -525,6 +532,20 @@ MUTATIONS: list[Mutation] = [
     mutation("history: the cooldown saved from the checkpoint, not the session's end", HISTORY,
              "        return float(snapshot.remaining_s) if snapshot.state is State.RUNNING else (",
              "        return 0.0 if snapshot.state is State.RUNNING else (", CRASH_MID_SESSION),
+    mutation("app: a restore not settled", APP,
+             "        history.settle(saved, clock.wall(), mark)\n", "", SETTLED),
+    mutation("history: settle writes no carry-over", HISTORY,
+             "        self.carry_over(carried, now_wall, now_wall + "
+             "restored.cooldown_remaining_s)\n",
+             "", SECOND_RESTART),
+    mutation("history: the day set while down counted from its rows alone", HISTORY,
+             "            earlier = self._use_of(since.unseen_day, {})",
+             "            earlier = self.usage(since.unseen_day, {})", CARRY_THEN_SET),
+    mutation("history: a boot that cannot tell its sync state is trusted", HISTORY,
+             "        if synced != 1:", "        if synced == 0:", UNKNOWN_SYNC),
+    mutation("history: preheat ages by the wall clock alone", HISTORY,
+             "        ages = {max(now_wall - since.wall_shift_s - w, 0.0) for w in walls}",
+             "        ages = {max(now_wall - w, 0.0) for w in walls}", PREHEATS_SET_ON),
     mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
              "        pass\n", DEAD_MAN_WIRED),
     mutation("config: remote start without a press allowed", CONFIG,

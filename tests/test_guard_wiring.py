@@ -45,7 +45,7 @@ from matpi.events import (
     Start,
     State,
 )
-from matpi.history import HISTORY_FILENAME
+from matpi.history import HISTORY_FILENAME, History
 from matpi.padmodel import PadModel
 from matpi.patterns import Pattern
 from matpi.programs import HeatLevel, Program
@@ -469,3 +469,17 @@ def test_an_output_failure_reaches_the_core_even_when_switching_off_fails_too() 
         assert "output failed: relay board gone" in (machine.fault or "")
         assert running.thread.is_alive()
         gone.clear()  # the board is back: the controller's last all-off may succeed
+
+
+def test_a_starting_mat_settles_what_it_restored_in_its_clocks_terms(tmp_path: Path) -> None:
+    """Fourth review: a restore that is not written back is lost at the next restart."""
+    mat = assemble(Config(), tmp_path, simulate=True)
+    mat.close()
+    history = History.open(tmp_path / HISTORY_FILENAME)
+    try:
+        state = history._one("SELECT carried_day, carried_wall, mark_boot_id FROM state")
+    finally:
+        history.close()
+    assert state is not None and state[0] == mat.clock.today().isoformat()
+    assert state[1] == pytest.approx(mat.clock.wall(), abs=60.0)
+    assert state[2]  # the boot's id, to time the next restart by the boot clock

@@ -391,7 +391,7 @@ class Rig:
 
     def __init__(self, history: History, rules: Rules | None = None, *, today: date = DAY,
                  wall_error_s: float = 0.0, boot_id: str | None = None,
-                 synced: bool = True) -> None:
+                 synced: bool | None = True) -> None:
         self.rules = rules or Rules()
         self.now = 1000.0
         self.today = today
@@ -656,7 +656,7 @@ def _mark(wall: float, since_boot_s: float, *, boot_id: str = "boot-1") -> Clock
     return ClockMark(wall, boot_id, since_boot_s, True)
 
 
-def _recorded_session(history: History, rules: Rules, *, synced: bool = True) -> Rig:
+def _recorded_session(history: History, rules: Rules, *, synced: bool | None = True) -> Rig:
     """A 30-min session at the setpoint, recorded with clock marks of boot "boot-1"."""
     rig = Rig(history, rules, boot_id="boot-1", synced=synced)
     rig.send(Start(Source.LOCAL, "deep"))
@@ -703,3 +703,67 @@ def test_a_later_day_after_a_synced_boot_starts_afresh(history: History) -> None
     saved = history.restore(later, DAY + timedelta(days=1), rules,
                             mark=_mark(later, 30.0, boot_id="boot-2"))
     assert saved.usage.minutes_today == 0.0
+
+
+def test_a_second_restart_after_a_marked_restore_keeps_the_day_and_the_cooldown(
+    history: History,
+) -> None:
+    """Fourth review: after an unsynced boot, the first restore was right, but the next write's
+    fresh mark made a second restart forget the minutes and the cooldown."""
+    rules = Rules(daily_max_min=30.0, cooldown_min=10.0)
+    later = _recorded_session(history, rules, synced=False).wall() + 20 * 3600.0
+    first_mark = _mark(later, 30.0, boot_id="boot-2")
+    first = history.restore(later, DAY + timedelta(days=1), rules, mark=first_mark)
+    history.settle(first, later, first_mark)
+    # The daemon writes (a fresh mark), then restarts a little later in the same boot.
+    history.save_mark(_mark(later + 3, 33.0, boot_id="boot-2"), DAY + timedelta(days=1))
+    again = history.restore(later + 10, DAY + timedelta(days=1), rules,
+                            mark=_mark(later + 10, 40.0, boot_id="boot-2"))
+    assert again.usage.minutes_today == pytest.approx(30.0, abs=0.1)
+    assert again.cooldown_remaining_s == pytest.approx(590.0, abs=2.0)
+
+
+def test_a_carry_over_then_a_clock_set_while_down_adds_up(history: History) -> None:
+    """Fourth review: 60 min under a wrong clock, NTP (carried), 60 min more, then the clock
+    set a day on while matpi was down: the restore counted 60 of the 120 min."""
+    rules = Rules(daily_max_min=120.0, cooldown_min=5.0)
+    rig = Rig(history, rules, today=DAY - timedelta(days=1), wall_error_s=-43_200.0,
+              boot_id="boot-1")
+    for _ in range(2):
+        rig.send(Start(Source.LOCAL, "deep"))
+        rig.run_for(30 * 60 + 5 * 60 + 1, temp_c=41.2)
+    rig.wall_error_s, rig.today = 0.0, DAY  # NTP, seen while running: a carry-over
+    rig.send(ClockStepped())
+    for _ in range(2):
+        rig.send(Start(Source.LOCAL, "deep"))
+        rig.run_for(30 * 60 + 5 * 60 + 1, temp_c=41.2)
+    later = rig.wall() + 86_400.0 + 60.0  # set a day on while matpi was down
+    saved = history.restore(later, DAY + timedelta(days=1), rules,
+                            mark=_mark(later, rig.boot_s() + 60))
+    assert saved.usage.minutes_today >= 119.9
+
+
+def test_a_boot_that_cannot_tell_its_sync_state_is_not_trusted(history: History) -> None:
+    rules = Rules(daily_max_min=30.0, cooldown_min=10.0)
+    rig = Rig(history, rules, boot_id="boot-1", synced=None)
+    rig.send(Start(Source.LOCAL, "deep"))
+    rig.run_for(30 * 60 + 1, temp_c=41.2)
+    later = rig.wall() + 20 * 3600.0
+    saved = history.restore(later, DAY + timedelta(days=1), rules,
+                            mark=_mark(later, 30.0, boot_id="boot-2"))
+    assert saved.usage.minutes_today == pytest.approx(30.0, abs=0.1)
+    assert saved.cooldown_remaining_s == 600
+
+
+def test_preheats_are_kept_when_the_clock_is_set_on_while_matpi_is_down(
+    history: History,
+) -> None:
+    """Fourth review: preheat ages were timed by the wall clock alone."""
+    rig = Rig(history, Rules(cooldown_min=5.0), boot_id="boot-1")
+    rig.send(Start(Source.REMOTE, "neck"))
+    rig.run_for(30)
+    rig.send(Stop(Source.REMOTE))
+    rig.run_for(30)
+    later = rig.wall() + 2 * 3600.0 + 5  # set two hours on during a 5 s restart
+    saved = history.restore(later, DAY, rig.rules, mark=_mark(later, rig.boot_s() + 5))
+    assert len(saved.preheat_ages_s) == 1 and saved.preheat_ages_s[0] < 120

@@ -200,9 +200,11 @@ def _restore(
     """
     try:
         history = History.open(state_dir / HISTORY_FILENAME)
-        mark = _marker(clock)
-        saved = history.restore(clock.wall(), clock.today(), config.rules,
-                                mark=None if mark is None else mark())
+        marker = _marker(clock)
+        mark = None if marker is None else marker()
+        saved = history.restore(clock.wall(), clock.today(), config.rules, mark=mark)
+        # Settled in this clock's terms, so that the next restart starts from it.
+        history.settle(saved, clock.wall(), mark)
         return history, saved, config.rules
     except HistoryError as exc:
         log.error("%s", exc)

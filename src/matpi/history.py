@@ -179,6 +179,20 @@ class HistorySummary:
 
 
 @dataclass(frozen=True)
+class _SinceMark:
+    """What the last write's clock mark says: the day whose use is really today's (the wall
+    clock was set while matpi was down), the real seconds since that write (same boot), whether
+    the cooldown counts in full (the last boot's clock was never set), how far the wall clock
+    moved on its own, and the mark's wall time."""
+
+    unseen_day: date | None = None
+    real_s: float | None = None
+    full_cooldown: bool = False
+    wall_shift_s: float = 0.0
+    mark_wall: float | None = None
+
+
+@dataclass(frozen=True)
 class Restored:
     """What a starting daemon hands to `SessionMachine`."""
 
@@ -367,72 +381,95 @@ class History:
         boot's own clock (which also times the cooldown); after a boot whose clock
         was never set, the last day's use counts as today's and the cooldown in full.
         """
-        unseen_day, real_s, full_cooldown = self._since_mark(now_wall, mark)
+        since = self._since_mark(now_wall, mark)
         latest = self._one("SELECT MAX(ended_wall) FROM sessions")
         if latest is not None and latest[0] is not None:
             today = max(today, local_day(float(latest[0])))
-        carried = self._one("SELECT carried_day, carried_minutes, carried_dose, carried_wall, "
-                            "carried_preheats FROM state WHERE id = 1")
-        carried_day = None if carried is None or carried[0] is None else (
-            date.fromisoformat(carried[0]))
-        if carried_day is not None:
-            today = max(today, carried_day)
-        usage = self.usage(today, rules.programs)
-        usage.dose_today = max(usage.dose_today, self._saved_dose(today))
-        # A preheat stamped in the future (the clock is behind now) counts as just started.
-        ages = [max(now_wall - started, 0.0) for (started,) in self._all(
-            "SELECT started_wall FROM sessions WHERE kind = ? AND end_reason != ? "
-            "AND started_wall > ?",
-            (PREHEAT, EndReason.CONFIRMED.value, now_wall - PREHEAT_WINDOW_S))]
-        if carried is not None and carried_day is not None:
-            _, minutes, dose, carried_wall, preheats = carried
-            if carried_day == today:
-                # The use before the step, plus every row since it (the new clock's).
-                seconds, since_dose = self._one(
-                    "SELECT COALESCE(SUM(actual_s), 0), COALESCE(SUM(dose_cem43), 0) "
-                    "FROM sessions WHERE ended_wall >= ?", (carried_wall,)) or (0.0, 0.0)
-                usage.minutes_today = max(usage.minutes_today, minutes + seconds / 60.0)
-                usage.dose_today = max(usage.dose_today, dose + since_dose)
-            ages += [now_wall - float(w) for w in (preheats or "").split(",") if w
-                     and 0.0 <= now_wall - float(w) < PREHEAT_WINDOW_S]
-        if unseen_day is not None and unseen_day != today:
-            earlier = self.usage(unseen_day, {})
+        carried = self._carried()
+        if carried is not None:
+            today = max(today, carried[0])
+        usage = self._use_of(today, rules.programs)
+        if since.unseen_day is not None and since.unseen_day != today:
+            earlier = self._use_of(since.unseen_day, {})
             usage.minutes_today += earlier.minutes_today
-            usage.dose_today += max(earlier.dose_today, self._saved_dose(unseen_day))
-        remaining = self._cooldown_left(now_wall, real_s, full_cooldown)
+            usage.dose_today += earlier.dose_today
+        # Wall times back to now, less what the wall clock moved on its own while matpi was
+        # down; a preheat stamped in the future (the clock is behind now) just started.
+        walls = [started for (started,) in self._all(
+            "SELECT started_wall FROM sessions WHERE kind = ? AND end_reason != ? "
+            "AND started_wall > ?", (PREHEAT, EndReason.CONFIRMED.value,
+                                     now_wall - since.wall_shift_s - PREHEAT_WINDOW_S))]
+        if carried is not None:
+            walls += [float(w) for w in carried[4].split(",") if w]
+        ages = {max(now_wall - since.wall_shift_s - w, 0.0) for w in walls}
+        remaining = self._cooldown_left(now_wall, since)
         remaining = min(max(remaining, 0.0), rules.cooldown_min * 60.0)
-        return Restored(usage, remaining, self.latched_fault(), tuple(sorted(set(ages))))
+        return Restored(usage, remaining, self.latched_fault(),
+                        tuple(sorted(a for a in ages if a < PREHEAT_WINDOW_S)))
 
-    def _since_mark(
-        self, now_wall: float, mark: ClockMark | None
-    ) -> tuple[date | None, float | None, bool]:
-        """Against the last write's clock mark: the day whose use is really today's (the wall
-        clock was set while matpi was down), the real seconds since that write (same boot),
-        and whether the cooldown counts in full (the last boot's clock was never set)."""
+    def settle(self, restored: Restored, now_wall: float, mark: ClockMark | None) -> None:
+        """Save what `restore` concluded in this clock's terms, so that the next restart
+        starts from it, whatever the clock did before (a carry-over, as after a step)."""
+        usage = restored.usage
+        carried = ClockSet(usage.day.isoformat(), usage.minutes_today, usage.dose_today,
+                           restored.preheat_ages_s)
+        self.carry_over(carried, now_wall, now_wall + restored.cooldown_remaining_s)
+        self.save_dose_today(usage.day, usage.dose_today)
+        if mark is not None:
+            self.save_mark(mark, usage.day)
+
+    def _carried(self) -> tuple[date, float, float, float, str] | None:
+        """The last carry-over: its day, minutes, dose, wall time and preheats' wall times."""
+        row = self._one("SELECT carried_day, carried_minutes, carried_dose, carried_wall, "
+                        "carried_preheats FROM state WHERE id = 1")
+        if row is None or row[0] is None:
+            return None
+        return date.fromisoformat(row[0]), float(row[1]), float(row[2]), float(row[3]), row[4] or ""
+
+    def _use_of(self, day: date, programs: dict[str, Program]) -> Usage:
+        """A day's use: its rows, the dose saved for it, and a carry-over to it with every row
+        since (the rows before a clock step carry the old clock's dates)."""
+        usage = self.usage(day, programs)
+        usage.dose_today = max(usage.dose_today, self._saved_dose(day))
+        carried = self._carried()
+        if carried is not None and carried[0] == day:
+            _, minutes, dose, carried_wall, _ = carried
+            seconds, since_dose = self._one(
+                "SELECT COALESCE(SUM(actual_s), 0), COALESCE(SUM(dose_cem43), 0) "
+                "FROM sessions WHERE ended_wall >= ?", (carried_wall,)) or (0.0, 0.0)
+            usage.minutes_today = max(usage.minutes_today, minutes + seconds / 60.0)
+            usage.dose_today = max(usage.dose_today, dose + since_dose)
+        return usage
+
+    def _since_mark(self, now_wall: float, mark: ClockMark | None) -> "_SinceMark":
+        """What the last write's clock mark says of the time since it."""
         saved = self._one("SELECT mark_wall, mark_boot_id, mark_boot_s, mark_synced, mark_day "
                           "FROM state WHERE id = 1")
         if mark is None or saved is None or saved[0] is None:
-            return None, None, False
+            return _SinceMark()
         saved_wall, boot_id, boot_s, synced, day = saved
         if boot_id and boot_id == mark.boot_id:
             real_s = mark.since_boot_s - boot_s
-            stepped = abs((now_wall - saved_wall) - real_s) > STEP_TOLERANCE_S
-            return (date.fromisoformat(day) if stepped else None), real_s, False
-        if synced == 0:
-            return date.fromisoformat(day), None, True
-        return None, None, False
+            shift_s = (now_wall - saved_wall) - real_s
+            stepped = abs(shift_s) > STEP_TOLERANCE_S
+            return _SinceMark(date.fromisoformat(day) if stepped else None, real_s,
+                              False, shift_s if stepped else 0.0, saved_wall)
+        if synced != 1:
+            # The last boot's clock was never set (or cannot be told): its dates may be
+            # anything, so as little time as possible has passed since its last write.
+            return _SinceMark(date.fromisoformat(day), None, True, now_wall - saved_wall,
+                              saved_wall)
+        return _SinceMark(mark_wall=saved_wall)
 
-    def _cooldown_left(self, now_wall: float, real_s: float | None, full: bool) -> float:
+    def _cooldown_left(self, now_wall: float, since: "_SinceMark") -> float:
         """Seconds of cooldown left: timed by the boot's own clock when the mark allows."""
         until = self.cooldown_until()
         if until is None:
             return 0.0
-        marked = self._one("SELECT mark_wall FROM state WHERE id = 1")
-        mark_wall = None if marked is None or marked[0] is None else float(marked[0])
-        if full and mark_wall is not None and until > mark_wall:
+        if since.full_cooldown and since.mark_wall is not None and until > since.mark_wall:
             return math.inf
-        if real_s is not None and mark_wall is not None:
-            return until - mark_wall - real_s
+        if since.real_s is not None and since.mark_wall is not None:
+            return until - since.mark_wall - since.real_s
         return until - now_wall
 
     def _saved_dose(self, day: date) -> float:
