@@ -160,6 +160,7 @@ CONFIG_T = "tests/test_config.py"
 NTC_CALIBRATED = f"{CONFIG_T}::test_an_ntc_on_the_pi_states_its_calibration"
 DOSE_BETWEEN = f"{HISTORY_T}::test_the_days_dose_between_sessions_survives_a_restart"
 SETTLED = f"{WIRING}::test_a_starting_mat_settles_what_it_restored_in_its_clocks_terms"
+SETTLE_ATOMIC = f"{HISTORY_T}::test_settling_is_all_or_nothing"
 SECOND_RESTART = (f"{HISTORY_T}::test_a_second_restart_after_a_marked_restore_keeps_the_day_"
                   "and_the_cooldown")
 CARRY_THEN_SET = f"{HISTORY_T}::test_a_carry_over_then_a_clock_set_while_down_adds_up"
@@ -534,7 +535,7 @@ MUTATIONS: list[Mutation] = [
              "        return float(snapshot.remaining_s) if snapshot.state is State.RUNNING else (",
              "        return 0.0 if snapshot.state is State.RUNNING else (", CRASH_MID_SESSION),
     mutation("app: a restore not settled", APP,
-             "        history.settle(saved, clock.wall(), mark)\n", "", SETTLED),
+             "        history.settle(saved, now_wall, mark)\n", "", SETTLED),
     mutation("history: settle writes no carry-over", HISTORY,
              "        self.carry_over(carried, now_wall, now_wall + "
              "restored.cooldown_remaining_s)\n",
@@ -547,6 +548,10 @@ MUTATIONS: list[Mutation] = [
     mutation("history: preheat ages by the wall clock alone", HISTORY,
              "        ages = {max(now_wall - since.wall_shift_s - w, 0.0) for w in walls}",
              "        ages = {max(now_wall - w, 0.0) for w in walls}", PREHEATS_SET_ON),
+    mutation("history: settle in several transactions", HISTORY,
+             '        with self._transaction("settle what was restored"):  # all or nothing\n',
+             '        with suppress():  # no transaction: each write commits alone\n',
+             SETTLE_ATOMIC),
     mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
              "        pass\n", DEAD_MAN_WIRED),
     mutation("config: remote start without a press allowed", CONFIG,

@@ -767,3 +767,16 @@ def test_preheats_are_kept_when_the_clock_is_set_on_while_matpi_is_down(
     later = rig.wall() + 2 * 3600.0 + 5  # set two hours on during a 5 s restart
     saved = history.restore(later, DAY, rig.rules, mark=_mark(later, rig.boot_s() + 5))
     assert len(saved.preheat_ages_s) == 1 and saved.preheat_ages_s[0] < 120
+
+
+def test_settling_is_all_or_nothing(history: History) -> None:
+    """Fifth review: a restart killed between settle's writes left one clock's cooldown with
+    the other clock's mark, and the next restart lost the cooldown."""
+    rules = Rules(cooldown_min=10.0)
+    rig = _recorded_session(history, rules)
+    before = history._carried(), history.cooldown_until()
+    saved = history.restore(rig.wall(), DAY, rules)
+    broken = ClockMark(rig.wall(), object(), 1.0, True)  # type: ignore[arg-type]
+    with pytest.raises(HistoryError):
+        history.settle(saved, rig.wall() + 100.0, broken)
+    assert (history._carried(), history.cooldown_until()) == before

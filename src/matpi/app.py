@@ -202,9 +202,10 @@ def _restore(
         history = History.open(state_dir / HISTORY_FILENAME)
         marker = _marker(clock)
         mark = None if marker is None else marker()
-        saved = history.restore(clock.wall(), clock.today(), config.rules, mark=mark)
+        now_wall = clock.wall() if mark is None else mark.wall  # one moment for all three
+        saved = history.restore(now_wall, clock.today(), config.rules, mark=mark)
         # Settled in this clock's terms, so that the next restart starts from it.
-        history.settle(saved, clock.wall(), mark)
+        history.settle(saved, now_wall, mark)
         return history, saved, config.rules
     except HistoryError as exc:
         log.error("%s", exc)

@@ -302,27 +302,38 @@ class History:
 
     def save_mark(self, mark: ClockMark, day: date) -> None:
         """Where the wall clock stood at this write, and which day's use it made."""
-        synced = None if mark.synced is None else int(mark.synced)
         with self._transaction("save the clock mark"):
-            self._db.execute(
-                "UPDATE state SET mark_wall = ?, mark_boot_id = ?, mark_boot_s = ?, "
-                "mark_synced = ?, mark_day = ? WHERE id = 1",
-                (mark.wall, mark.boot_id, mark.since_boot_s, synced, day.isoformat()))
+            self._write_mark(mark, day)
 
     def save_dose_today(self, day: date, dose_cem43: float) -> None:
         with self._transaction("save the day's dose"):
             self._db.execute("UPDATE state SET dose_day = ?, dose_today = ? WHERE id = 1",
                              (day.isoformat(), dose_cem43))
 
-    def carry_over(self, carried: ClockSet, at_wall: float, cooldown_until_wall: float) -> None:
-        """Save what a wall-clock step carried over, in the new clock's terms."""
-        preheats = ",".join(f"{at_wall - age:.3f}" for age in carried.preheat_ages_s)
+    def carry_over(self, carried: ClockSet, at_wall: float, cooldown_until_wall: float,
+                   mark: ClockMark | None = None) -> None:
+        """Save what a wall-clock step carried over, in the new clock's terms, with the mark
+        of that clock in the same transaction (never one clock's cooldown with the other's
+        mark)."""
         with self._transaction("save the use carried over a clock step"):
-            self._db.execute(
-                "UPDATE state SET carried_day = ?, carried_minutes = ?, carried_dose = ?, "
-                "carried_wall = ?, carried_preheats = ? WHERE id = 1",
-                (carried.day, carried.minutes_today, carried.dose_today, at_wall, preheats))
-            self._save_cooldown(cooldown_until_wall)
+            self._write_carry(carried, at_wall, cooldown_until_wall)
+            if mark is not None:
+                self._write_mark(mark, date.fromisoformat(carried.day))
+
+    def _write_carry(self, carried: ClockSet, at_wall: float, cooldown_until_wall: float) -> None:
+        preheats = ",".join(f"{at_wall - age:.3f}" for age in carried.preheat_ages_s)
+        self._db.execute(
+            "UPDATE state SET carried_day = ?, carried_minutes = ?, carried_dose = ?, "
+            "carried_wall = ?, carried_preheats = ? WHERE id = 1",
+            (carried.day, carried.minutes_today, carried.dose_today, at_wall, preheats))
+        self._save_cooldown(cooldown_until_wall)
+
+    def _write_mark(self, mark: ClockMark, day: date) -> None:
+        synced = None if mark.synced is None else int(mark.synced)
+        self._db.execute(
+            "UPDATE state SET mark_wall = ?, mark_boot_id = ?, mark_boot_s = ?, "
+            "mark_synced = ?, mark_day = ? WHERE id = 1",
+            (mark.wall, mark.boot_id, mark.since_boot_s, synced, day.isoformat()))
 
     # --- reading --------------------------------------------------------------
 
@@ -413,10 +424,12 @@ class History:
         usage = restored.usage
         carried = ClockSet(usage.day.isoformat(), usage.minutes_today, usage.dose_today,
                            restored.preheat_ages_s)
-        self.carry_over(carried, now_wall, now_wall + restored.cooldown_remaining_s)
-        self.save_dose_today(usage.day, usage.dose_today)
-        if mark is not None:
-            self.save_mark(mark, usage.day)
+        with self._transaction("settle what was restored"):  # all or nothing
+            self._write_carry(carried, now_wall, now_wall + restored.cooldown_remaining_s)
+            self._db.execute("UPDATE state SET dose_day = ?, dose_today = ? WHERE id = 1",
+                             (usage.day.isoformat(), usage.dose_today))
+            if mark is not None:
+                self._write_mark(mark, usage.day)
 
     def _carried(self) -> tuple[date, float, float, float, str] | None:
         """The last carry-over: its day, minutes, dose, wall time and preheats' wall times."""
@@ -704,7 +717,8 @@ class HistoryRecorder:
                 self._history.record_session(
                     row, cooldown_until_wall=now + snapshot.cooldown_remaining_s)
             case ClockSet():
-                self._history.carry_over(notice, now, now + snapshot.cooldown_remaining_s)
+                self._history.carry_over(notice, now, now + snapshot.cooldown_remaining_s,
+                                         None if self._mark is None else self._mark())
                 if self._open is not None:
                     # The open row, and the cooldown that follows it, in the new clock's terms.
                     self._checkpoint(snapshot)
