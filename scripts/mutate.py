@@ -496,7 +496,9 @@ MUTATIONS: list[Mutation] = [
              PREHEAT_ROW),
     mutation("history: a clock step's carry-over not saved", HISTORY,
              "                self._history.carry_over(notice, now, now + "
-             "snapshot.cooldown_remaining_s)\n", "                pass\n", STEP_RESTART),
+             "snapshot.cooldown_remaining_s,\n"
+             "                                         None if self._mark is None else "
+             "self._mark())\n", "                pass\n", STEP_RESTART),
     mutation("history: a clock step's carry-over not restored", HISTORY,
              "        if carried is not None and carried[0] == day:", "        if False:",
              STEP_RESTART),
@@ -537,7 +539,7 @@ MUTATIONS: list[Mutation] = [
     mutation("app: a restore not settled", APP,
              "        history.settle(saved, now_wall, mark)\n", "", SETTLED),
     mutation("history: settle writes no carry-over", HISTORY,
-             "        self.carry_over(carried, now_wall, now_wall + "
+             "            self._write_carry(carried, now_wall, now_wall + "
              "restored.cooldown_remaining_s)\n",
              "", SECOND_RESTART),
     mutation("history: the day set while down counted from its rows alone", HISTORY,
