@@ -92,7 +92,8 @@ def test_a_session_heats_the_pad_through_the_board_firmware() -> None:
         wait_for(lambda: machine.snapshot(clock.now()).temperature_c is not None)
         start_c = pad.surface_c()
         controller.post(Press())
-        wait_for(lambda: machine.state is State.RUNNING)
+        wait_for(lambda: machine.state is not State.IDLE)
+        assert machine.state is State.RUNNING, machine.fault
         wait_for(lambda: pad.heater_demand)  # the firmware's SSR output drives the pad
         wait_for(lambda: pad.surface_c() > start_c + 0.1)
         assert machine.fault is None

@@ -134,6 +134,8 @@ class PtyLink:
     def __init__(self):
         self._lock = threading.Lock()
         self._fd = None
+        self.spoke = threading.Event()
+        """Set once the board wrote anything (its boot HELLO)."""
 
     def attach(self, fd):
         with self._lock:
@@ -158,6 +160,7 @@ class PtyLink:
                 return
             with contextlib.suppress(OSError):  # full because no one reads: the bytes are lost
                 os.write(self._fd, data)
+            self.spoke.set()
 
 
 class SimulatedBoard:
@@ -188,8 +191,12 @@ class SimulatedBoard:
         self._fds = ()
         self.replug()
 
-    def start(self):
+    def start(self, booted_within_s=5.0):
+        """Starts the loop and returns once the board has sent its boot HELLO, so that a host
+        connecting next answers its own SYNC, not the boot, as a real board that has been
+        powered for a while."""
         self._thread.start()
+        self._link.spoke.wait(booted_within_s)
         return self
 
     def stop(self):
