@@ -353,10 +353,11 @@ def _check_pins_unique(hw: HardwareConfig, file: str, problems: list[str]) -> No
             used[pin] = key
 
 
-def _bounded(t: Table, key: str, field: str, default: float, *, low: float | None = None,
+def _bounded(t: Table, key: str, default: float, *, field: str = "", low: float | None = None,
              why: str = "") -> float:
-    """A number within the bounds `Rules` enforces for `field` (one source of truth)."""
-    bound_low, bound_high = BOUNDS[field]
+    """A number within the bounds `Rules` enforces for `field` (one source of truth); the
+    field is named like the key unless told."""
+    bound_low, bound_high = BOUNDS[field or key]
     return t.number(key, default, low=bound_low if low is None else low, high=bound_high,
                     high_why=why)
 
@@ -368,19 +369,19 @@ def _heater_control(h: Table) -> dict[str, Any]:
     ceiling = "matpi ceiling: not-heating check"
     return {
         "heater_kind": kind,
-        "min_on_s": _bounded(h, "min_on_s", "min_on_s", 30.0, low=shortest),
-        "min_off_s": _bounded(h, "min_off_s", "min_off_s", 30.0, low=shortest),
-        "hysteresis_c": _bounded(h, "hysteresis_c", "hysteresis_c", 0.5),
-        "ssr_window_s": _bounded(h, "window_s", "ssr_window_s", 10.0),
-        "ssr_band_c": _bounded(h, "band_c", "ssr_band_c", 2.0),
-        "check_gain_c": _bounded(h, "check_gain_c", "check_gain_c", 1.0),
-        "check_window_s": _bounded(h, "check_window_s", "check_window_s", 60.0, why=ceiling),
-        "check_band_c": _bounded(h, "check_band_c", "check_band_c", 0.0),
-        "check_max_error_cs": _bounded(h, "check_max_error_cs", "check_max_error_cs", 120.0,
+        "min_on_s": _bounded(h, "min_on_s", 30.0, low=shortest),
+        "min_off_s": _bounded(h, "min_off_s", 30.0, low=shortest),
+        "hysteresis_c": _bounded(h, "hysteresis_c", 0.5),
+        "ssr_window_s": _bounded(h, "window_s", 10.0, field="ssr_window_s"),
+        "ssr_band_c": _bounded(h, "band_c", 2.0, field="ssr_band_c"),
+        "check_gain_c": _bounded(h, "check_gain_c", 1.0),
+        "check_window_s": _bounded(h, "check_window_s", 60.0, why=ceiling),
+        "check_band_c": _bounded(h, "check_band_c", 0.0),
+        "check_max_error_cs": _bounded(h, "check_max_error_cs", 120.0,
                                        why=ceiling),
-        "runaway_settle_s": _bounded(h, "runaway_settle_s", "runaway_settle_s", 30.0),
-        "runaway_window_s": _bounded(h, "runaway_window_s", "runaway_window_s", 60.0),
-        "runaway_rise_c": _bounded(h, "runaway_rise_c", "runaway_rise_c", 1.0,
+        "runaway_settle_s": _bounded(h, "runaway_settle_s", 30.0),
+        "runaway_window_s": _bounded(h, "runaway_window_s", 60.0),
+        "runaway_rise_c": _bounded(h, "runaway_rise_c", 1.0,
                                    why="matpi ceiling: runaway check"),
     }
 
@@ -399,25 +400,25 @@ def _rules(
     control: dict[str, Any], file: str, problems: list[str],
 ) -> Rules | None:
     ceiling = "matpi ceiling"
-    session_max = _bounded(lim, "session_max_min", "session_max_min", limits.MAX_SESSION_MIN,
+    session_max = _bounded(lim, "session_max_min", limits.MAX_SESSION_MIN,
                            why=f"{ceiling}: no session over {limits.MAX_SESSION_MIN:g} min")
-    trip_c = _bounded(lim, "trip_c", "trip_c", limits.TRIP_C,
+    trip_c = _bounded(lim, "trip_c", limits.TRIP_C,
                       why=f"{ceiling}: over-temperature trip")
     setpoint_high = min(limits.MAX_SETPOINT_C, trip_c - 1.0)
     values = {
-        "dose_max_cem43": _bounded(lim, "dose_max_cem43", "dose_max_cem43",
+        "dose_max_cem43": _bounded(lim, "dose_max_cem43",
                                    limits.MAX_DOSE_CEM43,
                                    why=f"{ceiling}: thermal dose per session"),
-        "daily_dose_max_cem43": _bounded(lim, "daily_dose_max_cem43", "daily_dose_max_cem43",
+        "daily_dose_max_cem43": _bounded(lim, "daily_dose_max_cem43",
                                          limits.MAX_DAILY_DOSE_CEM43,
                                          why=f"{ceiling}: thermal dose per day"),
-        "cooldown_min": _bounded(lim, "cooldown_min", "cooldown_min", 10.0),
-        "daily_max_min": _bounded(lim, "daily_max_min", "daily_max_min", 60.0, low=1.0,
+        "cooldown_min": _bounded(lim, "cooldown_min", 10.0),
+        "daily_max_min": _bounded(lim, "daily_max_min", 60.0, low=1.0,
                                   why=f"{ceiling}: use per day"),
-        "preheat_max_min": _bounded(lim, "preheat_max_min", "preheat_max_min",
+        "preheat_max_min": _bounded(lim, "preheat_max_min",
                                     limits.MAX_PREHEAT_MIN,
                                     why=f"{ceiling}: preheat of an empty mat"),
-        "reset_below_c": _bounded(lim, "reset_below_c", "reset_below_c",
+        "reset_below_c": _bounded(lim, "reset_below_c",
                                   limits.MAX_RESET_BELOW_C,
                                   why=f"{ceiling}: a fault clears only once the mat is cool"),
         **control,
