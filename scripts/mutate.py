@@ -65,6 +65,7 @@ POLLING = "src/matpi/drivers/polling.py"
 PADMODEL = "src/matpi/padmodel.py"
 CLOCK = "src/matpi/clock.py"
 HISTORY = "src/matpi/history.py"
+RECORDER = "src/matpi/recorder.py"
 CONFIG = "src/matpi/config.py"
 CLI = "src/matpi/cli.py"
 
@@ -494,7 +495,7 @@ MUTATIONS: list[Mutation] = [
              "(PREHEAT, EndReason.CONFIRMED.value,",
              "('none', EndReason.CONFIRMED.value,",
              PREHEAT_ROW),
-    mutation("history: a clock step's carry-over not saved", HISTORY,
+    mutation("history: a clock step's carry-over not saved", RECORDER,
              "                self._history.carry_over(notice, now, now + "
              "snapshot.cooldown_remaining_s,\n"
              "                                         None if self._mark is None else "
@@ -508,7 +509,7 @@ MUTATIONS: list[Mutation] = [
     mutation("session: the cooling pad's dose not counted", SESSION,
              "            self.usage.dose_today += self._between.total - before",
              "            pass", COOLING_DOSE),
-    mutation("history: the open row not checkpointed at a clock step", HISTORY,
+    mutation("history: the open row not checkpointed at a clock step", RECORDER,
              "                    # The open row, and the cooldown that follows it, in the new "
              "clock's terms.\n                    self._checkpoint(snapshot)\n",
              "                    pass\n",
@@ -519,7 +520,7 @@ MUTATIONS: list[Mutation] = [
     mutation("config: an NTC without its calibration", CONFIG,
              "        if kind == \"ntc\" and index >= first_on_pi:",
              "        if kind == \"ntc\" and index >= first_on_pi and False:", NTC_CALIBRATED),
-    mutation("history: the day's dose not saved", HISTORY,
+    mutation("history: the day's dose not saved", RECORDER,
              "            wrote = self._save_dose(snapshot) or ",
              "            wrote = False or ", DOSE_BETWEEN),
     mutation("history: the day's saved dose not restored", HISTORY,
@@ -533,7 +534,7 @@ MUTATIONS: list[Mutation] = [
              "            return until - now_wall", DOWN_FORWARD),
     mutation("history: a boot whose clock was never set is trusted", HISTORY,
              "        if synced != 1:", "        if False:", UNSYNCED_BOOT),
-    mutation("history: the cooldown saved from the checkpoint, not the session's end", HISTORY,
+    mutation("history: the cooldown saved from the checkpoint, not the session's end", RECORDER,
              "        return float(snapshot.remaining_s) if snapshot.state is State.RUNNING else (",
              "        return 0.0 if snapshot.state is State.RUNNING else (", CRASH_MID_SESSION),
     mutation("app: a restore not settled", APP,

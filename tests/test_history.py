@@ -36,13 +36,13 @@ from matpi.history import (
     WRITE_FAILED_FAULT,
     History,
     HistoryError,
-    HistoryRecorder,
     SessionRow,
     day_begins,
     local_day,
 )
 from matpi.historyview import render_history
 from matpi.programs import BUILTIN_PROGRAMS, HeatLevel
+from matpi.recorder import HistoryRecorder
 from matpi.rules import Rules
 from matpi.session import SessionMachine
 

@@ -29,10 +29,10 @@ from matpi.history import (
     UNUSABLE_FAULT,
     History,
     HistoryError,
-    HistoryRecorder,
     Restored,
 )
 from matpi.mqtt import MqttBridge
+from matpi.recorder import HistoryRecorder
 from matpi.rules import Rules
 from matpi.session import SessionMachine
 from matpi.usage import Usage
