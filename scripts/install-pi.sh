@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (or updates) matpi on a Raspberry Pi as the systemd service `matpi`.
 #
-#   sudo scripts/install-pi.sh
+#   sudo scripts/install-pi.sh                  # the page's password generated, shown once
+#   sudo scripts/install-pi.sh --ask-password   # asks you for the page's password instead
 #
 # Safe to run again: every step checks first and only does what is missing, so
 # running it after `git pull` is how matpi is updated. It never overwrites
@@ -11,6 +12,9 @@
 # It also writes `gpio=` lines into the Pi's config.txt (a block between
 # "# matpi: outputs off at power-on" and "# matpi end") so that heater, power
 # relay and motor pins sit at their off level from power-on, before Linux runs.
+#
+# The mat's page asks for a password (the example config's [web] password_file):
+# when that file does not exist yet, a password is made (or asked for) and set.
 set -euo pipefail
 
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,7 +44,7 @@ note() { notes+=("$*"); }
 cleanup() { if [[ -n $build_dir ]]; then rm -rf "$build_dir"; fi; }
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "$0"
+    sed -n '2,18s/^# \{0,1\}//p' "$0"
 }
 
 systemd_running() { [[ -d /run/systemd/system ]]; }
@@ -245,6 +249,56 @@ set_boot_pins() {
     esac
 }
 
+# Prints "ENABLED PASSWORD_FILE" of the config's [web] table ("-" for no file); fails when
+# the config cannot be read.
+web_settings() {
+    "$VENV/bin/python" - "$CONFIG" <<'EOF'
+import sys
+from pathlib import Path
+from matpi.config import load_config
+web = load_config(Path(sys.argv[1])).web
+print("yes" if web.enabled else "no", web.password_file or "-")
+EOF
+}
+
+# A password for the page that reads well off a screen and types well on a phone:
+# three groups of four lowercase letters and digits, without look-alikes (1, l, 0, o).
+new_password() {
+    "$VENV/bin/python" -c '
+import secrets
+alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+print("-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3)))'
+}
+
+set_web_password() {
+    local settings enabled file password
+    if ! settings=$(web_settings 2>/dev/null); then
+        note "the page's password is not set: $CONFIG has problems (see: matpi check-config $CONFIG)"
+        return
+    fi
+    read -r enabled file <<<"$settings"
+    [[ $enabled == yes ]] || return 0
+    if [[ $file == - ]]; then
+        note "the mat's page asks for no password: anyone on your network can start a preheat and stop a session. To set one: add password_file = \"$STATE_DIR/web-password\" to [web] in $CONFIG, then: sudo -u $SERVICE_USER matpi web-password"
+        return
+    fi
+    if [[ -s $file ]]; then
+        say "kept the page's password in $file"
+        return
+    fi
+    install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0750 "$(dirname "$file")"
+    if [[ $ask_password == yes ]]; then
+        runuser -u "$SERVICE_USER" -- "$VENV/bin/matpi" web-password --file "$file" </dev/tty
+        did "set the page's password in $file"
+        return
+    fi
+    password=$(new_password)
+    printf '%s\n' "$password" |
+        runuser -u "$SERVICE_USER" -- "$VENV/bin/matpi" web-password --file "$file" >/dev/null
+    did "set the page's password in $file"
+    note "the mat's page asks for this password: $password  (shown only now; write it down, or change it: sudo -u $SERVICE_USER matpi web-password). To use the page without a password, remove password_file from [web] in $CONFIG and restart matpi"
+}
+
 check_config() {
     if "$VENV/bin/matpi" check-config "$CONFIG" >/dev/null 2>&1; then
         say "$CONFIG: OK"
@@ -266,8 +320,10 @@ next_steps() {
 }
 
 main() {
+    ask_password=no
     case "${1:-}" in
         -h | --help) usage; exit 0 ;;
+        --ask-password) ask_password=yes ;;
         "") ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -281,6 +337,7 @@ main() {
     create_user
     install_venv
     install_config
+    set_web_password
     install_unit
     enable_overlays
     set_boot_pins

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Removes what scripts/install-pi.sh installed.
 #
-#   sudo scripts/uninstall-pi.sh           # keeps /etc/matpi and /var/lib/matpi
-#   sudo scripts/uninstall-pi.sh --purge   # also removes them and the matpi user
+#   sudo scripts/uninstall-pi.sh           # keeps your config, history and service settings
+#   sudo scripts/uninstall-pi.sh --purge   # leaves nothing of matpi's behind
+#
+# Kept without --purge: /etc/matpi (the config), /var/lib/matpi (the history and
+# the page's password) and /etc/systemd/system/matpi.service.d (`systemctl edit`).
 #
 # Stopping the service ends a running session; its ExecStopPost switches every
 # output off. The block install-pi.sh wrote into config.txt (the outputs' levels
 # at power-on) is removed; the 1-wire and SPI lines stay (other things may use
-# them), and so do the apt packages.
+# them), and so do the apt packages and the journal's lines.
 set -euo pipefail
 
 PREFIX=/opt/matpi
 CONFIG_DIR=/etc/matpi
 STATE_DIR=/var/lib/matpi
 UNIT=/etc/systemd/system/matpi.service
+DROP_IN_DIR=/etc/systemd/system/matpi.service.d
 LINK=/usr/local/bin/matpi
 SERVICE_USER=matpi
 # As written by scripts/install-pi.sh.
@@ -23,7 +27,7 @@ BOOT_BLOCK_END='# matpi end'
 say() { printf 'matpi uninstall: %s\n' "$*"; }
 
 usage() {
-    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    sed -n '2,14s/^# \{0,1\}//p' "$0"
 }
 
 # Removes the matpi block from FILE; prints "removed", "absent", or "refused" when its
@@ -65,6 +69,33 @@ remove_boot_pins() {
     done
 }
 
+# Everything else of matpi's: config, history, `systemctl edit` settings, the boot config's
+# backup, the service user and its group.
+purge_the_rest() {
+    local path config_txt
+    for path in "$CONFIG_DIR" "$STATE_DIR" "$DROP_IN_DIR"; do
+        if [[ -e $path ]]; then
+            rm -rf "$path"
+            say "removed $path"
+        fi
+    done
+    for config_txt in /boot/firmware/config.txt /boot/config.txt; do
+        if [[ -e $config_txt.before-matpi ]]; then
+            rm -f "$config_txt.before-matpi"
+            say "removed $config_txt.before-matpi (the copy made before matpi's first change)"
+        fi
+    done
+    if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+        userdel "$SERVICE_USER"
+        say "removed the user $SERVICE_USER"
+    fi
+    if getent group "$SERVICE_USER" >/dev/null; then
+        groupdel "$SERVICE_USER"
+        say "removed the group $SERVICE_USER"
+    fi
+    if [[ -d /run/systemd/system ]]; then systemctl daemon-reload; fi
+}
+
 main() {
     purge=no
     case "${1:-}" in
@@ -103,23 +134,14 @@ main() {
         say "removed $PREFIX"
     fi
 
-    if [[ $purge == yes ]]; then
-        for dir in "$CONFIG_DIR" "$STATE_DIR"; do
-            if [[ -d $dir ]]; then
-                rm -rf "$dir"
-                say "removed $dir"
-            fi
-        done
-        if id -u "$SERVICE_USER" >/dev/null 2>&1; then
-            userdel "$SERVICE_USER"
-            say "removed the user $SERVICE_USER"
-        fi
-    else
-        for dir in "$CONFIG_DIR" "$STATE_DIR"; do
-            if [[ -d $dir ]]; then say "kept $dir (remove it with --purge)"; fi
-        done
-    fi
     remove_boot_pins
+    if [[ $purge == yes ]]; then
+        purge_the_rest
+    else
+        if [[ -d $CONFIG_DIR ]]; then say "kept your config in $CONFIG_DIR (remove it with --purge)"; fi
+        if [[ -d $STATE_DIR ]]; then say "kept the history and the page's password in $STATE_DIR (remove them with --purge)"; fi
+        if [[ -d $DROP_IN_DIR ]]; then say "kept your service settings in $DROP_IN_DIR (remove them with --purge)"; fi
+    fi
     say "done"
 }
 

@@ -1,20 +1,26 @@
 """The daemon as systemd runs it: notify, watchdog, restart with stored state, stop."""
 
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
+
+import pytest
 
 from conftest import read_all
 from matpi.app import assemble
 from matpi.config import Config
-from matpi.events import DriverFault, LongPress, Press, Refused, State
+from matpi.events import DriverFault, LongPress, Press, Refused, SessionEnded, State
 from matpi.history import HISTORY_FILENAME, UNUSABLE_FAULT, History
+from matpi.recorder import CHECKPOINT_S
 
 MATPI = [sys.executable, "-m", "matpi", "run", "--simulate"]
 
@@ -49,7 +55,95 @@ def test_ready_watchdog_and_stopping_from_the_daemon(tmp_path: Path) -> None:
         listener.close()
     assert messages[0] == "READY=1"
     assert ready_s < 5.0  # the benchmark measures it properly; here: it comes at all
-    assert set(messages[1:-1]) == {"WATCHDOG=1"}
+    assert set(messages[1:-1]) == {"WATCHDOG=1", "STATUS=idle"}
+
+
+def test_systemctl_status_follows_the_session(tmp_path: Path) -> None:
+    """STATUS= says what the mat does: idle, then the session with its countdown, numbers
+    and dose, then the cooldown after a stop."""
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        listener.settimeout(10.0)
+        env = {**os.environ, "NOTIFY_SOCKET": str(path)}
+        process = subprocess.Popen([*MATPI, "--start", "back", "--web-port", "0"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            statuses = []
+            while len(statuses) < 3:
+                message = listener.recv(256).decode()
+                if message.startswith("STATUS="):
+                    statuses.append(message.removeprefix("STATUS="))
+            process.send_signal(signal.SIGTERM)
+            while not statuses[-1].startswith("cooldown"):
+                message = listener.recv(256).decode()
+                if message.startswith("STATUS="):
+                    statuses.append(message.removeprefix("STATUS="))
+            assert process.wait(timeout=10) == 0
+        finally:
+            process.kill()
+    assert statuses[0] == "idle"
+    assert re.fullmatch(r"running back, 20:00 left, (\d+\.\d °C|no reading) / \d\d °C, dose 0\.0/9",
+                        statuses[1]), statuses[1]
+    assert re.fullmatch(r"running back, 19:5\d left, .*", statuses[2]), statuses[2]
+    assert statuses[-1].startswith("cooldown, next session in 10:00"), statuses[-1]
+
+
+def wait_for_text(path: Path, text: str, timeout_s: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while text not in (seen := path.read_text(encoding="utf-8")):
+        assert time.monotonic() < deadline, f"{text!r} not in {seen[-2000:]!r}"
+        time.sleep(0.05)
+    return seen
+
+
+def test_the_journal_gets_each_line_at_its_priority(tmp_path: Path) -> None:
+    """journald reads a line's priority from its <N> prefix: a fault is err (3), a refused
+    press warning (4), the rest info (6). Before: every line priority 6."""
+    journal = tmp_path / "journal"
+    with journal.open("w", encoding="utf-8") as out:
+        stream = os.fstat(out.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{stream.st_dev}:{stream.st_ino}"}
+        process = subprocess.Popen([*MATPI, "--speed", "20", "--sim-stdin", "--web-port", "0"],
+                                   env=env, stdin=subprocess.PIPE, stdout=out, stderr=out,
+                                   text=True)
+        assert process.stdin is not None
+        try:
+            for line, then in [("press", "] running"), ("press", "] cooldown"),
+                               ("press", "refused"),
+                               ("fault sensor_disconnected", "FAULT")]:
+                process.stdin.write(line + "\n")
+                process.stdin.flush()
+                wait_for_text(journal, then)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            process.kill()
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    assert lines and all(re.match(r"<[2-7]>", line) for line in lines), lines
+
+    def priority_of(text: str) -> str:
+        return next(line[:3] for line in lines if text in line)
+
+    assert priority_of("FAULT:") == "<3>"
+    assert priority_of("] fault") == "<3>"
+    assert priority_of("refused") == "<4>"
+    assert priority_of("] running") == "<6>"
+    assert priority_of("controller stopping") == "<6>"
+
+
+def test_without_the_journal_lines_carry_no_prefix(tmp_path: Path) -> None:
+    """A person at a terminal, or a pipe that inherited $JOURNAL_STREAM, sees plain lines."""
+    env = {**os.environ, "JOURNAL_STREAM": "1:1"}
+    process = subprocess.Popen(MATPI, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    try:
+        process.stdout.readline()  # the banner
+        assert process.stdout.readline().startswith("[ 0:00] idle")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
 
 
 def first_state_line(args: list[str]) -> tuple[subprocess.Popen[str], str]:
@@ -80,6 +174,58 @@ def test_a_crash_mid_session_comes_back_idle_with_cooldown_and_totals(tmp_path: 
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=10)
+
+
+def session_rows(state_dir: Path) -> list[tuple[float, str, float]]:
+    """(actual_s, end_reason, dose) of each stored session, read as another process would."""
+    with closing(sqlite3.connect(state_dir / HISTORY_FILENAME)) as db:
+        return db.execute("SELECT actual_s, end_reason, dose_cem43 FROM sessions").fetchall()
+
+
+SPEED = 10.0
+
+
+def run_a_session_then(state_dir: Path, end: signal.Signals, real_s: float) -> float:
+    """Starts a session at SPEED, lets it run `real_s`, sends `end`; the simulated seconds
+    it ran, to within the time a state line takes to print."""
+    process, _ = first_state_line(["--state-dir", str(state_dir), "--speed", f"{SPEED:g}",
+                                   "--start", "back", "--web-port", "0"])
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if "] running" in line:
+                break
+        started = time.monotonic()
+        time.sleep(real_s)
+        process.send_signal(end)
+        ran_s = (time.monotonic() - started) * SPEED
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+    return ran_s
+
+
+def test_a_kill_mid_session_forgets_at_most_five_seconds_of_it(tmp_path: Path) -> None:
+    """SIGKILL (or a power cut): the row holds the last checkpoint, at most 5 s old."""
+    ran_s = run_a_session_then(tmp_path, signal.SIGKILL, 2.3)
+    [(actual_s, reason, _)] = session_rows(tmp_path)
+    assert reason == "interrupted"
+    slack_s = 0.3 * SPEED  # a state line's way out, and the kill's way in, on a busy machine
+    assert ran_s - CHECKPOINT_S - slack_s <= actual_s <= ran_s + slack_s, (actual_s, ran_s)
+
+
+def test_a_clean_stop_mid_session_records_it_to_the_second(tmp_path: Path) -> None:
+    """SIGTERM (`systemctl stop`): the session ends as stopped with its exact time and
+    dose, and the cooldown starts then. Before: up to 30 s of it were lost."""
+    ran_s = run_a_session_then(tmp_path, signal.SIGTERM, 2.3)
+    [(actual_s, reason, _)] = session_rows(tmp_path)
+    assert reason == "stopped"
+    assert ran_s - 0.3 * SPEED <= actual_s <= ran_s + 0.3 * SPEED, (actual_s, ran_s)
+    again, line = first_state_line(["--state-dir", str(tmp_path), "--speed", f"{SPEED:g}",
+                                    "--web-port", "0"])
+    again.send_signal(signal.SIGTERM)
+    again.wait(timeout=10)
+    assert "] cooldown" in line, line
 
 
 def test_a_latched_fault_survives_a_restart(tmp_path: Path) -> None:
@@ -118,6 +264,9 @@ def test_a_damaged_history_keeps_the_mat_from_starting_a_session(tmp_path: Path)
 def test_stopping_switches_every_output_off_and_records_the_session(tmp_path: Path) -> None:
     mat = assemble(Config(), tmp_path, simulate=True)
     assert mat.sim is not None
+    ended: list[SessionEnded] = []
+    mat.controller.add_listener(
+        lambda _, notices: ended.extend(n for n in notices if isinstance(n, SessionEnded)))
     thread = threading.Thread(target=mat.controller.run)
     thread.start()
     mat.start_edges()
@@ -131,6 +280,11 @@ def test_stopping_switches_every_output_off_and_records_the_session(tmp_path: Pa
         mat.close()
     history = History.open(tmp_path / HISTORY_FILENAME)
     try:
-        assert len(history.sessions(1, mat.clock.today())) == 1
+        [row] = history.sessions(1, mat.clock.today())
+        [end] = ended
+        assert (row.end_reason, row.actual_s, row.dose_cem43) == (
+            "stopped", end.elapsed_s, end.dose_cem43)
+        cooldown_until = history.cooldown_until()
+        assert cooldown_until == pytest.approx(row.ended_wall + 600.0, abs=1.0)
     finally:
         history.close()

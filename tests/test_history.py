@@ -42,7 +42,7 @@ from matpi.history import (
 )
 from matpi.historyview import render_history
 from matpi.programs import BUILTIN_PROGRAMS, HeatLevel
-from matpi.recorder import HistoryRecorder
+from matpi.recorder import CHECKPOINT_S, HistoryRecorder
 from matpi.rules import Rules
 from matpi.session import SessionMachine
 
@@ -445,7 +445,7 @@ def test_a_completed_session_is_one_row_with_its_cooldown(history: History) -> N
 def test_a_crash_mid_session_leaves_an_interrupted_row_and_a_cooldown(history: History) -> None:
     rig = Rig(history)
     rig.send(Start(Source.LOCAL, "neck"))
-    rig.run_for(95, temp_c=37.5)  # checkpoints at 30, 60 and 90 s; then the process dies
+    rig.run_for(93, temp_c=37.5)  # checkpoints every 5 s, the last at 90 s; then it dies
     crashed_at = rig.wall()
 
     [row] = history.sessions(1, DAY)
@@ -457,6 +457,25 @@ def test_a_crash_mid_session_leaves_an_interrupted_row_and_a_cooldown(history: H
                              cooldown_until=saved.cooldown_remaining_s, fault=saved.fault)
     assert machine.state is State.COOLDOWN
     assert not machine.outputs(0.0).heater
+
+
+@pytest.mark.parametrize("kind", [Start(Source.LOCAL, "neck"), Start(Source.REMOTE, "neck")])
+def test_a_crash_at_any_second_forgets_at_most_one_checkpoint_interval(
+    tmp_path: Path, kind: Start
+) -> None:
+    """A crash or a power cut loses at most CHECKPOINT_S (5 s) of used time, session or
+    preheat. Before: 30 s."""
+    for crash_after_s in range(0, 25):
+        history = History.open(tmp_path / f"{kind.source}-{crash_after_s}.sqlite3")
+        try:
+            rig = Rig(history)
+            rig.send(kind)
+            rig.run_for(crash_after_s)
+            [row] = history.sessions(1, DAY)
+            assert row.end_reason == INTERRUPTED
+            assert crash_after_s - CHECKPOINT_S <= row.actual_s <= crash_after_s
+        finally:
+            history.close()
 
 
 def test_faults_are_logged_and_cleared_with_the_session_ended_by_them(history: History) -> None:
@@ -578,7 +597,7 @@ def test_a_clock_behind_at_boot_keeps_todays_minutes_and_dose(history: History) 
 def test_a_crash_mid_preheat_keeps_its_minutes_and_a_cooldown(history: History) -> None:
     rig = Rig(history)
     rig.send(Start(Source.REMOTE, "back"))
-    rig.run_for(65)  # checkpoints at 30 and 60 s; then the process dies
+    rig.run_for(63)  # checkpoints every 5 s, the last at 60 s; then the process dies
     saved = history.restore(rig.wall(), DAY, rig.rules)
     assert saved.usage.minutes_today == pytest.approx(1.0)
     assert saved.cooldown_remaining_s > 0

@@ -28,6 +28,7 @@ from matpi.config import HardwareConfig, load_config
 from matpi.drivers import boardproto as proto
 from matpi.safeoff import (
     OUTPUTS_FILE,
+    WATCHDOG_FAULT,
     read_last_outputs,
     remember_outputs,
     safe_off,
@@ -215,15 +216,16 @@ def matpi(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
                           env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", **(env or {})})
 
 
-def first_line(process: subprocess.Popen[str], timeout_s: float = 30.0) -> str:
-    """The process's first line of output, read with select: a silent process fails, not hangs.
+def first_line(process: subprocess.Popen[str], timeout_s: float = 30.0, lines: int = 1) -> str:
+    """The process's first line of output (or its line number `lines`), read with select: a
+    silent process fails, not hangs.
 
     Once it is printed the daemon has its signal handlers, so SIGTERM is a clean stop.
     """
     assert process.stdout is not None
     fd, data = process.stdout.fileno(), b""
     deadline = time.monotonic() + timeout_s
-    while b"\n" not in data:
+    while data.count(b"\n") < lines:
         left_s = deadline - time.monotonic()
         assert left_s > 0, f"no line within {timeout_s} s, got {data!r}"
         ready, _, _ = select.select([fd], [], [], left_s)
@@ -231,7 +233,7 @@ def first_line(process: subprocess.Popen[str], timeout_s: float = 30.0) -> str:
             chunk = os.read(fd, 4096)
             assert chunk, f"output ended before a line: {data!r}"
             data += chunk
-    return data.split(b"\n", 1)[0].decode()
+    return data.split(b"\n")[lines - 1].decode()
 
 
 # --- a readable config ---------------------------------------------------------------
@@ -452,6 +454,32 @@ def test_safe_off_command_finds_the_record_in_systemds_state_directory(
     assert result.returncode == 0, result.stderr
     assert "safe-off: config unusable: " in result.stdout
     assert "safe-off: last-known heater GPIO17 off" in result.stdout
+
+
+@pytest.mark.parametrize("result", ["watchdog", "signal", "exit-code", "success", ""])
+def test_after_a_watchdog_kill_the_next_start_comes_up_in_a_latched_fault(
+    tmp_path: Path, state_dir: Path, result: str
+) -> None:
+    """A hung controller loop is a defect a person must see at the mat: safe-off, told by
+    systemd ($SERVICE_RESULT) that the watchdog ended the service, latches a fault that only
+    a long press at the mat clears. Any other end (a kill, a crash, a stop) latches none."""
+    done = matpi("safe-off", "--config", str(gpio_config(tmp_path)),
+                 "--state-dir", str(state_dir), env={"SERVICE_RESULT": result})
+    assert done.returncode == 0, done.stderr
+    process = subprocess.Popen(
+        [*MATPI, "run", "--simulate", "--state-dir", str(state_dir), "--web-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        state = first_line(process, lines=2)  # after the banner
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=SUBPROCESS_TIMEOUT_S)
+    if result == "watchdog":
+        assert f"fault latched: {WATCHDOG_FAULT}" in done.stderr
+        assert "] fault" in state and WATCHDOG_FAULT in state, state
+    else:
+        assert "fault" not in done.stderr
+        assert "] idle" in state, state
 
 
 def test_safe_off_command_tells_the_board_over_its_port(

@@ -17,6 +17,12 @@ from matpi import systemd
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "matpi.service"
 
 
+@pytest.fixture(autouse=True)
+def fresh_notify_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure is logged once until notify works again: each test starts from working."""
+    monkeypatch.setattr(systemd, "_failing", False)
+
+
 @pytest.fixture
 def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
     """A bound datagram socket standing in for systemd, its path in $NOTIFY_SOCKET."""

@@ -4,6 +4,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import queue
 import signal
 import sys
@@ -40,9 +41,16 @@ from matpi.hardware import build_gpio_mat, default_state_dir, pin_lock
 from matpi.history import HISTORY_FILENAME, History, HistoryError
 from matpi.historyview import render_history
 from matpi.homeassistant import discovery_messages, removal_messages
+from matpi.journal import line_writer, setup_logging
 from matpi.mqtt import MqttError, publish_once
-from matpi.safeoff import OutputsRecordError, remember_outputs, safe_off
+from matpi.safeoff import (
+    OutputsRecordError,
+    latch_watchdog_fault,
+    remember_outputs,
+    safe_off,
+)
 from matpi.selftest import run_selftest, table
+from matpi.status import ServiceStatus
 from matpi.web.security import PasswordError, PasswordFile
 
 log = logging.getLogger("matpi")
@@ -57,11 +65,7 @@ SIM_GESTURES: dict[str, Event] = {"press": Press(), "double": DoublePress(), "lo
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.verbose)
     return int(args.command(args))
 
 
@@ -279,9 +283,12 @@ def _state_dir(args: argparse.Namespace, simulate: bool, stack: ExitStack) -> Pa
 
 def _run(mat: Mat, args: argparse.Namespace, config: Config) -> int:
     started_at = mat.clock.now()
-    mat.controller.add_listener(
-        StateLinePrinter(lambda: mat.clock.now() - started_at, lambda line: print(line, flush=True))
-    )
+    write = line_writer(sys.stdout)
+    mat.controller.add_listener(StateLinePrinter(lambda: mat.clock.now() - started_at, write))
+    if systemd.available():
+        mat.controller.add_listener(ServiceStatus(
+            systemd.status, dose_max_cem43=config.rules.dose_max_cem43,
+            fault_clearable=mat.history is not None))
     outcome = _OnceWatcher(mat.controller) if args.once else None
     if outcome is not None:
         mat.controller.add_listener(outcome)
@@ -295,7 +302,7 @@ def _run(mat: Mat, args: argparse.Namespace, config: Config) -> int:
         mat.controller.post(Start(Source.LOCAL, args.start))
     mat.start_edges()
     page = f"; the mat's page: {mat.web.url}" if mat.web is not None and mat.web.url else ""
-    print(f"matpi {__version__}: {what}, config {config.source}{page}", flush=True)
+    write(f"matpi {__version__}: {what}, config {config.source}{page}", logging.INFO)
     if args.sim_stdin:
         threading.Thread(target=_act_from_stdin, args=(mat,), name="matpi-sim-stdin",
                          daemon=True).start()
@@ -414,6 +421,7 @@ def _cmd_safe_off(args: argparse.Namespace) -> int:
     try:
         state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
         safe_off(args.config, state_dir, say=say)
+        latch_watchdog_fault(state_dir, os.environ.get("SERVICE_RESULT", ""))
     except Exception as exc:  # every step has its own guard; this is the last one
         say(f"could not finish: {type(exc).__name__}: {exc}")
     return 0

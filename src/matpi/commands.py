@@ -156,7 +156,7 @@ class RemoteCommands:
             events = self._parse(command, payload, retained)
         except _Invalid as bad:
             rejection = Rejection(command[:SHOWN_VALUE_CHARS], bad.field, bad.value, bad.allowed)
-            log.info("remote command rejected: %s", rejection.message)
+            log.warning("remote command rejected: %s", rejection.message)
             return rejection
         return events
 

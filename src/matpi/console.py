@@ -1,5 +1,6 @@
 """What a person reads in a terminal: one line per state change, and the live simulator."""
 
+import logging
 import os
 import select
 import sys
@@ -98,10 +99,22 @@ def describe_notice(n: Notice) -> str:
     raise AssertionError(n)
 
 
-class StateLinePrinter:
-    """A controller listener printing each state change and notice as one line."""
+def notice_level(n: Notice) -> int:
+    """How much a notice weighs in the log: a fault is an error, a refusal or a heat cut a
+    warning (journalctl -p warning finds them), the rest information."""
+    match n:
+        case FaultRaised():
+            return logging.ERROR
+        case Refused() | HeatStopped() | HeatSteppedDown():
+            return logging.WARNING
+    return logging.INFO
 
-    def __init__(self, elapsed: Callable[[], float], write: Callable[[str], None]) -> None:
+
+class StateLinePrinter:
+    """A controller listener printing each state change and notice as one line, with its
+    logging level (a latched fault's state line is an error too)."""
+
+    def __init__(self, elapsed: Callable[[], float], write: Callable[[str, int], None]) -> None:
         self._elapsed = elapsed
         self._write = write
         self._last_state: State | None = None
@@ -109,10 +122,11 @@ class StateLinePrinter:
     def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         stamp = clock_text(self._elapsed())
         for notice in notices:
-            self._write(f"[{stamp}] {describe_notice(notice)}")
+            self._write(f"[{stamp}] {describe_notice(notice)}", notice_level(notice))
         if snapshot.state is not self._last_state:
             self._last_state = snapshot.state
-            self._write(f"[{stamp}] {describe(snapshot)}")
+            level = logging.ERROR if snapshot.state is State.FAULT else logging.INFO
+            self._write(f"[{stamp}] {describe(snapshot)}", level)
 
 
 HELP = ("space press · h long press · d double press · b person on/off · "

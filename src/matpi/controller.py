@@ -6,7 +6,8 @@ applies the outputs it returns, tells the listeners, and sleeps on the queue
 until the machine's next deadline: no busy polling.
 
 Heat is off at boot, off when an output fails (a latched fault), and off on
-the way out however the loop ends, exception included.
+the way out however the loop ends, exception included. A stop on request
+ends a running session first, so that its minutes are counted to the second.
 """
 
 import logging
@@ -26,6 +27,8 @@ from matpi.events import (
     Notice,
     Outputs,
     Snapshot,
+    Source,
+    Stop,
     Tick,
 )
 from matpi.session import SessionMachine
@@ -99,6 +102,9 @@ class Controller:
                     item = Tick()
                 if isinstance(item, _Shutdown):
                     log.info("controller stopping: %s", item.reason)
+                    # Ended, not cut off: the history gets the session's exact minutes
+                    # and dose, and the cooldown from now, before the process exits.
+                    self._step(Stop(Source.LOCAL))
                     return
                 self._step(item)
         finally:

@@ -12,9 +12,14 @@ What it switches off:
 - matpi's default pins and board port, when the config cannot be used or a pin
   cannot be claimed: a best guess beats leaving a relay as a dead process left it.
 A pin known to be the button's is never driven: a pressed button would short it.
+
+After a watchdog kill it also latches a fault in the history: a controller loop
+that hung is a defect a person should see at the mat before the next session,
+not something a restart quietly papers over.
 """
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -38,6 +43,9 @@ from matpi.drivers.gpio import (
     PowerRelay,
     make_pin_factory,
 )
+from matpi.history import HISTORY_FILENAME, History, HistoryError
+
+log = logging.getLogger(__name__)
 
 OUTPUTS_FILE: Final = "outputs.json"
 RECORD_VERSION: Final = 1
@@ -52,6 +60,10 @@ MAX_PIN: Final = 27
 CONFIG: Final = "config"
 LAST_KNOWN: Final = "last known"
 DEFAULT: Final = "default"
+
+WATCHDOG_FAULT: Final = "controller loop hung: systemd's watchdog stopped matpi"
+WATCHDOG_RESULT: Final = "watchdog"
+"""systemd's $SERVICE_RESULT, given to ExecStopPost, after a WatchdogSec= kill."""
 
 Say = Callable[[str], None]
 
@@ -243,6 +255,25 @@ def safe_off(
         say(f"config unusable: {config_path}: {exc}")
     switch_off(hw, state_dir, say=say, pin_factory=pin_factory, default_port=default_port,
                answer_timeout_s=answer_timeout_s)
+
+
+def latch_watchdog_fault(state_dir: Path, service_result: str, *,
+                         now_wall: Callable[[], float] = time.time) -> None:
+    """Records WATCHDOG_FAULT, latched, when systemd's watchdog ended the service; the next
+    start comes up in that fault until a long press at the mat clears it. Logged as an
+    error (the journal's `err`), never raised."""
+    if service_result != WATCHDOG_RESULT:
+        return
+    try:
+        history = History.open(state_dir / HISTORY_FILENAME)
+        try:
+            history.record_fault(now_wall(), WATCHDOG_FAULT)
+        finally:
+            history.close()
+    except HistoryError as exc:
+        log.error("safe-off: watchdog fault not recorded: %s", exc)
+        return
+    log.error("safe-off: fault latched: %s; a long press at the mat clears it", WATCHDOG_FAULT)
 
 
 def switch_off(

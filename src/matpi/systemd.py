@@ -20,11 +20,19 @@ import socket
 log = logging.getLogger(__name__)
 
 
+def available() -> bool:
+    """True when running under systemd's notify protocol ($NOTIFY_SOCKET is set)."""
+    return bool(os.environ.get("NOTIFY_SOCKET"))
+
+
 def notify(message: str) -> bool:
     """Send `message` (e.g. "READY=1") to systemd; True if it was sent.
 
-    Never raises: a missing or dead socket must not take the controller down.
+    Never raises and never blocks: it runs on the controller thread, and a
+    socket nobody drains (a full queue) must not stop the loop. A failure is
+    logged once, until a message gets through again.
     """
+    global _failing
     address = os.environ.get("NOTIFY_SOCKET", "")
     if address.startswith("@"):
         address = "\0" + address[1:]
@@ -33,11 +41,20 @@ def notify(message: str) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode(), socket.MSG_DONTWAIT)
     except OSError as exc:
-        log.warning("sd_notify %r failed: %s", message, exc)
+        if not _failing:
+            log.warning("sd_notify %r failed: %s (said once until it works again)",
+                        message, exc)
+        _failing = True
         return False
+    if _failing:
+        log.info("sd_notify works again")
+    _failing = False
     return True
+
+
+_failing = False
 
 
 # The helpers return nothing: nobody acts on a lost notification (notify logs it).
