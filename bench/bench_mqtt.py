@@ -51,16 +51,16 @@ TARGETS = {  # path -> (absolute p99 ms, ratio to hop p99 at QoS 0, at QoS 1)
 
 def run_mat(host: str, port: int, pipe: Connection) -> None:
     """A daemon's worth of mat; reports each motor duty change with its time."""
-    from matpi.clock import Clock
-    from matpi.config import DeviceConfig, MqttConfig
-    from matpi.controller import Controller
+    from matpi.config.settings import DeviceConfig, MqttConfig
+    from matpi.core.events import Adjust, Press, SelectProgram, Source, State
+    from matpi.core.patterns import Pattern
+    from matpi.core.rules import Rules
+    from matpi.core.session import SessionMachine
+    from matpi.drivers.clock import Clock
     from matpi.drivers.polling import ThermometerPoller
     from matpi.drivers.sim import SimulatedMat
-    from matpi.events import Adjust, Press, SelectProgram, Source, State
-    from matpi.mqtt import MqttBridge
-    from matpi.patterns import Pattern
-    from matpi.rules import Rules
-    from matpi.session import SessionMachine
+    from matpi.remote.mqtt import MqttBridge
+    from matpi.service.controller import Controller
 
     clock = Clock()
     mat = SimulatedMat(clock)

@@ -15,13 +15,13 @@ import statistics
 import threading
 import time
 
-from matpi.clock import Clock
-from matpi.controller import Controller
+from matpi.core.events import Reading, Source, Start
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
 from matpi.drivers.base import MatDrivers
+from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimulatedMat
-from matpi.events import Reading, Source, Start
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.service.controller import Controller
 
 
 class TimedHeater:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from matpi.core.events import Press, Reading, Source, Start, Stop
+from matpi.core.padmodel import PadModel
+from matpi.core.programs import HeatLevel
+from matpi.core.rules import Rules
+from matpi.core.thermal import cem43_per_min
 from matpi.drivers.sim import SimFault
-from matpi.events import Press, Reading, Source, Start, Stop
-from matpi.padmodel import PadModel
-from matpi.programs import HeatLevel
-from matpi.rules import Rules
-from matpi.thermal import cem43_per_min
 from test_faults import Rig
 
 

@@ -7,11 +7,11 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import settings
 
-from matpi.clock import Clock
+from matpi.core.events import ButtonGesture, Event, Notice, Reading, Tick
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimulatedMat
-from matpi.events import ButtonGesture, Event, Notice, Reading, Tick
-from matpi.rules import Rules
-from matpi.session import SessionMachine
 
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile("ci", max_examples=1000, deadline=None)

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import serial
 
+from matpi.core.errors import DriverError
+from matpi.core.events import DriverFault, Event
 from matpi.drivers import boardproto as proto
-from matpi.drivers.base import DriverError, Post
+from matpi.drivers.base import Post
 from matpi.drivers.board import BoardLink, BoardVersionError
-from matpi.events import DriverFault, Event
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 if str(FIRMWARE_DIR) not in sys.path:

@@ -16,14 +16,10 @@ import pytest
 from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-import matpi.hardware
-from matpi.clock import Clock
-from matpi.config import BoardConfig, ButtonConfig, HardwareConfig, LedConfig, SensorConfig
-from matpi.controller import Controller
-from matpi.drivers.base import DriverError, MatDrivers, Post
-from matpi.drivers.board import BoardLink
-from matpi.drivers.polling import ThermometerPoller
-from matpi.events import (
+import matpi.drivers.hardware
+from matpi.config.settings import BoardConfig, ButtonConfig, HardwareConfig, LedConfig, SensorConfig
+from matpi.core.errors import DriverError
+from matpi.core.events import (
     DoublePress,
     DriverFault,
     Event,
@@ -32,9 +28,14 @@ from matpi.events import (
     Press,
     State,
 )
-from matpi.hardware import build_board_mat
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.drivers.base import MatDrivers, Post
+from matpi.drivers.board import BoardLink
+from matpi.drivers.clock import Clock
+from matpi.drivers.hardware import build_board_mat
+from matpi.drivers.polling import ThermometerPoller
+from matpi.service.controller import Controller
 from test_board import ScriptedBoard, wait_for
 
 SENSOR_ID = "28-0316a2795aff"
@@ -231,8 +232,8 @@ def test_a_failure_half_way_closes_the_link_and_every_pi_pin(
             super().__init__(port, baud, post, **options)
             links.append(self)
 
-    monkeypatch.setattr(matpi.hardware, "make_pin_factory", lambda name: factory)
-    monkeypatch.setattr(matpi.hardware, "BoardLink", RecordedLink)
+    monkeypatch.setattr(matpi.drivers.hardware, "make_pin_factory", lambda name: factory)
+    monkeypatch.setattr(matpi.drivers.hardware, "BoardLink", RecordedLink)
     hw = board_hardware(scripted.port, **changes)
     with pytest.raises(DriverError, match=error) as caught:
         build_board_mat(hw, lambda event: None, w1_dir=tmp_path)

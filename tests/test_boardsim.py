@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from matpi.boardsim import simulated_board
-from matpi.clock import Clock
-from matpi.controller import Controller
+from matpi.core.events import Event, Press, State
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.drivers.boardsim import simulated_board
+from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimulatedMat
-from matpi.events import Event, Press, State
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.service.controller import Controller
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:

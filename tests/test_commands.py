@@ -4,7 +4,11 @@ import math
 
 import pytest
 
-from matpi.commands import (
+from matpi.core.events import Adjust, Event, SelectProgram, Source, Start, Stop
+from matpi.core.patterns import Pattern
+from matpi.core.programs import BUILTIN_PROGRAMS, HeatLevel, Program
+from matpi.core.rules import Rules
+from matpi.remote.commands import (
     MAX_PAYLOAD_BYTES,
     Command,
     Payload,
@@ -12,10 +16,6 @@ from matpi.commands import (
     RemoteCommands,
     StartLimiter,
 )
-from matpi.events import Adjust, Event, SelectProgram, Source, Start, Stop
-from matpi.patterns import Pattern
-from matpi.programs import BUILTIN_PROGRAMS, HeatLevel, Program
-from matpi.rules import Rules
 
 REMOTE = Source.REMOTE
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from matpi import limits
-from matpi.config import Config, ConfigError, load_config
-from matpi.programs import HeatLevel
-from matpi.rules import CeilingError, Rules
+from matpi.config.settings import Config, load_config
+from matpi.core import limits
+from matpi.core.errors import ConfigError
+from matpi.core.programs import HeatLevel
+from matpi.core.rules import CeilingError, Rules
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "matpi.toml"
 

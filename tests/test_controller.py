@@ -7,12 +7,12 @@ from datetime import date
 
 import pytest
 
-from matpi.clock import Clock
-from matpi.controller import Controller
+from matpi.core.events import Event, FaultRaised, Notice, Press, Reading, Snapshot, State
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimulatedMat
-from matpi.events import Event, FaultRaised, Notice, Press, Reading, Snapshot, State
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.service.controller import Controller
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:

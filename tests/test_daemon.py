@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from conftest import read_all
-from matpi.app import assemble
-from matpi.config import Config
-from matpi.events import DriverFault, LongPress, Press, Refused, SessionEnded, State
-from matpi.history import HISTORY_FILENAME, UNUSABLE_FAULT, History
-from matpi.recorder import CHECKPOINT_S
+from matpi.config.settings import Config
+from matpi.core.events import DriverFault, LongPress, Press, Refused, SessionEnded, State
+from matpi.service.app import assemble
+from matpi.store.history import HISTORY_FILENAME, UNUSABLE_FAULT, History
+from matpi.store.recorder import CHECKPOINT_S
 
 MATPI = [sys.executable, "-m", "matpi", "run", "--simulate"]
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from matpi.drivers.base import DriverError
+from matpi.core.errors import DriverError
 from matpi.drivers.deadman import RefreshedHeater
 
 WAIT_S = 5.0

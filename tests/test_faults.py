@@ -17,8 +17,7 @@ from datetime import date
 import pytest
 
 from conftest import HandClock
-from matpi.drivers.sim import SimFault, SimulatedMat
-from matpi.events import (
+from matpi.core.events import (
     Event,
     HeatSteppedDown,
     HeatStopped,
@@ -29,17 +28,18 @@ from matpi.events import (
     State,
     Tick,
 )
-from matpi.padmodel import PadModel
-from matpi.programs import HeatLevel
-from matpi.rules import Rules
-from matpi.session import SessionMachine
-from matpi.supervision import (
+from matpi.core.padmodel import PadModel
+from matpi.core.programs import HeatLevel
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.core.supervision import (
     ModelGapGuard,
     NotHeatingGuard,
     OverheatGuard,
     RunawayGuard,
     Supervisor,
 )
+from matpi.drivers.sim import SimFault, SimulatedMat
 
 DAY = date(2026, 6, 1)
 STEP_S = 0.5
@@ -421,7 +421,7 @@ def _offset_two_low() -> bool:
     return rig.hottest_while_heating() <= 42.0
 
 
-@guard("overshoot cut", lambda mp: mp.setattr("matpi.limits.OVERSHOOT_CUT_C", 99.0))
+@guard("overshoot cut", lambda mp: mp.setattr("matpi.core.limits.OVERSHOOT_CUT_C", 99.0))
 def _relay_held_too_long() -> bool:
     """A pad that heats faster than its model, on a slow relay: the cut stops the overshoot."""
     rig = Rig(rules=Rules(pad=PadModel(heater_w=40.0), min_on_s=120.0))
@@ -443,14 +443,14 @@ def _disagree() -> bool:
                    Rules(sensors=("mat", "mat2")))
 
 
-@guard("out of range", lambda mp: mp.setattr("matpi.supervision.OUT_OF_RANGE_IN_ROW", 10**9))
+@guard("out of range", lambda mp: mp.setattr("matpi.core.supervision.OUT_OF_RANGE_IN_ROW", 10**9))
 def _shorted() -> bool:
     def short(rig: Rig) -> None:
         rig.override = lambda r: Reading(r.sensor, 71.5)
     return _hazard(short, 3.0)
 
 
-@guard("median filter", lambda mp: mp.setattr("matpi.supervision.MEDIAN_OF", 1))
+@guard("median filter", lambda mp: mp.setattr("matpi.core.supervision.MEDIAN_OF", 1))
 def _spike() -> bool:
     """One sensor's single high spike neither trips nor reads as a disagreement."""
     rig = Rig()

@@ -21,7 +21,8 @@ import RPi.GPIO
 from gpiozero.exc import PinUnknownPi
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from matpi.drivers.base import DriverError
+from matpi.core.errors import DriverError
+from matpi.core.events import DoublePress, Event, Led, LongPress, Press
 from matpi.drivers.button import ButtonGestures
 from matpi.drivers.gpio import (
     HeaterRelay,
@@ -31,7 +32,6 @@ from matpi.drivers.gpio import (
     make_pin_factory,
 )
 from matpi.drivers.led import StatusLed
-from matpi.events import DoublePress, Event, Led, LongPress, Press
 
 PI3B_REVISION = 0xA02082
 PI4B_REVISION = 0xC03111

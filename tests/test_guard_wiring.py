@@ -4,7 +4,7 @@
 runs the tests its table names; the ones here cover what no other test did.
 
 The ceilings are written out as numbers (docs/SAFETY.md), never read from
-`matpi.limits` or `matpi.rules`: a test that read them would move with a
+`matpi.core.limits` or `matpi.core.rules`: a test that read them would move with a
 raised ceiling and prove nothing.
 """
 
@@ -20,14 +20,9 @@ from pathlib import Path
 import pytest
 
 from conftest import HandClock, Mat
-from matpi.app import assemble
-from matpi.clock import Clock
-from matpi.config import Config
-from matpi.controller import Controller
-from matpi.drivers.base import DriverError, MatDrivers
-from matpi.drivers.polling import ThermometerPoller
-from matpi.drivers.sim import SimulatedMat
-from matpi.events import (
+from matpi.config.settings import Config
+from matpi.core.errors import DriverError
+from matpi.core.events import (
     DriverFault,
     EndReason,
     Event,
@@ -45,12 +40,18 @@ from matpi.events import (
     Start,
     State,
 )
-from matpi.history import HISTORY_FILENAME, History
-from matpi.padmodel import PadModel
-from matpi.patterns import Pattern
-from matpi.programs import HeatLevel, Program
-from matpi.rules import BOUNDS, PAD_BOUNDS, CeilingError, Rules
-from matpi.session import SessionMachine
+from matpi.core.padmodel import PadModel
+from matpi.core.patterns import Pattern
+from matpi.core.programs import HeatLevel, Program
+from matpi.core.rules import BOUNDS, PAD_BOUNDS, CeilingError, Rules
+from matpi.core.session import SessionMachine
+from matpi.drivers.base import MatDrivers
+from matpi.drivers.clock import Clock
+from matpi.drivers.polling import ThermometerPoller
+from matpi.drivers.sim import SimulatedMat
+from matpi.service.app import assemble
+from matpi.service.controller import Controller
+from matpi.store.history import HISTORY_FILENAME, History
 from test_faults import STEP_S, Rig
 
 WAIT_S = 5.0

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from matpi.clock import Clock
-from matpi.config import Config, SensorConfig, load_config
-from matpi.controller import Controller
-from matpi.drivers.base import DriverError, MatDrivers
+from matpi.config.settings import Config, SensorConfig, load_config
+from matpi.core.errors import DriverError
+from matpi.core.events import Event, State
+from matpi.core.session import SessionMachine
+from matpi.drivers.base import MatDrivers
+from matpi.drivers.clock import Clock
+from matpi.drivers.hardware import assign_ds18b20, build_gpio_mat, pin_lock
 from matpi.drivers.polling import ThermometerPoller
-from matpi.events import Event, State
-from matpi.hardware import assign_ds18b20, build_gpio_mat, pin_lock
-from matpi.selftest import run_selftest, table
-from matpi.session import SessionMachine
+from matpi.drivers.selftest import run_selftest, table
+from matpi.service.controller import Controller
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "matpi.toml"
 SENSOR_ID = "28-0316a2795aff"

@@ -20,9 +20,7 @@ from itertools import pairwise
 import pytest
 
 from conftest import HandClock, read_all
-from matpi.controller import Controller
-from matpi.drivers.sim import SimFault, SimulatedMat
-from matpi.events import (
+from matpi.core.events import (
     Adjust,
     ClockStepped,
     EndReason,
@@ -40,11 +38,13 @@ from matpi.events import (
     Stop,
     Tick,
 )
-from matpi.padmodel import PadModel
-from matpi.programs import HeatLevel
-from matpi.rules import CeilingError, Rules
-from matpi.session import SessionMachine
-from matpi.thermal import cem43_per_min
+from matpi.core.padmodel import PadModel
+from matpi.core.programs import HeatLevel
+from matpi.core.rules import CeilingError, Rules
+from matpi.core.session import SessionMachine
+from matpi.core.thermal import cem43_per_min
+from matpi.drivers.sim import SimFault, SimulatedMat
+from matpi.service.controller import Controller
 from test_faults import Rig
 
 DAY = date(2026, 6, 1)

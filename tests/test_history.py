@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import DAY, read_all
-from matpi.clock import ClockMark
-from matpi.events import (
+from matpi.core.clockmark import ClockMark
+from matpi.core.errors import HistoryError
+from matpi.core.events import (
     ClockStepped,
     Event,
     LongPress,
@@ -29,22 +30,21 @@ from matpi.events import (
     State,
     Stop,
 )
-from matpi.history import (
+from matpi.core.programs import BUILTIN_PROGRAMS, HeatLevel
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.store.history import (
     INTERRUPTED,
     SCHEMA_VERSION,
     UNUSABLE_FAULT,
     WRITE_FAILED_FAULT,
     History,
-    HistoryError,
     SessionRow,
     day_begins,
     local_day,
 )
-from matpi.historyview import render_history
-from matpi.programs import BUILTIN_PROGRAMS, HeatLevel
-from matpi.recorder import CHECKPOINT_S, HistoryRecorder
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.store.historyview import render_history
+from matpi.store.recorder import CHECKPOINT_S, HistoryRecorder
 
 # The first schema as it shipped, frozen here: migrations must keep reading it.
 V1_SCHEMA = (

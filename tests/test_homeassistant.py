@@ -13,9 +13,13 @@ from typing import Any
 
 import pytest
 
-from matpi.config import DeviceConfig, MqttConfig
-from matpi.events import State
-from matpi.homeassistant import (
+from matpi.config.settings import DeviceConfig, MqttConfig
+from matpi.core.events import State
+from matpi.core.patterns import Pattern
+from matpi.core.programs import BUILTIN_PROGRAMS, HeatLevel, Program
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.remote.homeassistant import (
     BUTTON_GESTURES,
     Topics,
     button_event,
@@ -23,11 +27,7 @@ from matpi.homeassistant import (
     removal_messages,
     status_topic,
 )
-from matpi.mqtt import state_payload
-from matpi.patterns import Pattern
-from matpi.programs import BUILTIN_PROGRAMS, HeatLevel, Program
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.remote.mqtt import state_payload
 
 TOPIC = re.compile(r"(?P<component>\w+)/(?:(?P<node>[a-zA-Z0-9_-]+)/)?"
                    r"(?P<object>[a-zA-Z0-9_-]+)/config")

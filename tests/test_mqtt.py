@@ -24,16 +24,16 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import Broker, make_certificate, make_password_file, needs_mosquitto
-from matpi.clock import Clock
-from matpi.config import DeviceConfig, MqttConfig
-from matpi.controller import Controller
+from matpi.config.settings import DeviceConfig, MqttConfig
+from matpi.core.events import DoublePress, LongPress, Press, State
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
+from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
-from matpi.events import DoublePress, LongPress, Press, State
-from matpi.homeassistant import discovery_messages
-from matpi.mqtt import MqttBridge, publish_once
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.remote.homeassistant import discovery_messages
+from matpi.remote.mqtt import MqttBridge, publish_once
+from matpi.service.controller import Controller
 from test_commands import BAD_REQUESTS
 
 pytestmark = needs_mosquitto
@@ -415,7 +415,7 @@ def test_a_refused_login_is_logged_once_and_retried(
     broker.start()
     rig = Rig(mqtt_config(broker, username="mat", password="wrong"))
     try:
-        with caplog.at_level(logging.DEBUG, logger="matpi.mqtt"):
+        with caplog.at_level(logging.DEBUG, logger="matpi.remote.mqtt"):
             rig.start()
             wait_for(lambda: caplog.text.count("refused the connection") >= 2, timeout_s=15.0,
                      what="two refused attempts")

@@ -22,11 +22,11 @@ import pytest
 from gpiozero import DigitalInputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from matpi.bootpins import DEFAULT_OUTPUTS, pi_outputs
 from matpi.cli import main
-from matpi.config import HardwareConfig, load_config
+from matpi.config.settings import HardwareConfig, load_config
 from matpi.drivers import boardproto as proto
-from matpi.safeoff import (
+from matpi.drivers.bootpins import DEFAULT_OUTPUTS, pi_outputs
+from matpi.service.safeoff import (
     OUTPUTS_FILE,
     WATCHDOG_FAULT,
     read_last_outputs,

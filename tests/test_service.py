@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import Mat
-from matpi import journal, systemd
-from matpi.events import DriverFault, LongPress, Press, Start, State, Stop
-from matpi.events import Source as From
-from matpi.status import ServiceStatus, status_text
+from matpi.core.events import DriverFault, LongPress, Press, Start, State, Stop
+from matpi.core.events import Source as From
+from matpi.service import journal, systemd
+from matpi.service.status import ServiceStatus, status_text
 
 # --- journald priorities ----------------------------------------------------
 
@@ -42,6 +42,7 @@ def journal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         monkeypatch.setenv("JOURNAL_STREAM", f"{stat.st_dev}:{stat.st_ino}")
         saved = logging.root.handlers[:], logging.root.level, sys.excepthook, \
             threading.excepthook
+        logging.root.handlers.clear()  # as in a fresh process; pytest's are put back after
         journal.setup_logging(verbose=False, stream=stream)
         try:
             yield path
@@ -144,7 +145,7 @@ def test_a_sensor_without_a_reading_says_so(mat: Mat) -> None:
 
 
 def test_an_idle_mat_with_the_day_used_up_says_so() -> None:
-    from matpi.rules import Rules
+    from matpi.core.rules import Rules
 
     mat = Mat(rules=Rules(daily_max_min=5.0))
     mat.read(30.0)
@@ -201,7 +202,7 @@ def test_a_full_notify_socket_neither_blocks_nor_floods_the_log(
 ) -> None:
     """Nobody drains the socket (systemd busy): before, the watchdog ping blocked the
     controller loop in sendall once ~10 datagrams were queued."""
-    caplog.set_level(logging.INFO, logger="matpi.systemd")
+    caplog.set_level(logging.INFO, logger="matpi.service.systemd")
     path = tmp_path / "notify"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(str(path))

@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from conftest import Mat
-from matpi.events import (
+from matpi.core.events import (
     Adjust,
     Adjusted,
     ButtonGesture,
@@ -32,10 +32,10 @@ from matpi.events import (
     Stop,
     Tick,
 )
-from matpi.patterns import Pattern
-from matpi.programs import HeatLevel
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.core.patterns import Pattern
+from matpi.core.programs import HeatLevel
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
 
 
 def ended(mat: Mat) -> list[SessionEnded]:

@@ -11,8 +11,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from matpi import limits
-from matpi.events import (
+from matpi.core import limits
+from matpi.core.events import (
     Adjust,
     Adjusted,
     ClockStepped,
@@ -32,9 +32,9 @@ from matpi.events import (
     Stop,
     Tick,
 )
-from matpi.programs import HeatLevel
-from matpi.rules import Rules
-from matpi.session import SessionMachine
+from matpi.core.programs import HeatLevel
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
 
 PROGRAMS = ["beginner", "neck", "back", "evening", "deep"]
 

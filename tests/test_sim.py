@@ -1,8 +1,8 @@
 """The simulated mat behaves like the pad it stands in for."""
 
-from matpi.clock import Clock
+from matpi.core.events import Led
+from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimFault, SimulatedMat
-from matpi.events import Led
 
 
 class HandClock(Clock):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from matpi import systemd
+from matpi.service import systemd
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "matpi.service"
 

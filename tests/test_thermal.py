@@ -2,9 +2,9 @@
 
 import pytest
 
-from matpi.events import Reading
-from matpi.supervision import Supervisor
-from matpi.thermal import DoseMeter, Thermostat, cem43_per_min
+from matpi.core.events import Reading
+from matpi.core.supervision import Supervisor
+from matpi.core.thermal import DoseMeter, Thermostat, cem43_per_min
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
-from matpi.drivers.base import DriverError
+from matpi.core.errors import DriverError
+from matpi.core.events import Reading
 from matpi.drivers.thermometers import (
     DS18B20,
     KELVIN_AT_0C,
@@ -25,7 +26,6 @@ from matpi.drivers.thermometers import (
     parse_w1_slave,
     steinhart_hart_celsius,
 )
-from matpi.events import Reading
 
 W1_DIR = Path(__file__).parent / "data" / "w1"
 GOOD = "28-00000a000001"  # 23.125 °C

@@ -25,15 +25,22 @@ from typing import Any
 import pytest
 
 from broker import Broker, needs_mosquitto
-from matpi.app import Mat, assemble
-from matpi.config import Config, ConfigError, MqttConfig, WebConfig, load_config
-from matpi.events import DriverFault, Press, Snapshot, State
-from matpi.history import HISTORY_FILENAME, History
-from matpi.historyview import render_history
-from matpi.rules import Rules
-from matpi.web.live import MAX_SUBSCRIBERS
-from matpi.web.security import LoginLimiter, PasswordError, PasswordFile, Sessions, same_origin
-from matpi.web.server import WebError
+from matpi.config.settings import Config, MqttConfig, WebConfig, load_config
+from matpi.core.errors import ConfigError
+from matpi.core.events import DriverFault, Press, Snapshot, State
+from matpi.core.rules import Rules
+from matpi.remote.web.live import MAX_SUBSCRIBERS
+from matpi.remote.web.security import (
+    LoginLimiter,
+    PasswordError,
+    PasswordFile,
+    Sessions,
+    same_origin,
+)
+from matpi.remote.web.server import WebError
+from matpi.service.app import Mat, assemble
+from matpi.store.history import HISTORY_FILENAME, History
+from matpi.store.historyview import render_history
 from test_mqtt import Observer
 
 MATPI = [sys.executable, "-m", "matpi"]

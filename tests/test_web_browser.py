@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from matpi.history import HISTORY_FILENAME, History, SessionRow
+from matpi.store.history import HISTORY_FILENAME, History, SessionRow
 
 playwright = pytest.importorskip("playwright.sync_api")
 

@@ -15,16 +15,10 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from matpi import __version__, systemd
-from matpi.app import Mat, assemble
-from matpi.bootpins import DEFAULT_OUTPUTS, config_txt_lines, pi_outputs
-from matpi.clock import Clock
-from matpi.config import Config, ConfigError, WebConfig, load_config
-from matpi.console import InteractiveMat, StateLinePrinter
-from matpi.controller import Controller
-from matpi.drivers.base import DriverError
-from matpi.drivers.sim import SimFault
-from matpi.events import (
+from matpi import __version__
+from matpi.config.settings import Config, WebConfig, load_config
+from matpi.core.errors import ConfigError, DriverError, HistoryError
+from matpi.core.events import (
     DoublePress,
     EndReason,
     Event,
@@ -37,21 +31,28 @@ from matpi.events import (
     Source,
     Start,
 )
-from matpi.hardware import build_gpio_mat, default_state_dir, pin_lock
-from matpi.history import HISTORY_FILENAME, History, HistoryError
-from matpi.historyview import render_history
-from matpi.homeassistant import discovery_messages, removal_messages
-from matpi.journal import line_writer, setup_logging
-from matpi.mqtt import MqttError, publish_once
-from matpi.safeoff import (
+from matpi.drivers.bootpins import DEFAULT_OUTPUTS, config_txt_lines, pi_outputs
+from matpi.drivers.clock import Clock
+from matpi.drivers.hardware import build_gpio_mat, default_state_dir, pin_lock
+from matpi.drivers.selftest import run_selftest, table
+from matpi.drivers.sim import SimFault
+from matpi.remote.homeassistant import discovery_messages, removal_messages
+from matpi.remote.mqtt import MqttError, publish_once
+from matpi.remote.web.security import PasswordError, PasswordFile
+from matpi.service import systemd
+from matpi.service.app import Mat, assemble
+from matpi.service.console import InteractiveMat, StateLinePrinter
+from matpi.service.controller import Controller
+from matpi.service.journal import line_writer, setup_logging
+from matpi.service.safeoff import (
     OutputsRecordError,
     latch_watchdog_fault,
     remember_outputs,
     safe_off,
 )
-from matpi.selftest import run_selftest, table
-from matpi.status import ServiceStatus
-from matpi.web.security import PasswordError, PasswordFile
+from matpi.service.status import ServiceStatus
+from matpi.store.history import HISTORY_FILENAME, History
+from matpi.store.historyview import render_history
 
 log = logging.getLogger("matpi")
 

@@ -1,1 +1,4 @@
-"""One class per physical thing, all behind the small protocols in `base`."""
+"""The hardware: one class per physical thing behind the protocols in `base`, the
+system clock, the simulator, the mat board's link, and `hardware`, which builds
+what a config describes. Imports `core` and `config`; never `store` or above.
+"""

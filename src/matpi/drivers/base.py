@@ -10,18 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from matpi.events import Event, Led, Reading
+from matpi.core.errors import DriverError
+from matpi.core.events import Event, Led, Reading
 
 Post = Callable[[Event], None]
 """Puts an event on the controller's queue; safe to call from any thread."""
-
-
-class MatpiError(Exception):
-    """Base of every error matpi raises on purpose."""
-
-
-class DriverError(MatpiError, RuntimeError):
-    """A driver could not be built or could not do what it was asked."""
 
 
 class Switch(Protocol):

@@ -21,9 +21,10 @@ from typing import Self
 
 import serial
 
+from matpi.core.errors import DriverError
+from matpi.core.events import DriverFault, Reading
 from matpi.drivers import boardproto as proto
-from matpi.drivers.base import DriverError, Post
-from matpi.events import DriverFault, Reading
+from matpi.drivers.base import Post
 
 _log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from matpi.drivers.base import MatpiError
+from matpi.core.errors import MatpiError
 
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 160

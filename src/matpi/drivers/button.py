@@ -7,9 +7,10 @@ from typing import Any
 from gpiozero import DigitalInputDevice
 from gpiozero.pins import Factory
 
-from matpi.drivers.base import DriverError, Post
+from matpi.core.errors import DriverError
+from matpi.core.events import DoublePress, Event, LongPress, Press
+from matpi.drivers.base import Post
 from matpi.drivers.gpio import ClosedByWith, Pin, build_device, released_on_error
-from matpi.events import DoublePress, Event, LongPress, Press
 
 
 class _OneShot:

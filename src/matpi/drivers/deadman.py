@@ -19,8 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from matpi import limits
-from matpi.drivers.base import DriverError, Switch
+from matpi.core import limits
+from matpi.core.errors import DriverError
+from matpi.drivers.base import Switch
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from gpiozero.exc import (
 from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from matpi.drivers.base import DriverError
+from matpi.core.errors import DriverError
 
 Pin = int | str
 """A pin as gpiozero names it: 17, "GPIO17", "BOARD11" or "J8:11"."""

@@ -5,9 +5,9 @@ from typing import Any
 from gpiozero import PWMLED, Buzzer
 from gpiozero.pins import Factory
 
-from matpi.drivers.base import DriverError
+from matpi.core.errors import DriverError
+from matpi.core.events import Led
 from matpi.drivers.gpio import ClosedByWith, Pin, build_device, off_and_close, released_on_error
-from matpi.events import Led
 
 IDLE_BLIP_ON_S = 0.1
 IDLE_BLIP_EVERY_S = 3.0

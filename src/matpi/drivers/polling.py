@@ -3,9 +3,9 @@
 import logging
 import threading
 
-from matpi.clock import Clock
+from matpi.core.events import Reading
 from matpi.drivers.base import Post, Thermometer
-from matpi.events import Reading
+from matpi.drivers.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A simulated mat: the documented pad model, outputs, sensors and fault injection.
 
-The pad follows `matpi.padmodel.PadModel` (one lumped heat capacity warmed by
+The pad follows `matpi.core.padmodel.PadModel` (one lumped heat capacity warmed by
 the heater, losing heat to the room and, with someone lying on it, exchanging
 heat with their back), solved exactly over each step, so it is correct at any
 time scaling. Current flows through the element only while the heater relay
@@ -14,10 +14,10 @@ is closed (or welded) and the master power relay is closed, as on a real mat.
 import threading
 from enum import StrEnum
 
-from matpi.clock import Clock
+from matpi.core.events import Led, Reading
+from matpi.core.padmodel import PadModel
 from matpi.drivers.base import MatDrivers
-from matpi.events import Led, Reading
-from matpi.padmodel import PadModel
+from matpi.drivers.clock import Clock
 
 
 class SimFault(StrEnum):

@@ -14,9 +14,9 @@ from typing import Any
 from gpiozero import MCP3008
 from gpiozero.pins import Factory
 
-from matpi.drivers.base import DriverError
+from matpi.core.errors import DriverError
+from matpi.core.events import Reading
 from matpi.drivers.gpio import build_device
-from matpi.events import Reading
 
 W1_DEVICES = Path("/sys/bus/w1/devices")
 W1_POWER_ON_RESET_MC = 85_000

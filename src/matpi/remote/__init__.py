@@ -1,0 +1,5 @@
+"""What a remote client may ask, and how: the command rules (`commands`), MQTT with
+Home Assistant discovery, and the mat's own page (`web`). Requests become events
+for the controller; nothing here switches an output. Imports `core`, `config` and
+`store`, never the drivers' hardware (import-linter checks both).
+"""
