@@ -1,8 +1,16 @@
 """The board's serial protocol: framing, CRC, message schemas and sequence numbers.
 
-Pure and valid MicroPython. The host implements the same rules in
-matpi.drivers.boardproto; protocol_vectors.json, checked by the tests of both
-sides, keeps the two from drifting. PROTOCOL.md is the specification.
+Pure and valid MicroPython. PROTOCOL.md is the specification, and
+protocol_vectors.json is the one contract: the tests of both sides run every
+vector in it (tests/firmware on this file, tests/test_board.py on the host's),
+and test_board.py also compares the two files' schemas field by field.
+
+Why the host has its own implementation (matpi.drivers.boardproto) instead of
+importing this file: MicroPython has no typing, dataclasses or enum, and the
+Pico's ~200 KB of heap favours tuples over objects, while the host is checked
+by mypy --strict and raises matpi's own errors. Written once in the common
+subset, one side would lose its checks or the other its memory. A change to
+the protocol is made in PROTOCOL.md, then in the vectors, then in both files.
 """
 
 PROTOCOL_VERSION = 1

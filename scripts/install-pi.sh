@@ -255,7 +255,7 @@ web_settings() {
     "$VENV/bin/python" - "$CONFIG" <<'EOF'
 import sys
 from pathlib import Path
-from matpi.config.settings import load_config
+from matpi.config.load import load_config
 web = load_config(Path(sys.argv[1])).web
 print("yes" if web.enabled else "no", web.password_file or "-")
 EOF

@@ -1,6 +1,7 @@
 """The board's host side: codec against the shared vectors, driver against a scripted
 board, and end to end against the real firmware loop running behind a pty."""
 
+import importlib
 import json
 import os
 import select
@@ -45,6 +46,33 @@ def faults(posted: list[Event]) -> list[str]:
 
 
 # --- the codec against the shared vectors ---------------------------------------
+
+
+def _host_spec(spec: proto.FieldSpec) -> tuple[object, ...]:
+    match spec:
+        case proto.IntField():
+            return (spec.name, "int", spec.low, spec.high)
+        case proto.WordField():
+            return (spec.name, "word", tuple(spec.choices), None)
+    return (spec.name, "text", None, None)
+
+
+def test_the_board_and_the_host_implement_the_same_schemas() -> None:
+    """Two implementations of one protocol (both docstrings say why): beside the vectors,
+    every constant, kind, code and field range must agree, so a schema changed on one
+    side only fails here even before a vector covers it."""
+    board_side = importlib.import_module("protocol")
+    assert Path(board_side.__file__ or "").parent == FIRMWARE_DIR
+    for name in ("PROTOCOL_VERSION", "MAX_FRAME_BYTES", "MAX_LINE_BYTES", "SEQ_MODULUS",
+                 "OPENING_SEQ", "FAULT_CODES", "ERR_CODES", "HOST_KINDS", "BOARD_KINDS",
+                 "OPENING_KINDS"):
+        assert getattr(board_side, name) == getattr(proto, name), name
+    assert set(board_side.SCHEMAS) == set(proto.SCHEMAS)
+    for kind, fields in proto.SCHEMAS.items():
+        assert [tuple(spec) for spec in board_side.SCHEMAS[kind]] == [
+            _host_spec(spec) for spec in fields], kind
+    assert {reason.value for reason in proto.Reject} == {
+        board_side.CRC, board_side.FORMAT, board_side.LENGTH, board_side.SEQ}
 
 
 def test_vectors_are_for_this_protocol_version_and_frame_size() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from matpi.config.settings import Config, load_config
+from matpi.config.load import load_config
+from matpi.config.settings import Config
 from matpi.core import limits
 from matpi.core.errors import ConfigError
 from matpi.core.programs import HeatLevel

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from matpi.config.settings import Config, SensorConfig, load_config
+from matpi.config.load import load_config
+from matpi.config.settings import Config, SensorConfig
 from matpi.core.errors import DriverError
 from matpi.core.events import Event, State
 from matpi.core.session import SessionMachine

@@ -35,7 +35,6 @@ from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.store.history import (
     INTERRUPTED,
-    SCHEMA_VERSION,
     UNUSABLE_FAULT,
     WRITE_FAILED_FAULT,
     History,
@@ -45,6 +44,7 @@ from matpi.store.history import (
 )
 from matpi.store.historyview import render_history
 from matpi.store.recorder import CHECKPOINT_S, HistoryRecorder
+from matpi.store.schema import SCHEMA_VERSION
 
 # The first schema as it shipped, frozen here: migrations must keep reading it.
 V1_SCHEMA = (

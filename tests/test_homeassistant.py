@@ -27,7 +27,7 @@ from matpi.remote.homeassistant import (
     removal_messages,
     status_topic,
 )
-from matpi.remote.mqtt import state_payload
+from matpi.remote.payloads import state_payload
 
 TOPIC = re.compile(r"(?P<component>\w+)/(?:(?P<node>[a-zA-Z0-9_-]+)/)?"
                    r"(?P<object>[a-zA-Z0-9_-]+)/config")

@@ -23,18 +23,12 @@ from gpiozero import DigitalInputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from matpi.cli import main
-from matpi.config.settings import HardwareConfig, load_config
+from matpi.config.load import load_config
+from matpi.config.settings import HardwareConfig
 from matpi.drivers import boardproto as proto
 from matpi.drivers.bootpins import DEFAULT_OUTPUTS, pi_outputs
-from matpi.service.safeoff import (
-    OUTPUTS_FILE,
-    WATCHDOG_FAULT,
-    read_last_outputs,
-    remember_outputs,
-    safe_off,
-    stop_frames,
-    switch_off,
-)
+from matpi.service.outputsrecord import OUTPUTS_FILE, read_last_outputs, remember_outputs
+from matpi.service.safeoff import WATCHDOG_FAULT, safe_off, stop_frames, switch_off
 
 ROOT = Path(__file__).resolve().parent.parent
 MATPI = [sys.executable, "-m", "matpi"]

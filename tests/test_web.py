@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from broker import Broker, needs_mosquitto
-from matpi.config.settings import Config, MqttConfig, WebConfig, load_config
+from matpi.config.load import load_config
+from matpi.config.settings import Config, MqttConfig, WebConfig
 from matpi.core.errors import ConfigError
 from matpi.core.events import DriverFault, Press, Snapshot, State
 from matpi.core.rules import Rules

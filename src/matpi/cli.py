@@ -6,30 +6,19 @@ import json
 import logging
 import os
 import queue
-import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
 from matpi import __version__
-from matpi.config.settings import Config, WebConfig, load_config
+from matpi.config.load import load_config
+from matpi.config.settings import Config, WebConfig
 from matpi.core.errors import ConfigError, DriverError, HistoryError
 from matpi.core.events import (
-    DoublePress,
-    EndReason,
     Event,
-    LongPress,
-    Notice,
-    Press,
-    SessionEnded,
-    SessionStarted,
-    Snapshot,
-    Source,
-    Start,
 )
 from matpi.drivers.bootpins import DEFAULT_OUTPUTS, config_txt_lines, pi_outputs
 from matpi.drivers.clock import Clock
@@ -39,18 +28,11 @@ from matpi.drivers.sim import SimFault
 from matpi.remote.homeassistant import discovery_messages, removal_messages
 from matpi.remote.mqtt import MqttError, publish_once
 from matpi.remote.web.security import PasswordError, PasswordFile
-from matpi.service import systemd
-from matpi.service.app import Mat, assemble
-from matpi.service.console import InteractiveMat, StateLinePrinter
-from matpi.service.controller import Controller
-from matpi.service.journal import line_writer, setup_logging
-from matpi.service.safeoff import (
-    OutputsRecordError,
-    latch_watchdog_fault,
-    remember_outputs,
-    safe_off,
-)
-from matpi.service.status import ServiceStatus
+from matpi.service.app import assemble
+from matpi.service.daemon import run_in_terminal, serve
+from matpi.service.journal import setup_logging
+from matpi.service.outputsrecord import OutputsRecordError, remember_outputs
+from matpi.service.safeoff import latch_watchdog_fault, safe_off
 from matpi.store.history import HISTORY_FILENAME, History
 from matpi.store.historyview import render_history
 
@@ -61,7 +43,6 @@ MAX_SPEED = 600.0
 SIM_POLL_S = 0.5
 SIM_WEB = WebConfig(enabled=True, listen="127.0.0.1")
 """The page of a simulation without a config file: this machine only."""
-SIM_GESTURES: dict[str, Event] = {"press": Press(), "double": DoublePress(), "long": LongPress()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,7 +217,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except DriverError as exc:
             print(f"matpi run: {exc}", file=sys.stderr)
             return 1
-        exit_code = _run(mat, args, config)
+        exit_code = serve(mat, config, once=args.once, start=args.start,
+                          sim_stdin=args.sim_stdin, board_sim=args.board_sim)
     return exit_code
 
 
@@ -282,81 +264,6 @@ def _state_dir(args: argparse.Namespace, simulate: bool, stack: ExitStack) -> Pa
     return default_state_dir()
 
 
-def _run(mat: Mat, args: argparse.Namespace, config: Config) -> int:
-    started_at = mat.clock.now()
-    write = line_writer(sys.stdout)
-    mat.controller.add_listener(StateLinePrinter(lambda: mat.clock.now() - started_at, write))
-    if systemd.available():
-        mat.controller.add_listener(ServiceStatus(
-            systemd.status, dose_max_cem43=config.rules.dose_max_cem43,
-            fault_clearable=mat.history is not None))
-    outcome = _OnceWatcher(mat.controller) if args.once else None
-    if outcome is not None:
-        mat.controller.add_listener(outcome)
-    if mat.sim is None:
-        what = "mat on GPIO" if config.hardware.driver == "gpio" else "mat on the mat board"
-    else:
-        board = " through the simulated mat board" if args.board_sim else ""
-        what = f"simulated mat{board}, speed x{mat.clock.speed:g}"
-    _stop_on_signals(mat.controller)
-    if args.start:
-        mat.controller.post(Start(Source.LOCAL, args.start))
-    mat.start_edges()
-    page = f"; the mat's page: {mat.web.url}" if mat.web is not None and mat.web.url else ""
-    write(f"matpi {__version__}: {what}, config {config.source}{page}", logging.INFO)
-    if args.sim_stdin:
-        threading.Thread(target=_act_from_stdin, args=(mat,), name="matpi-sim-stdin",
-                         daemon=True).start()
-    systemd.ready()
-    try:
-        mat.controller.run()
-    finally:
-        systemd.stopping()
-        mat.close()
-    return outcome.exit_code if outcome is not None else 0
-
-
-def _act_from_stdin(mat: Mat) -> None:
-    """`--sim-stdin`: each line presses the simulated button or plays a hardware fault."""
-    assert mat.sim is not None
-    for line in sys.stdin:
-        words = line.split()
-        if len(words) == 1 and words[0] in SIM_GESTURES:
-            mat.controller.post(SIM_GESTURES[words[0]])
-        elif words[:1] == ["fault"] and len(words) in (2, 3) and words[1] in set(SimFault) \
-                and words[2:] in ([], ["off"]):
-            mat.sim.inject(SimFault(words[1]), active=words[2:] != ["off"])
-        elif words:
-            print(f"matpi run --sim-stdin: {line.strip()!r}: not understood; one of "
-                  f"{', '.join(SIM_GESTURES)}, or fault NAME [off] with NAME one of "
-                  f"{', '.join(SimFault)}", file=sys.stderr, flush=True)
-
-
-class _OnceWatcher:
-    """Stops the controller when the first session has ended, and remembers how."""
-
-    def __init__(self, controller: Controller) -> None:
-        self._controller = controller
-        self._started = False
-        self.exit_code = 1
-
-    def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
-        for notice in notices:
-            if isinstance(notice, SessionStarted):
-                self._started = True
-            elif isinstance(notice, SessionEnded) and self._started:
-                self.exit_code = 1 if notice.reason is EndReason.FAULT else 0
-                self._controller.request_stop(f"session ended: {notice.reason}")
-
-
-def _stop_on_signals(controller: Controller) -> None:
-    def handler(signum: int, _frame: object) -> None:
-        controller.request_stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
     if not sys.stdin.isatty():
         print("matpi simulate: needs a terminal (try `matpi run --simulate` instead)",
@@ -370,26 +277,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         state_dir = _state_dir(args, True, stack)
         mat = assemble(config, state_dir, simulate=True, speed=args.speed)
-        return _simulate_in_terminal(mat, f"{config.mqtt.host}:{config.mqtt.port}")
-
-
-def _simulate_in_terminal(mat: Mat, broker: str) -> int:
-    assert mat.sim is not None
-    bridge = mat.bridge
-    terminal = InteractiveMat(mat.controller.post, mat.sim, links=lambda: (
-        "MQTT: off" if bridge is None
-        else f"MQTT: {'connected to' if bridge.connected else 'not connected to'} {broker}"))
-    mat.controller.add_listener(terminal.listener)
-    thread = threading.Thread(target=mat.controller.run, name="matpi-controller")
-    thread.start()
-    mat.start_edges()
-    try:
-        terminal.run()
-    finally:
-        mat.controller.request_stop("quit")
-        thread.join()
-        mat.close()
-    return 0
+        return run_in_terminal(mat, f"{config.mqtt.host}:{config.mqtt.port}")
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:

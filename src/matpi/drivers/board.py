@@ -10,6 +10,9 @@ Safety: the host sends a heater duty only when the controller calls
 duty for 2 s, so a controller loop that stalls while this thread still sends
 heartbeats loses its heat. Board faults and a lost link reach the controller
 as `DriverFault` events through `post`.
+
+Over 400 lines on purpose: the link and the three parts it hands out share its
+private duty and reading methods, which nothing else may call.
 """
 
 import logging

@@ -1,9 +1,14 @@
 """Host side of the mat board's serial protocol: framing, CRC, schemas, sequence numbers.
 
-Pure: no I/O, no threads. The board implements the same rules in
-firmware/protocol.py and firmware/lines.py; the vectors in
-firmware/protocol_vectors.json, checked by the tests of both sides, keep the
-two from drifting. firmware/PROTOCOL.md is the specification.
+Pure: no I/O, no threads. firmware/PROTOCOL.md is the specification, and
+firmware/protocol_vectors.json is the one contract: tests/test_board.py runs
+every vector in it against this module, tests/firmware against the board's
+firmware/protocol.py and firmware/lines.py.
+
+Why two implementations: the board's runs on MicroPython (no typing,
+dataclasses or enum; a heap of ~200 KB that favours tuples), this one is
+checked by mypy --strict, with typed fields and matpi's own errors. A change
+to the protocol goes into PROTOCOL.md, then the vectors, then both files.
 """
 
 from collections.abc import Mapping

@@ -193,20 +193,8 @@ class _Output(ClosedByWith):
         return self._out
 
 
-class HeaterRelay(_Output):
-    """A relay or SSR feeding the heating pad: off when built and when closed.
-
-    Most relay boards switch on when their input is low: pass active_high=False.
-    The Pi boots with every pin an input and close() returns the pin to one, so
-    pick a pin whose boot pull keeps the relay off (on most Pis GPIO 0-8 pull
-    up at boot and 9-27 down) and a board that is off with its input floating.
-
-        heater = HeaterRelay(17, active_high=False, pin_factory=factory)
-        heater.on()
-        heater.close()
-    """
-
-    ROLE = "heater relay"
+class _OnOffOutput(_Output):
+    """An on/off output pin (relay, SSR), built off."""
 
     def __init__(
         self, pin: Pin, *, active_high: bool = True, pin_factory: Factory | None = None
@@ -221,6 +209,22 @@ class HeaterRelay(_Output):
     @property
     def is_on(self) -> bool:
         return self._out is not None and bool(self._out.is_active)
+
+
+class HeaterRelay(_OnOffOutput):
+    """A relay or SSR feeding the heating pad: off when built and when closed.
+
+    Most relay boards switch on when their input is low: pass active_high=False.
+    The Pi boots with every pin an input and close() returns the pin to one, so
+    pick a pin whose boot pull keeps the relay off (on most Pis GPIO 0-8 pull
+    up at boot and 9-27 down) and a board that is off with its input floating.
+
+        heater = HeaterRelay(17, active_high=False, pin_factory=factory)
+        heater.on()
+        heater.close()
+    """
+
+    ROLE = "heater relay"
 
     def on(self) -> None:
         self._open_device("switch on").on()
@@ -287,7 +291,7 @@ class PwmMotor(_Output):
             self._open_device("run").value = duty
 
 
-class RelayMotor(_Output):
+class RelayMotor(_OnOffOutput):
     """The vibration motor on a plain relay: any duty above 0 is on.
 
     A relay wears with every operation (about 100,000 for a Songle SRD), so it
@@ -317,16 +321,7 @@ class RelayMotor(_Output):
         self._clock = clock
         self._last_switch_s: float | None = None
         self._pending: bool | None = None
-        super().__init__(
-            pin,
-            lambda: OutputDevice(
-                pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
-            ),
-        )
-
-    @property
-    def is_on(self) -> bool:
-        return self._out is not None and bool(self._out.is_active)
+        super().__init__(pin, active_high=active_high, pin_factory=pin_factory)
 
     @property
     def pending(self) -> bool | None:

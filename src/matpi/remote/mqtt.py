@@ -19,19 +19,16 @@ while matpi is connected, and is refused every time instead of only on replay.
     bridge.close()
 """
 
-import dataclasses
 import json
 import logging
 import math
 import os
 import random
-import re
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +39,15 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from matpi import __version__
 from matpi.config.settings import DeviceConfig, MqttConfig
 from matpi.core.events import (
-    ButtonGesture,
     Event,
     Notice,
     Refused,
     Snapshot,
-    State,
 )
 from matpi.core.rules import Rules
 from matpi.remote.commands import Rejection, RemoteCommands
 from matpi.remote.homeassistant import Topics, button_event, discovery_messages, status_topic
+from matpi.remote.payloads import SessionEnd, button_gestures, notice_payload, state_payload
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +68,10 @@ CLOSE_TIMEOUT_S = 2.0
 MAX_QUEUED_MESSAGES = 100
 """Bounds what paho holds while the connection is down (publishing then is skipped)."""
 
-ENDS_AT_TOLERANCE_S = 2.0
-"""`ends_at` moves only when the end moves by more than this: Home Assistant records
-every change, and rounding alone would shift it by a second now and then."""
-
 QOS_STATE = 0
 """Latest wins: a QoS 1 state queued across a reconnect would be resent after the fresh
 one and leave a stale retained state; the fresh one is sent on every connect instead."""
 QOS = 1
-
-_SNAPSHOT_FIELDS = tuple(f.name for f in dataclasses.fields(Snapshot))
-_WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 
 Post = Callable[[Event], None]
 """Hands an event to the controller thread (same shape as drivers.base.Post)."""
@@ -90,29 +79,6 @@ Post = Callable[[Event], None]
 
 class MqttError(ConnectionError):
     """The broker could not be reached or set up for a one-off publish."""
-
-
-def state_payload(snapshot: Snapshot, ends_at: str | None) -> str:
-    """The retained state: every Snapshot field, plus `ends_at` (ISO 8601) while running."""
-    values: dict[str, Any] = {name: getattr(snapshot, name) for name in _SNAPSHOT_FIELDS}
-    values["ends_at"] = ends_at
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
-
-
-def notice_payload(notice: Notice) -> str:
-    """A core notice as JSON: `{"event": "session_ended", "reason": "completed", ...}`."""
-    name = _WORD_START.sub("_", type(notice).__name__).lower()
-    return json.dumps({"event": name, **dataclasses.asdict(notice)}, ensure_ascii=False)
-
-
-def button_gestures(notices: list[Notice]) -> list[str]:
-    """The button gestures among the notices, as Home Assistant event types."""
-    return [n.gesture.value for n in notices if isinstance(n, ButtonGesture)]
-
-
-def iso_time(epoch_s: float) -> str:
-    """Local time with its UTC offset, as Home Assistant's timestamp sensor wants."""
-    return datetime.fromtimestamp(epoch_s, tz=UTC).astimezone().isoformat(timespec="seconds")
 
 
 class MqttBridge:
@@ -142,7 +108,6 @@ class MqttBridge:
         """`commands` lets the daemon share one start limit between MQTT and the web page."""
         self._config = config
         self._post = post
-        self._wall = wall
         self._topics = Topics.of(config, device)
         self._status_topic = status_topic(config)
         self._commands = commands or RemoteCommands(rules)
@@ -159,7 +124,7 @@ class MqttBridge:
         self._state_json: str | None = None
         self._state_sent_at = -math.inf
         self._discovery_due: float | None = None
-        self._ends_at: tuple[float, str] | None = None
+        self._ends_at = SessionEnd(wall)
         """When the running session ends: epoch seconds and as published."""
         self._problem: str | None = None
         self._timer = threading.Thread(target=self._run_timers, name="matpi-mqtt-timers",
@@ -197,7 +162,7 @@ class MqttBridge:
 
     def listener(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         """Controller listener: publish the new state and the notices; only queues, never waits."""
-        payload = state_payload(snapshot, self._session_ends_at(snapshot))
+        payload = state_payload(snapshot, self._ends_at(snapshot))
         client = self._client
         with self._lock:
             self._state_json = payload
@@ -328,15 +293,6 @@ class MqttBridge:
     def _publish_discovery(self, client: paho.Client) -> None:
         for topic, payload in self._discovery:
             client.publish(topic, payload, qos=QOS, retain=True)
-
-    def _session_ends_at(self, snapshot: Snapshot) -> str | None:
-        if snapshot.state is not State.RUNNING:
-            self._ends_at = None
-            return None
-        ends_at_s = self._wall() + snapshot.remaining_s
-        if self._ends_at is None or abs(ends_at_s - self._ends_at[0]) > ENDS_AT_TOLERANCE_S:
-            self._ends_at = (ends_at_s, iso_time(ends_at_s))
-        return self._ends_at[1]
 
     def _report(self, problem: str) -> None:
         """A broker problem: logged when it starts or changes, not at every retry."""

@@ -1,4 +1,6 @@
-"""The page's HTTP endpoints (tornado handlers): static files, the JSON API, the event stream.
+"""The page's HTTP endpoints that read (tornado handlers): static files, state, options,
+history, the event stream; and the base every handler shares. `posts` has the ones that
+act (command, login, logout).
 
 Every request passes the Host check (403); every API request but login needs
 a session when a password is set (401); every POST must come from this very
@@ -25,14 +27,13 @@ from tornado.iostream import StreamClosedError
 
 from matpi.core.errors import HistoryError
 from matpi.core.events import Event
-from matpi.remote.commands import Rejection, RemoteCommands
+from matpi.remote.commands import RemoteCommands
 from matpi.remote.web.live import LiveState
 from matpi.remote.web.security import (
     LoginLimiter,
     PasswordFile,
     Sessions,
     host_allowed,
-    same_origin,
 )
 from matpi.store.history import History
 from matpi.store.historyview import render_history
@@ -272,130 +273,6 @@ class EventsHandler(BaseHandler):
             subscriber.close()
 
 
-@tornado.web.stream_request_body
-class JsonPostHandler(BaseHandler):
-    """A POST with a small JSON object, from this origin only. The body is read in
-    chunks and refused as soon as it passes MAX_BODY_BYTES: never held in full."""
-
-    allowed_keys: tuple[str, ...] = ()
-
-    def check(self) -> None:
-        super().check()
-        if self.request.method != "POST":
-            return  # tornado answers 405
-        headers = self.request.headers
-        if not same_origin(headers.get("Origin"), headers.get("Sec-Fetch-Site"),
-                           headers.get("Host")):
-            raise Failure(403, "Origin", str(headers.get("Origin")),
-                          "requests from this page only (same origin)")
-        content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise Failure(415, "Content-Type", content_type or "none", "application/json")
-        length = headers.get("Content-Length")
-        connection: Any = self.request.connection
-        if length is None:
-            # Chunked: tornado's own limit (a bare 400) must not come before ours (413).
-            connection.set_max_body_size(CHUNKED_BODY_LIMIT)
-        elif not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            # Let tornado discard the body it would otherwise refuse with a bare 400 after ours.
-            if length.isdigit():
-                connection.set_max_body_size(int(length))
-            raise Failure(413, "body", f"{length} bytes", f"at most {MAX_BODY_BYTES} bytes")
-        self._body = bytearray()
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        self._body += chunk
-        if len(self._body) > MAX_BODY_BYTES:
-            self.fail(Failure(413, "body", f"over {MAX_BODY_BYTES} bytes",
-                              f"at most {MAX_BODY_BYTES} bytes"))
-
-    def body_object(self) -> dict[str, Any]:
-        """The body as a JSON object with only `allowed_keys`; raises Failure otherwise."""
-        try:
-            value = json.loads(bytes(self._body).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Failure(400, "body", _cut(bytes(self._body)), "a JSON object") from None
-        if not isinstance(value, dict):
-            raise Failure(400, "body", _cut(json.dumps(value)), "a JSON object")
-        unknown = sorted(set(value) - set(self.allowed_keys))
-        if unknown:
-            raise Failure(400, _cut(unknown[0]), _cut(json.dumps(value[unknown[0]])),
-                          f"unknown key; allowed keys: {', '.join(self.allowed_keys)}")
-        return value
-
-
-class CommandHandler(JsonPostHandler):
-    """`{"command": "heat", "value": "high"}` -> RemoteCommands -> the controller.
-
-    202 means the request was valid and handed to the mat; the mat may still
-    refuse it (cooldown, fault), which arrives on the stream as a `refused` notice.
-    """
-
-    needs_login = True
-    allowed_keys = ("command", "value")
-
-    def post(self) -> None:
-        try:
-            body = self.body_object()
-            command = body.get("command")
-            if not isinstance(command, str):
-                raise Failure(400, "command", _cut(json.dumps(command)), "a command name as text")
-        except Failure as failure:
-            self.fail(failure)
-            return
-        outcome = self.site.commands.handle(command, body.get("value"))
-        if isinstance(outcome, Rejection):
-            self.set_status(429 if outcome.field == "rate" else 400)
-            self.send_json({"error": outcome.as_dict()})
-            return
-        for event in outcome:
-            self.site.post(event)
-        self.set_status(202)
-        self.send_json({"accepted": command})
-
-
-class LoginHandler(JsonPostHandler):
-    """`{"password": "..."}` -> a session cookie. Wrong passwords are limited for everyone."""
-
-    allowed_keys = ("password",)
-
-    async def post(self) -> None:
-        site = self.site
-        try:
-            password = self.body_object().get("password")
-            if not isinstance(password, str):
-                raise Failure(400, "password", "missing", "the page's password as text")
-            if site.password is None or site.sessions is None:
-                self.send_json({"ok": True, "password": False})
-                return
-            wait_s = site.logins.wait_s()
-            if wait_s > 0:
-                raise Failure(429, "password", "too many wrong ones",
-                              f"try again in {int(wait_s) + 1} s",
-                              {"Retry-After": str(int(wait_s) + 1)})
-            if not await asyncio.to_thread(site.password.verify, password):
-                site.logins.failed()
-                log.warning("web page: wrong password from %s", self.request.remote_ip)
-                raise Failure(401, "password", "wrong", "the password set with "
-                              "`matpi web-password`")
-        except Failure as failure:
-            self.fail(failure)
-            return
-        self.set_cookie(SESSION_COOKIE, site.sessions.create(), httponly=True,
-                        samesite="Strict", path="/", max_age=int(site.sessions.lifetime_s))
-        self.send_json({"ok": True, "password": True})
-
-
-class LogoutHandler(JsonPostHandler):
-    def post(self) -> None:
-        if self.site.sessions is not None:
-            self.site.sessions.end(self.get_cookie(SESSION_COOKIE))
-        self.clear_cookie(SESSION_COOKIE, path="/")
-        self.send_json({"ok": True})
-
-
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """Refusals at info, failures at error, the rest (every page load) at debug only."""
     status = handler.get_status()
@@ -405,21 +282,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
             request.remote_ip)
 
 
-def routes(site: Site) -> list[tuple[str, type[BaseHandler], dict[str, Site]]]:
-    args = {"site": site}
-    return [
-        (r"/", StaticHandler, args),
-        (r"/static/([a-z]+\.[a-z]+)", StaticHandler, args),
-        (r"/api/state", StateHandler, args),
-        (r"/api/options", OptionsHandler, args),
-        (r"/api/history", HistoryHandler, args),
-        (r"/api/events", EventsHandler, args),
-        (r"/api/command", CommandHandler, args),
-        (r"/api/login", LoginHandler, args),
-        (r"/api/logout", LogoutHandler, args),
-    ]
-
-
-def _cut(text: str | bytes, limit: int = 64) -> str:
+def cut_text(text: str | bytes, limit: int = 64) -> str:
+    """`text` shortened for an error message: a value echoed back is never long."""
     shown = text if isinstance(text, str) else repr(text)
     return shown if len(shown) <= limit else shown[:limit] + "…"

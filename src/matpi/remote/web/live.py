@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from matpi.core.events import Notice, Snapshot, State
-from matpi.remote.mqtt import iso_time, notice_payload, state_payload
+from matpi.remote.payloads import SessionEnd, notice_payload, state_payload
 
 CURVE_STEP_S = 5.0
 """Session seconds between two points of the curve (at least)."""
@@ -33,8 +33,6 @@ MAX_PENDING = 256
 """Messages a page may fall behind by before it is dropped (its browser reconnects)."""
 RETRY_MS = 2000
 """How soon a browser reconnects a dropped stream."""
-ENDS_AT_TOLERANCE_S = 2.0
-"""`ends_at` moves only when the end moves by more than this (as on MQTT)."""
 
 _ACTIVE = (State.PREHEAT, State.RUNNING)
 
@@ -88,11 +86,10 @@ class LiveState:
 
     def __init__(self, *, now: Callable[[], float], wall: Callable[[], float]) -> None:
         self._now = now
-        self._wall = wall
         self.state_json: str | None = None
         self._state: State | None = None
         self.curve = Curve()
-        self._ends_at: tuple[float, str] | None = None
+        self._ends_at = SessionEnd(wall)
         self._subscribers: set[Subscriber] = set()
 
     def update(self, snapshot: Snapshot, notices: list[Notice]) -> None:
@@ -107,7 +104,7 @@ class LiveState:
         if point is not None:
             messages.append(sse("point", json.dumps(point)))
         messages += [sse("notice", notice_payload(n)) for n in notices]
-        self.state_json = state_payload(snapshot, self._session_ends_at(snapshot))
+        self.state_json = state_payload(snapshot, self._ends_at(snapshot))
         messages.append(sse("state", self.state_json))
         message = "".join(messages)
         for subscriber in list(self._subscribers):
@@ -146,11 +143,3 @@ class LiveState:
         points.append((at_s, snapshot.temperature_c, snapshot.setpoint_c))
         return [at_s, snapshot.temperature_c, snapshot.setpoint_c]
 
-    def _session_ends_at(self, snapshot: Snapshot) -> str | None:
-        if snapshot.state is not State.RUNNING:
-            self._ends_at = None
-            return None
-        ends_at_s = self._wall() + snapshot.remaining_s
-        if self._ends_at is None or abs(ends_at_s - self._ends_at[0]) > ENDS_AT_TOLERANCE_S:
-            self._ends_at = (ends_at_s, iso_time(ends_at_s))
-        return self._ends_at[1]

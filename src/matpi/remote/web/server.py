@@ -43,13 +43,19 @@ from matpi.core.session import MIN_SESSION_MIN
 from matpi.remote.commands import RemoteCommands
 from matpi.remote.web.handlers import (
     MAX_BODY_BYTES,
+    BaseHandler,
+    EventsHandler,
+    HistoryHandler,
     NotFoundHandler,
+    OptionsHandler,
     Site,
+    StateHandler,
+    StaticHandler,
     load_static,
     log_request,
-    routes,
 )
 from matpi.remote.web.live import LiveState
+from matpi.remote.web.posts import CommandHandler, LoginHandler, LogoutHandler
 from matpi.remote.web.security import LoginLimiter, PasswordError, PasswordFile, Sessions, own_names
 
 log = logging.getLogger(__name__)
@@ -170,6 +176,22 @@ class WebServer:
                 await server.close_all_connections()
         except TimeoutError:
             log.warning("web page: connections still open at shutdown")
+
+
+def routes(site: Site) -> list[tuple[str, type[BaseHandler], dict[str, Site]]]:
+    """Every URL the page answers; anything else is NotFoundHandler's 404."""
+    args = {"site": site}
+    return [
+        (r"/", StaticHandler, args),
+        (r"/static/([a-z]+\.[a-z]+)", StaticHandler, args),
+        (r"/api/state", StateHandler, args),
+        (r"/api/options", OptionsHandler, args),
+        (r"/api/history", HistoryHandler, args),
+        (r"/api/events", EventsHandler, args),
+        (r"/api/command", CommandHandler, args),
+        (r"/api/login", LoginHandler, args),
+        (r"/api/logout", LogoutHandler, args),
+    ]
 
 
 def options(device: DeviceConfig, rules: Rules, password: bool) -> dict[str, object]:
