@@ -2,7 +2,7 @@
 
 Pure and valid MicroPython. Each guard is one small object; BoardCore runs
 them all and latches the first fault any of them reports. The numbers match
-matpi.limits on the host, so the board is a second line, not a looser one.
+matpi.core.limits on the host, so the board is a second line, not a looser one.
 """
 
 TRIP_C = 45.0  # heat-pain threshold; 9 CEM43 in 2.3 min
