@@ -1,8 +1,11 @@
 """Shared test helpers: a session machine driven by a hand-advanced clock."""
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TypeVar
 
 import pytest
 from hypothesis import settings
@@ -18,6 +21,19 @@ settings.register_profile("ci", max_examples=1000, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 DAY = date(2026, 3, 2)
+
+T = TypeVar("T")
+WAIT_S = 10.0
+"""The longest `wait_for` waits by default: a missing behaviour fails a test, never hangs it."""
+
+
+def wait_for(condition: Callable[[], T], timeout_s: float = WAIT_S, what: str = "") -> T:
+    """Polls `condition` until it is truthy and returns its value; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"not met within {timeout_s} s: {what or condition}"
+        time.sleep(0.005)
+    return value
 
 
 class HandClock(Clock):

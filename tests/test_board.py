@@ -9,12 +9,13 @@ import sys
 import threading
 import time
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
 
+from conftest import wait_for
 from matpi.core.errors import DriverError
 from matpi.core.events import DriverFault, Event
 from matpi.drivers import boardproto as proto
@@ -29,16 +30,6 @@ from sim.boardsim import MatModel, SimulatedBoard  # noqa: E402
 
 VECTORS = json.loads((FIRMWARE_DIR / "protocol_vectors.json").read_text())
 FAST = {"heartbeat_s": 0.2, "reconnect_s": 0.1, "handshake_timeout_s": 1.0}
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 3.0) -> bool:
-    """Polls `condition` until it is true or `timeout_s` passed."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return bool(condition())
 
 
 def faults(posted: list[Event]) -> list[str]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+from conftest import wait_for
 from matpi.core.events import Event, Press, State
 from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
@@ -22,13 +23,6 @@ from matpi.drivers.boardsim import simulated_board
 from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimulatedMat
 from matpi.service.controller import Controller
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 class LineReader:

@@ -2,24 +2,18 @@
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
 
+from conftest import wait_for
 from matpi.core.events import Event, FaultRaised, Notice, Press, Reading, Snapshot, State
 from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimulatedMat
 from matpi.service.controller import Controller
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 class Running:

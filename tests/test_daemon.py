@@ -9,13 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from conftest import read_all
+from conftest import read_all, wait_for
 from matpi.config.settings import Config
 from matpi.core.events import DriverFault, LongPress, Press, Refused, SessionEnded, State
 from matpi.service.app import assemble
@@ -23,13 +22,6 @@ from matpi.store.history import HISTORY_FILENAME, UNUSABLE_FAULT, History
 from matpi.store.recorder import CHECKPOINT_S
 
 MATPI = [sys.executable, "-m", "matpi", "run", "--simulate"]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_ready_watchdog_and_stopping_from_the_daemon(tmp_path: Path) -> None:

@@ -13,13 +13,12 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from conftest import HandClock, Mat
+from conftest import HandClock, Mat, wait_for
 from matpi.config.settings import Config
 from matpi.core.errors import DriverError
 from matpi.core.events import (
@@ -96,13 +95,6 @@ OUTSIDE = 0.01
 """How far past a bound the refused value lies: a bound raised by any step is caught."""
 
 NON_FINITE = (math.nan, math.inf, -math.inf)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 def _readings(machine: SessionMachine, value_c: float) -> list[Reading]:

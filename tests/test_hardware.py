@@ -7,11 +7,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from matpi.config.load import load_config
 from matpi.config.settings import Config, SensorConfig
 from matpi.core.errors import DriverError
@@ -28,13 +29,6 @@ EXAMPLE = Path(__file__).parent.parent / "config" / "matpi.toml"
 SENSOR_ID = "28-0316a2795aff"
 SENSOR2_ID = "28-0316a27b3c11"
 """The example config's two DS18B20s."""
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import Broker, make_certificate, make_password_file, needs_mosquitto
+from conftest import wait_for
 from matpi.config.settings import DeviceConfig, MqttConfig
 from matpi.core.events import DoublePress, LongPress, Press, State
 from matpi.core.rules import Rules
@@ -40,15 +41,6 @@ pytestmark = needs_mosquitto
 
 BASE = "matpi/matpi"
 TIMEOUT_S = 10.0
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "") -> Any:
-    """Poll until `condition()` is truthy; returns its value."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not met within {timeout_s} s: {what}"
-        time.sleep(0.005)
-    return value
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from broker import Broker, needs_mosquitto
+from conftest import wait_for
 from matpi.config.load import load_config
 from matpi.config.settings import Config, MqttConfig, WebConfig
 from matpi.core.errors import ConfigError
@@ -49,15 +50,6 @@ EXAMPLE_CONFIG = Path(__file__).parent.parent / "config" / "matpi.toml"
 
 TIMEOUT_S = 10.0
 MISSING = object()
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float = TIMEOUT_S, what: str = "") -> Any:
-    """Poll until `condition()` is truthy; returns its value."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not met within {timeout_s} s: {what}"
-        time.sleep(0.005)
-    return value
 
 
 @dataclass
