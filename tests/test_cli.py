@@ -102,3 +102,19 @@ def test_a_fast_simulation_refuses_a_real_mats_state(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (fresh / "simulated-mat").exists() and (fresh / "history.sqlite3").exists()
+
+
+def test_output_cut_short_by_its_reader_ends_quietly() -> None:
+    """`matpi discovery --print | head`: before, a BrokenPipeError traceback. Here the
+    reader is gone before the first line, so every write meets a closed pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "matpi", "discovery", "--print",
+                               "--config", "config/matpi.toml"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60,
+                              cwd=Path(__file__).resolve().parents[1])
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 0

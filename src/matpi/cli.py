@@ -48,7 +48,13 @@ SIM_WEB = WebConfig(enabled=True, listen="127.0.0.1")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
-    return int(args.command(args))
+    try:
+        return int(args.command(args))
+    except BrokenPipeError:
+        # `matpi discovery --print | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so that the flush at exit does not raise again, and end quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:

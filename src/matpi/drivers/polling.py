@@ -6,8 +6,12 @@ import threading
 from matpi.core.events import Reading
 from matpi.drivers.base import Post, Thermometer
 from matpi.drivers.clock import Clock
+from matpi.drivers.thermometers import SensorUnreadable
 
 log = logging.getLogger(__name__)
+
+UNREADABLE_LOG_S = 60.0
+"""A sensor that stays unreadable for want of resources is logged once a minute at most."""
 
 
 class ThermometerPoller:
@@ -15,7 +19,9 @@ class ThermometerPoller:
 
     A sensor that raises instead of returning an error Reading is reported as
     one: the poller never dies, so a stale reading is always the sensor's
-    fault and never a crashed thread's.
+    fault and never a crashed thread's. The exception is `SensorUnreadable`
+    (this process is out of descriptors or memory): nothing is posted, so the
+    core sees a stale reading, heat off at once and a fault only if it lasts.
     """
 
     def __init__(
@@ -26,6 +32,7 @@ class ThermometerPoller:
         self._clock = clock
         self._interval_s = interval_s
         self._stop = threading.Event()
+        self._unreadable_logged_at = float("-inf")
         self._thread = threading.Thread(target=self._run, name="matpi-thermometers", daemon=True)
 
     def start(self) -> None:
@@ -40,14 +47,22 @@ class ThermometerPoller:
         while not self._stop.is_set():
             started = self._clock.now()
             for thermometer in self._thermometers:
-                self._post(self._read(thermometer))
+                reading = self._read(thermometer)
+                if reading is not None:
+                    self._post(reading)
             spent = self._clock.now() - started
             self._stop.wait(self._clock.real_seconds(self._interval_s - spent))
 
-    @staticmethod
-    def _read(thermometer: Thermometer) -> Reading:
+    def _read(self, thermometer: Thermometer) -> Reading | None:
         try:
             return thermometer.read()
+        except SensorUnreadable as exc:
+            now = self._clock.now()
+            if now - self._unreadable_logged_at >= UNREADABLE_LOG_S:
+                self._unreadable_logged_at = now
+                log.warning("thermometer %s skipped: %s (heat stays off while no reading "
+                            "comes; logged once a minute)", thermometer.name, exc)
+            return None
         except Exception as exc:
             log.exception("thermometer %s failed", thermometer.name)
             return Reading(thermometer.name, None, f"driver error: {exc}")

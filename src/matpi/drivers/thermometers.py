@@ -1,11 +1,17 @@
 """Temperature sensors: a DS18B20 on the 1-wire bus, an NTC thermistor through an MCP3008.
 
-Both turn every failure into a Reading with no value and the reason, so a
-broken sensor reaches the thermal guard as a fault instead of a crash. The
-conversions are pure functions, tested against the datasheet formulas.
+Both turn every failure of the sensor into a Reading with no value and the
+reason, so a broken sensor reaches the thermal guard as a fault instead of a
+crash. A failure of this process instead (no file descriptor or memory left,
+as a flood of connections to the page can cause) raises `SensorUnreadable`:
+the poller then posts nothing, which the core treats as a stale reading (heat
+off at 3 s, a fault only if it lasts 10 s). The conversions are pure
+functions, tested against the datasheet formulas.
 """
 
+import errno
 import math
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +37,16 @@ ADC_RAIL_MARGIN = 2 / MCP3008_FULL_SCALE
 """Ratios within two counts of 0 or 1 mean a thermistor that is open or shorted."""
 
 _W1_DEVICE_ID = re.compile(r"[0-9a-f]{2}-[0-9a-f]{12}")
+
+
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN,
+                              errno.EINTR})
+"""Errors of this process, not of the sensor: out of descriptors or memory, interrupted."""
+
+
+class SensorUnreadable(DriverError, OSError):
+    """The sensor could not be read this time for want of this process's resources; says
+    nothing about the mat. The poller skips the reading (see the module docstring)."""
 
 
 class SensorReadError(DriverError, ValueError):
@@ -112,23 +128,48 @@ class DS18B20:
         self.name = name
         self.device_id = device_id
         self._path = base_dir / device_id / "w1_slave"
+        self._fd: int | None = None
 
     def read(self) -> Reading:
+        """Raises SensorUnreadable only for want of this process's resources (see the
+        module docstring); every fault of the sensor is a Reading with its reason."""
         try:
-            return Reading(self.name, parse_w1_slave(self._path.read_text(encoding="ascii")))
+            text = os.pread(self._open(), 4096, 0).decode("ascii")
+            return Reading(self.name, parse_w1_slave(text))
         except FileNotFoundError:
+            self.close()
             return self._failed(
                 f"not found at {self._path}: check its wiring (data, 3.3 V, GND, 4.7 kΩ "
                 "pull-up) and that the w1-gpio overlay is enabled"
             )
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            self.close()
+            if exc.errno in TRANSIENT_ERRNOS:
+                raise SensorUnreadable(f"DS18B20 {self.device_id}: {exc}") from exc
             return self._failed(str(exc))
+        except ValueError as exc:
+            return self._failed(str(exc))
+
+    def _open(self) -> int:
+        """The w1_slave file, kept open between reads so that a reading needs no free
+        descriptor; opened again when the kernel made a new one (sensor replugged)."""
+        current = os.stat(self._path)  # FileNotFoundError when the sensor is gone
+        if self._fd is not None:
+            held = os.fstat(self._fd)
+            if (held.st_ino, held.st_dev) != (current.st_ino, current.st_dev):
+                self.close()
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._fd
 
     def _failed(self, why: str) -> Reading:
         return Reading(self.name, None, f"DS18B20 {self.device_id}: {why}")
 
     def close(self) -> None:
-        """Nothing to release: the kernel owns the 1-wire bus."""
+        """Closes the w1_slave file; the kernel owns the 1-wire bus."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 def divider_resistance_ohm(

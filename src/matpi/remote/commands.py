@@ -34,6 +34,7 @@ from matpi.core.patterns import Pattern
 from matpi.core.programs import HeatLevel
 from matpi.core.rules import Rules
 from matpi.core.session import MIN_SESSION_MIN
+from matpi.remote.jsontext import JsonError, load_json
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +214,10 @@ class RemoteCommands:
             if text in ("", PRESS_PAYLOAD):
                 return Start(Source.REMOTE)
             try:
-                payload = json.loads(text)
-            except ValueError:
-                raise _Invalid("start", _shown(text), 'empty, PRESS, or JSON like '
-                               '{"program": "back", "duration_min": 15}') from None
+                payload = load_json(text)
+            except JsonError as exc:
+                raise _Invalid("start", _shown(text), f'empty, PRESS, or JSON like '
+                               f'{{"program": "back", "duration_min": 15}} ({exc})') from None
         if payload is None:
             return Start(Source.REMOTE)
         if not isinstance(payload, dict):

@@ -29,8 +29,8 @@ from matpi.core.errors import HistoryError
 from matpi.core.events import Event
 from matpi.remote.commands import RemoteCommands
 from matpi.remote.web.live import LiveState
+from matpi.remote.web.logins import Hasher, LoginLimiter
 from matpi.remote.web.security import (
-    LoginLimiter,
     PasswordFile,
     Sessions,
     host_allowed,
@@ -75,6 +75,7 @@ class Site:
     password: PasswordFile | None
     sessions: Sessions | None
     logins: LoginLimiter
+    hasher: Hasher
     allowed_hosts: frozenset[str]
     static: dict[str, tuple[bytes, str, str]]
     """The page's own files: name -> (content, content type, ETag)."""
@@ -210,7 +211,7 @@ class HistoryHandler(BaseHandler):
 
     def get(self) -> None:
         text = self.get_query_argument("days", "30")
-        if not text.isdigit() or not 1 <= int(text) <= HISTORY_DAYS_MAX:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= HISTORY_DAYS_MAX:
             self.fail(Failure(400, "days", text[:20], f"a whole number from 1 to "
                               f"{HISTORY_DAYS_MAX}"))
             return
@@ -241,7 +242,12 @@ class EventsHandler(BaseHandler):
     async def get(self) -> None:
         subscriber = self.site.live.subscribe()
         if subscriber is None:
-            self.fail(Failure(503, "events", "too many open pages", "close a page and retry"))
+            # The page falls back to polling /api/state and says so; expected under load,
+            # so summed up in the journal once a minute, not an error each time.
+            self._refused = True
+            self.site.live.refused_stream()
+            self.fail(Failure(503, "events", "too many open pages",
+                              "the page polls /api/state instead", {"Retry-After": "30"}))
             return
         self._subscriber = subscriber
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -277,6 +283,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     """Refusals at info, failures at error, the rest (every page load) at debug only."""
     status = handler.get_status()
     level = logging.DEBUG if status < 400 else logging.INFO if status < 500 else logging.ERROR
+    if getattr(handler, "_refused", False):
+        level = logging.DEBUG  # a stream refused for load: LiveState sums these up
     request = handler.request
     log.log(level, "web page: %d %s %s (%s)", status, request.method, request.path,
             request.remote_ip)

@@ -16,6 +16,8 @@ Stream events, each `event: NAME` and one line of JSON:
 
 import asyncio
 import json
+import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +25,13 @@ from dataclasses import dataclass, field
 from matpi.core.events import Notice, Snapshot, State
 from matpi.remote.payloads import SessionEnd, notice_payload, state_payload
 
+log = logging.getLogger(__name__)
+
 CURVE_STEP_S = 5.0
 """Session seconds between two points of the curve (at least)."""
 CURVE_MAX_POINTS = 720
 """A bound on memory: 30 min of session and 15 of preheat need 540 points."""
+REFUSED_LOG_S = 60.0
 MAX_SUBSCRIBERS = 8
 """Open pages at once; each holds one connection and one queue."""
 MAX_PENDING = 256
@@ -91,6 +96,9 @@ class LiveState:
         self.curve = Curve()
         self._ends_at = SessionEnd(wall)
         self._subscribers: set[Subscriber] = set()
+        self.refused = 0
+        """Streams refused because MAX_SUBSCRIBERS were open (since start)."""
+        self._refused_logged = (float("-inf"), 0)
 
     def update(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         """A new snapshot from the controller: keep it, extend the curve, tell every page."""
@@ -122,6 +130,16 @@ class LiveState:
             subscriber.send(sse("state", self.state_json))
         self._subscribers.add(subscriber)
         return subscriber
+
+    def refused_stream(self) -> None:
+        """A page found every stream taken: counted, and logged once a minute at most."""
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._refused_logged[0] >= REFUSED_LOG_S:
+            log.info("web page: %d page(s) refused the live stream (%d open, the most); "
+                     "they poll /api/state instead", self.refused - self._refused_logged[1],
+                     MAX_SUBSCRIBERS)
+            self._refused_logged = (now, self.refused)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)

@@ -14,6 +14,7 @@ from typing import Any
 import tornado.web
 
 from matpi.remote.commands import Rejection
+from matpi.remote.jsontext import JsonError, load_json
 from matpi.remote.web.handlers import (
     CHUNKED_BODY_LIMIT,
     MAX_BODY_BYTES,
@@ -34,10 +35,16 @@ class JsonPostHandler(BaseHandler):
 
     allowed_keys: tuple[str, ...] = ()
 
+    def prepare(self) -> None:
+        self._body = bytearray()  # before any chunk can arrive, whatever the method
+        super().prepare()
+
     def check(self) -> None:
         super().check()
         if self.request.method != "POST":
-            return  # tornado answers 405
+            # Said here, not by tornado: with a body (PUT, PATCH) tornado would first feed
+            # it to data_received and then drop the connection without an answer.
+            raise Failure(405, "method", str(self.request.method), "POST", {"Allow": "POST"})
         headers = self.request.headers
         if not same_origin(headers.get("Origin"), headers.get("Sec-Fetch-Site"),
                            headers.get("Host")):
@@ -51,12 +58,11 @@ class JsonPostHandler(BaseHandler):
         if length is None:
             # Chunked: tornado's own limit (a bare 400) must not come before ours (413).
             connection.set_max_body_size(CHUNKED_BODY_LIMIT)
-        elif not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        elif not _is_count(length) or int(length) > MAX_BODY_BYTES:
             # Let tornado discard the body it would otherwise refuse with a bare 400 after ours.
-            if length.isdigit():
+            if _is_count(length):
                 connection.set_max_body_size(int(length))
             raise Failure(413, "body", f"{length} bytes", f"at most {MAX_BODY_BYTES} bytes")
-        self._body = bytearray()
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -69,9 +75,10 @@ class JsonPostHandler(BaseHandler):
     def body_object(self) -> dict[str, Any]:
         """The body as a JSON object with only `allowed_keys`; raises Failure otherwise."""
         try:
-            value = json.loads(bytes(self._body).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Failure(400, "body", cut_text(bytes(self._body)), "a JSON object") from None
+            value = load_json(bytes(self._body))
+        except JsonError as exc:
+            raise Failure(400, "body", cut_text(bytes(self._body)),
+                          f"a JSON object ({exc})") from None
         if not isinstance(value, dict):
             raise Failure(400, "body", cut_text(json.dumps(value)), "a JSON object")
         unknown = sorted(set(value) - set(self.allowed_keys))
@@ -126,19 +133,22 @@ class LoginHandler(JsonPostHandler):
             if site.password is None or site.sessions is None:
                 self.send_json({"ok": True, "password": False})
                 return
-            wait_s = site.logins.wait_s()
+            client = str(self.request.remote_ip)
+            wait_s = site.logins.try_login(client)  # counted before the hash
             if wait_s > 0:
                 raise Failure(429, "password", "too many wrong ones",
                               f"try again in {int(wait_s) + 1} s",
                               {"Retry-After": str(int(wait_s) + 1)})
-            if not await asyncio.to_thread(site.password.verify, password):
-                site.logins.failed()
-                log.warning("web page: wrong password from %s", self.request.remote_ip)
+            right = await asyncio.wrap_future(site.hasher.submit(
+                lambda: site.password is not None and site.password.verify(password)))
+            if not right:
+                log.warning("web page: wrong password from %s", client)
                 raise Failure(401, "password", "wrong", "the password set with "
                               "`matpi web-password`")
         except Failure as failure:
             self.fail(failure)
             return
+        site.logins.succeeded(client)
         self.set_cookie(SESSION_COOKIE, site.sessions.create(), httponly=True,
                         samesite="Strict", path="/", max_age=int(site.sessions.lifetime_s))
         self.send_json({"ok": True, "password": True})
@@ -150,3 +160,8 @@ class LogoutHandler(JsonPostHandler):
             self.site.sessions.end(self.get_cookie(SESSION_COOKIE))
         self.clear_cookie(SESSION_COOKIE, path="/")
         self.send_json({"ok": True})
+
+
+def _is_count(text: str) -> bool:
+    """ASCII digits only: `int` takes "²" and other Unicode digits that `isdigit` passes."""
+    return text.isascii() and text.isdigit()

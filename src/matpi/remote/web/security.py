@@ -22,7 +22,6 @@ import socket
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +39,6 @@ MAX_PASSWORD_CHARS = 256
 SESSION_DAYS = 30
 MAX_SESSIONS = 32
 """Logins kept at once; the oldest goes first. A household has a few phones."""
-
-LOGIN_FAILURES_PER_WINDOW = 5
-LOGIN_WINDOW_S = 60.0
 
 HOME_SUFFIXES = (".local", ".lan", ".home", ".home.arpa", ".internal", ".localdomain",
                  ".fritz.box")
@@ -217,30 +213,6 @@ class Sessions:
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-
-
-class LoginLimiter:
-    """At most LOGIN_FAILURES_PER_WINDOW wrong passwords in any window, from anyone.
-
-    Counted for all clients together: a guesser on the network can change
-    address, the owner can wait a minute. Checked before the (costly) hash.
-    """
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._failures: deque[float] = deque(maxlen=LOGIN_FAILURES_PER_WINDOW)
-        self._lock = threading.Lock()
-
-    def wait_s(self) -> float:
-        """Seconds until another try is allowed; 0 when it is allowed now."""
-        with self._lock:
-            if len(self._failures) < LOGIN_FAILURES_PER_WINDOW:
-                return 0.0
-            return max(self._failures[0] + LOGIN_WINDOW_S - self._clock(), 0.0)
-
-    def failed(self) -> None:
-        with self._lock:
-            self._failures.append(self._clock())
 
 
 def host_name(host_header: str) -> str:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
@@ -41,6 +41,7 @@ from matpi.core.programs import HeatLevel
 from matpi.core.rules import Rules
 from matpi.core.session import MIN_SESSION_MIN
 from matpi.remote.commands import RemoteCommands
+from matpi.remote.web.accept import Acceptor, CappedHTTPServer
 from matpi.remote.web.handlers import (
     MAX_BODY_BYTES,
     BaseHandler,
@@ -55,8 +56,9 @@ from matpi.remote.web.handlers import (
     log_request,
 )
 from matpi.remote.web.live import LiveState
+from matpi.remote.web.logins import Hasher, LoginLimiter
 from matpi.remote.web.posts import CommandHandler, LoginHandler, LogoutHandler
-from matpi.remote.web.security import LoginLimiter, PasswordError, PasswordFile, Sessions, own_names
+from matpi.remote.web.security import PasswordError, PasswordFile, Sessions, own_names
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +99,12 @@ class WebServer:
             history_problem=history_problem or "the history file is unusable (see the journal)",
             today=clock.today, password=password,
             sessions=Sessions(password) if password is not None else None,
-            logins=LoginLimiter(), allowed_hosts=own_names() | frozenset(config.allowed_hosts),
+            logins=LoginLimiter(), hasher=Hasher(),
+            allowed_hosts=own_names() | frozenset(config.allowed_hosts),
             static=load_static(),
         )
         self._thread = threading.Thread(target=self._serve, name="matpi-web", daemon=True)
         self._sockets: list[socket.socket] = []
-        self._server: HTTPServer | None = None
         self._stopped = asyncio.Event()
         self.url: str | None = None
         """http://address:port/ once serving; None before, or when the page is off."""
@@ -150,6 +152,7 @@ class WebServer:
             self._loop.close()
         for sock in self._sockets:
             sock.close()
+        self._site.hasher.close()
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -163,13 +166,15 @@ class WebServer:
     async def _run(self) -> None:
         app = Application(routes(self._site), default_handler_class=NotFoundHandler,
                           default_handler_args={"site": self._site}, log_function=log_request)
-        server = HTTPServer(app, max_body_size=MAX_BODY_BYTES, max_header_size=MAX_HEADER_BYTES,
-                            idle_connection_timeout=IDLE_CONNECTION_S,
-                            body_timeout=BODY_TIMEOUT_S, decompress_request=False)
-        server.add_sockets(self._sockets)
+        server = CappedHTTPServer(app, max_body_size=MAX_BODY_BYTES,
+                                  max_header_size=MAX_HEADER_BYTES,
+                                  idle_connection_timeout=IDLE_CONNECTION_S,
+                                  body_timeout=BODY_TIMEOUT_S, decompress_request=False)
+        acceptor = Acceptor(server, IOLoop.current())
+        acceptor.listen(self._sockets)
         log.info("web page: serving %s", self.url)
         await self._stopped.wait()
-        server.stop()
+        acceptor.stop()
         self._live.close_all()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):

@@ -1,0 +1,73 @@
+"""JSON from a remote client, read within bounds: the one parser MQTT and the page use.
+
+Python's `json.loads` recurses once per level of nesting, so a payload under
+1 KiB of `[` raises RecursionError deep inside a handler; it accepts a lone
+UTF-16 surrogate (`"\\ud800"`) that no UTF-8 encoder can write back. Both are a
+`JsonError` here, raised before anything acts on the value, with a message that
+says what was wrong. (`NaN` and `Infinity` are read: the command rules refuse
+them by name, as any number out of range.)
+"""
+
+import json
+from typing import Any
+
+MAX_DEPTH = 8
+"""Deeper than any command (they are flat objects): a client that nests more is wrong."""
+
+
+class JsonError(ValueError):
+    """Remote text that is not JSON matpi reads; the message says why, for the reply."""
+
+
+def load_json(text: str | bytes) -> Any:
+    """The value of `text`, or JsonError: not JSON, nested deeper than MAX_DEPTH, or a
+    lone surrogate in a string or a key."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise JsonError("not UTF-8 text") from None
+    _check_depth(text)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise JsonError("not valid JSON") from None
+    _check_strings(value)
+    return value
+
+
+def _check_depth(text: str) -> None:
+    """Counts brackets outside strings, without recursion, before the parser sees them."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+
+
+def _check_strings(value: Any) -> None:
+    """Every string and key is text UTF-8 can carry (the depth is bounded, so recursing
+    here is safe)."""
+    if isinstance(value, str):
+        if any("\ud800" <= char <= "\udfff" for char in value):
+            raise JsonError("a string holds a lone surrogate (\\ud800-\\udfff)")
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)

@@ -1,0 +1,450 @@
+"""The page against a hostile client on the home network (issue #18): malformed requests,
+methods it does not take, a flood of connections. Each case reproduced a failure before
+its fix."""
+
+import contextlib
+import http.client
+import json
+import logging
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import wait_for
+from matpi.core.events import Reading
+from matpi.drivers.clock import Clock
+from matpi.drivers.polling import ThermometerPoller
+from matpi.drivers.thermometers import DS18B20, SensorUnreadable
+from matpi.remote.web.live import MAX_SUBSCRIBERS
+from matpi.remote.web.security import PasswordFile
+from test_web import TIMEOUT_S, EventStream, Reply, Served, serving
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serving(tmp_path) as s:
+        yield s
+
+
+def raw_request(served: Served, method: str, path: str, body: bytes,
+                headers: dict[str, str]) -> Reply:
+    """A request whose headers are sent as given (http.client would fix Content-Length)."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=TIMEOUT_S)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value.encode("latin-1"))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read().decode())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("body", [
+    b'{"command": "heat", "value": "\\ud800"}',
+    b'{"command": "\\udfff"}',
+    b'{"\\ud800": 1}',
+    b"[" * 3000,
+    b'{"command": "start", "value": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+])
+def test_lone_surrogates_and_deep_nesting_are_a_400_naming_the_body(
+    served: Served, body: bytes
+) -> None:
+    """Before: 500 (a lone surrogate could not be encoded back; RecursionError)."""
+    before = served.settings()
+    reply = served.request("POST", "/api/command", body, {
+        "Content-Type": "application/json", "Origin": served.origin})
+    assert reply.status == 400, reply.text
+    assert reply.error["field"] == "body"
+    assert reply.error["allowed"].startswith("a JSON object (")
+    assert served.settings() == before
+
+
+@pytest.mark.parametrize("days", ["%C2%B2", "%D9%A3", "%EF%BC%91"])  # ², Arabic 3, fullwidth 1
+def test_unicode_digits_in_days_are_a_400(served: Served, days: str) -> None:
+    """Before: 500 (`"²".isdigit()` is true, `int("²")` raises)."""
+    reply = served.get(f"/api/history?days={days}")
+    assert reply.status == 400
+    assert reply.error["field"] == "days"
+
+
+def test_a_content_length_in_unicode_digits_is_a_413_not_a_crash(served: Served) -> None:
+    reply = raw_request(served, "POST", "/api/command", b"{}", {
+        "Host": f"127.0.0.1:{served.port}", "Content-Type": "application/json",
+        "Origin": served.origin, "Content-Length": "\xb2"})
+    assert reply.status in (400, 413), reply.text
+    assert served.get("/api/state").status == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["/api/command", "/api/login", "/api/logout"])
+def test_other_methods_with_a_body_get_405(served: Served, method: str, path: str) -> None:
+    """Before: no answer at all (the connection dropped)."""
+    before = served.settings()
+    reply = served.request(method, path, b'{"command": "start"}', {
+        "Content-Type": "application/json", "Origin": served.origin})
+    assert reply.status == 405
+    assert reply.headers["Allow"] == "POST"
+    assert reply.error["field"] == "method" and reply.error["value"] == method
+    assert served.settings() == before
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_reading_methods_on_a_command_change_nothing(served: Served, method: str) -> None:
+    before = served.settings()
+    assert served.request(method, "/api/command").status == 405
+    assert served.settings() == before
+
+
+# --- connection exhaustion ----------------------------------------------------------
+
+
+def _lowered_file_limit(soft: int) -> Callable[[], None]:
+    def lower() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return lower
+
+
+class FloodedDaemon:
+    """`matpi run --simulate` in a session, with its page, under a lowered file limit."""
+
+    def __init__(self, file_limit: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "matpi", "run", "--simulate", "--speed", "5",
+             "--start", "back", "--web-port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_lowered_file_limit(file_limit))
+        assert self.process.stdout is not None
+        banner = self.process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+        assert match, banner
+        self.port = int(match.group(1))
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def state(self) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
+        try:
+            connection.request("GET", "/api/state")
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    def stop(self) -> str:
+        """Stops it; returns what it wrote on stderr."""
+        self.process.terminate()
+        try:
+            _, err = self.process.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate(timeout=TIMEOUT_S)
+        return err
+
+
+def open_connections(port: int, count: int) -> list[socket.socket]:
+    """Idle connections, as a hostile client holds them; refused ones are kept too."""
+    held = []
+    for _ in range(count):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S))
+        except OSError:
+            break  # the backlog is full: the server is not taking more, which is the point
+    return held
+
+
+@pytest.mark.parametrize("file_limit", [1024, 48])
+def test_a_flood_of_connections_neither_stops_the_session_nor_floods_the_log(
+    file_limit: int,
+) -> None:
+    """Before: ~1,100 idle connections made accept fail in a loop (240,000 tracebacks a
+    minute) and the DS18B20's reads fail, which latched a sensor fault. With 1024 files
+    the cap keeps accept working; with 48 (below the cap) accept fails and must pause."""
+    daemon = FloodedDaemon(file_limit)
+    held: list[socket.socket] = []
+    try:
+        wait_for(lambda: any("] running" in line for line in daemon.lines), what="a session")
+        cpu_before, started = daemon.cpu_s(), time.monotonic()
+        held = open_connections(daemon.port, 600)
+        time.sleep(4.0)  # 20 s of mat time: a stale sensor would have latched a fault by now
+        cpu_share = (daemon.cpu_s() - cpu_before) / (time.monotonic() - started)
+        for sock in held:
+            sock.close()
+        held = []
+        assert wait_for(lambda: daemon.state() == 200, what="the page back after the flood")
+        assert daemon.process.poll() is None
+    finally:
+        for sock in held:
+            sock.close()
+        err = daemon.stop()
+    assert not [line for line in daemon.lines if "fault" in line.lower()], daemon.lines
+    assert any("] running" in line for line in daemon.lines)
+    assert cpu_share < 0.5, f"the daemon spun at {cpu_share:.0%} of a core"
+    assert "Traceback" not in err
+    assert len(err.splitlines()) < 20, err[-3000:]
+    if file_limit < 64:
+        assert err.count("cannot accept connections") == 1, err[-3000:]
+    else:
+        assert err.count("connection(s) refused") == 1, err[-3000:]
+
+
+def test_a_ds18b20_read_needs_no_free_descriptor_and_an_exhausted_process_is_no_fault(
+    tmp_path: Path,
+) -> None:
+    """The sensor's file stays open between reads; when none can be opened at all, the read
+    raises SensorUnreadable (the poller then posts nothing: a stale reading, not a fault)."""
+    device = tmp_path / "28-0316a2794a3b"
+    device.mkdir()
+    (device / "w1_slave").write_text("72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n"
+                                     "72 01 4b 46 7f ff 0e 10 57 t=23125\n")
+    sensor = DS18B20("28-0316a2794a3b", name="mat", base_dir=tmp_path)
+    fresh = DS18B20("28-0316a2794a3b", name="mat2", base_dir=tmp_path)
+    assert sensor.read().value_c == 23.125  # opens its file
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    filler: list[int] = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        with contextlib.suppress(OSError):
+            while True:
+                filler.append(os.open(os.devnull, os.O_RDONLY))
+        assert sensor.read().value_c == 23.125
+        with pytest.raises(SensorUnreadable):
+            fresh.read()
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        sensor.close()
+        fresh.close()
+
+
+def test_the_poller_posts_nothing_for_an_unreadable_sensor(caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    class Exhausted:
+        name = "mat"
+
+        def read(self) -> Reading:
+            raise SensorUnreadable("DS18B20 28-x: [Errno 24] Too many open files")
+
+        def close(self) -> None:
+            pass
+
+    posted: list[Reading] = []
+    poller = ThermometerPoller([Exhausted()], posted.append, Clock(), 0.01)
+    poller.start()
+    time.sleep(0.2)
+    poller.close()
+    assert posted == []
+    assert caplog.text.count("thermometer mat skipped") == 1
+
+
+# --- logins ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[Served]:
+    password_file = tmp_path / "web-password"
+    PasswordFile(password_file).write("correct horse")
+    with serving(tmp_path, password_file=str(password_file)) as s:
+        yield s
+
+
+def login_from(served: Served, address: str, password: str) -> int:
+    """A login from `address` (any 127.x.y.z reaches the loopback); its HTTP status."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=TIMEOUT_S,
+                                            source_address=(address, 0))
+    try:
+        connection.request("POST", "/api/login", json.dumps({"password": password}).encode(),
+                           {"Content-Type": "application/json", "Origin": served.origin})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def parallel_logins(served: Served, addresses: list[str], password: str) -> list[int]:
+    with ThreadPoolExecutor(max_workers=len(addresses)) as pool:
+        return list(pool.map(lambda a: login_from(served, a, password), addresses))
+
+
+def test_parallel_wrong_logins_are_counted_before_the_hash(locked: Served) -> None:
+    """Before: the limit was checked before the hash and counted after it, so 40 parallel
+    wrong logins were all checked. Now five are, and the rest wait."""
+    statuses = parallel_logins(locked, ["127.0.0.7"] * 40, "wrong horse")
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 35, statuses
+
+
+def test_a_guessing_guest_does_not_lock_the_owner_out(locked: Served) -> None:
+    """Before: five wrong guesses a minute from anyone refused the right password too."""
+    for _ in range(5):
+        assert login_from(locked, "127.0.0.2", "wrong horse") == 401
+    assert login_from(locked, "127.0.0.2", "correct horse") == 429  # the guest waits
+    assert login_from(locked, "127.0.0.1", "correct horse") == 200  # the owner does not
+
+
+def test_guessing_from_many_addresses_meets_the_slower_limit_for_all(locked: Served) -> None:
+    addresses = [f"127.0.1.{n}" for n in range(1, 31)]
+    assert set(parallel_logins(locked, addresses, "wrong horse")) == {401}
+    assert login_from(locked, "127.0.2.1", "wrong horse") == 429
+
+
+def test_the_right_password_takes_its_try_back(locked: Served) -> None:
+    for _ in range(4):
+        assert login_from(locked, "127.0.0.3", "wrong horse") == 401
+    for _ in range(3):
+        assert login_from(locked, "127.0.0.3", "correct horse") == 200
+    assert login_from(locked, "127.0.0.3", "wrong horse") == 401
+
+
+REFUSED = 0
+"""What `refused_or_login` returns when the connection cap closed the connection."""
+
+
+def refused_or_login(served: Served, address: str) -> int:
+    try:
+        return login_from(served, address, "wrong horse")
+    except (ConnectionError, http.client.RemoteDisconnected):
+        return REFUSED
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_burst_of_logins_hashes_one_at_a_time_and_memory_comes_back(tmp_path: Path) -> None:
+    """Before: 200 parallel logins ran 200 scrypt hashes at once, 38 -> 138 MiB, and it
+    stayed there. Now at most one hash runs at a time."""
+    password_file = tmp_path / "web-password"
+    PasswordFile(password_file).write("correct horse")
+    config = tmp_path / "matpi.toml"
+    config.write_text(f'[web]\nenabled = true\nlisten = "127.0.0.1"\n'
+                      f'password_file = "{password_file}"\n', encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "matpi", "run", "--simulate", "--config", str(config),
+         "--web-port", "0", "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stdout.readline())
+        assert match
+        served = Served(None, int(match.group(1)))
+        assert login_from(served, "127.0.0.1", "correct horse") == 200  # warm: one hash
+        warm = rss_mib(process.pid)
+        peak = warm
+        statuses: list[int] = []
+        with ThreadPoolExecutor(max_workers=200) as pool:
+            futures = [pool.submit(refused_or_login, served, f"127.0.3.{n + 1}")
+                       for n in range(200)]
+            while not all(f.done() for f in futures):
+                peak = max(peak, rss_mib(process.pid))
+                time.sleep(0.02)
+            statuses = [f.result() for f in futures]
+        after = rss_mib(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=TIMEOUT_S)
+    assert statuses.count(401) <= 30 and set(statuses) <= {401, 429, REFUSED}
+    assert peak - warm < 40, f"{warm:.1f} -> peak {peak:.1f} MiB"
+    assert after - warm < 25, f"{warm:.1f} -> {after:.1f} MiB after the burst"
+
+
+# --- the live stream's cap --------------------------------------------------------------
+
+
+def test_refused_streams_are_summed_up_not_logged_as_errors(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: each refused stream was an ERROR line (992 in one test). Now one INFO line
+    a minute says how many pages were refused; they poll /api/state (and say so)."""
+    caplog.set_level(logging.DEBUG, logger="matpi")
+    streams = [EventStream(served.port) for _ in range(MAX_SUBSCRIBERS)]
+    try:
+        for s in streams:
+            s.wait("state")
+        for _ in range(20):
+            extra = EventStream(served.port)
+            assert extra.response.status == 503
+            assert extra.response.getheader("Retry-After") == "30"
+            extra.close()
+        assert served.get("/api/state").status == 200  # what the refused pages poll
+    finally:
+        for s in streams:
+            s.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert caplog.text.count("page(s) refused the live stream") == 1
+
+
+# --- a fuzz of the whole HTTP surface ------------------------------------------------------
+
+PATHS = ["/", "/static/app.js", "/api/state", "/api/options", "/api/history",
+         "/api/command", "/api/login", "/api/logout", "/api/nothing", "/api/events"]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["command", "value", "password", "program", "duration_min", "x"])
+        | st.text(max_size=8), inner, max_size=4),
+    max_leaves=12)
+bodies = (json_values.map(lambda v: json.dumps(v).encode())
+          | st.builds(lambda c, v: json.dumps({"command": c, "value": v}).encode(),
+                      st.sampled_from(["start", "stop", "heat", "pattern", "intensity",
+                                       "duration", "program", "session", "reset", "nope"]),
+                      json_values)
+          | st.binary(max_size=200)
+          | st.sampled_from([b"[" * 3000, b'"\\ud800"', b'{"command": "\\udfff"}']))
+queries = st.sampled_from(["", "?days=7", "?days=%C2%B2", "?days=-1", "?days=99999",
+                           "?days=%EF%BC%91", "?days=", "?x=%FF"])
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("fuzz")) as s:
+        yield s
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+       path=st.sampled_from(PATHS), query=queries, body=st.none() | bodies,
+       content_type=st.sampled_from(["application/json", "text/plain", "", "application/json; "
+                                     "charset=utf-8", "multipart/form-data"]),
+       origin=st.sampled_from([None, "same", "http://evil.example", "null"]))
+def test_no_request_gets_a_500_or_changes_what_it_may_not(
+    fuzzed: Served, method: str, path: str, query: str, body: bytes | None,
+    content_type: str, origin: str | None,
+) -> None:
+    """Before: 170 of 12,000 fuzzed requests got a 500 (lone surrogates)."""
+    if path == "/api/events" and method == "GET":
+        return  # the stream stays open: its own tests cover it
+    headers = {"Content-Type": content_type} if content_type else {}
+    if origin is not None:
+        headers["Origin"] = fuzzed.origin if origin == "same" else origin
+    fault_before = fuzzed.snapshot().fault
+    reply = fuzzed.request(method, path + query, body, headers)
+    assert reply.status < 500, (reply.status, reply.text[:300])
+    assert fuzzed.snapshot().fault == fault_before  # nothing remote may clear or raise one
