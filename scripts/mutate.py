@@ -65,8 +65,10 @@ POLLING = "src/matpi/drivers/polling.py"
 PADMODEL = "src/matpi/core/padmodel.py"
 CLOCK = "src/matpi/drivers/clock.py"
 HISTORY = "src/matpi/store/history.py"
+SCHEMA = "src/matpi/store/schema.py"
 RECORDER = "src/matpi/store/recorder.py"
 CONFIG = "src/matpi/config/settings.py"
+CONFIG_LOAD = "src/matpi/config/load.py"
 CLI = "src/matpi/cli.py"
 
 WIRING = "tests/test_guard_wiring.py"
@@ -525,8 +527,8 @@ MUTATIONS: list[Mutation] = [
     mutation("history: a clock behind at boot starts a new day", HISTORY,
              "            today = max(today, local_day(float(latest[0])))", "            pass",
              CLOCK_BEHIND),
-    mutation("history: an empty file is a new history", HISTORY, "        if empty:",
-             "        if False:", EMPTY_HISTORY),
+    mutation("history: an empty file is a new history", SCHEMA, "    if empty:",
+             "    if False:", EMPTY_HISTORY),
     mutation("history: preheats not restored", HISTORY,
              "(PREHEAT, EndReason.CONFIRMED.value,",
              "('none', EndReason.CONFIRMED.value,",
@@ -555,7 +557,7 @@ MUTATIONS: list[Mutation] = [
              "src/matpi/core/sessionmodel.py",
              "        ceiling = self.rules.session_max_min - session.preheat_s / 60.0",
              "        ceiling = self.rules.session_max_min", DURATION_AFTER_PREHEAT),
-    mutation("config: an NTC without its calibration", CONFIG,
+    mutation("config: an NTC without its calibration", CONFIG_LOAD,
              "        if kind == \"ntc\" and index >= first_on_pi:",
              "        if kind == \"ntc\" and index >= first_on_pi and False:", NTC_CALIBRATED),
     mutation("history: the day's dose not saved", RECORDER,
@@ -595,16 +597,16 @@ MUTATIONS: list[Mutation] = [
              SETTLE_ATOMIC),
     mutation("app: the local reset does not rearm the dead-man", APP, "        heater.rearm()\n",
              "        pass\n", DEAD_MAN_WIRED),
-    mutation("config: remote start without a press allowed", CONFIG,
+    mutation("config: remote start without a press allowed", CONFIG_LOAD,
              '    if not session.boolean("remote_start_needs_press", True):',
              '    if not session.boolean("remote_start_needs_press", True) and False:',
              FORBIDDEN_SETTINGS),
-    mutation("config: no power relay needed", CONFIG,
+    mutation("config: no power relay needed", CONFIG_LOAD,
              "None if omitted_because or driver == \"board\" else DEFAULT_POWER_PIN",
              "None", POWER_RELAY),
-    mutation("config: omitted_because need not name the hardware", CONFIG,
+    mutation("config: omitted_because need not name the hardware", CONFIG_LOAD,
              "len(omitted_because) < 12", "len(omitted_because) < 1", POWER_RELAY),
-    mutation("config: two sensors on one DS18B20", CONFIG,
+    mutation("config: two sensors on one DS18B20", CONFIG_LOAD,
              "    if len(set(ids)) != len(ids):", "    if False:", SAME_DS18B20),
     mutation("config: heater on a pin pulled low at boot", CONFIG,
              "DEFAULT_HEATER_PIN = 5", "DEFAULT_HEATER_PIN = 17", BOOT_PINS),
