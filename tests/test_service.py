@@ -42,6 +42,7 @@ def journal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         monkeypatch.setenv("JOURNAL_STREAM", f"{stat.st_dev}:{stat.st_ino}")
         saved = logging.root.handlers[:], logging.root.level, sys.excepthook, \
             threading.excepthook
+        logging.root.handlers.clear()  # as in a fresh process; pytest's are put back after
         journal.setup_logging(verbose=False, stream=stream)
         try:
             yield path

@@ -63,14 +63,19 @@ class _PriorityFormatter(logging.Formatter):
 
 def setup_logging(verbose: bool, stream: TextIO | None = None) -> None:
     """Log to `stream` (stderr), with journald priorities when it is the journal's, and send
-    uncaught exceptions, in any thread, through the log at CRITICAL."""
+    uncaught exceptions, in any thread, through the log at CRITICAL.
+
+    Like `logging.basicConfig`, it leaves a logging set up already (matpi called from
+    another program, or the tests) as it is."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     line_format = "%(levelname)s %(name)s: %(message)s"
     handler.setFormatter(_PriorityFormatter(line_format) if is_journal(stream)
                          else logging.Formatter(line_format))
-    root = logging.getLogger()
-    root.handlers = [handler]  # the one place log lines go
+    root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
