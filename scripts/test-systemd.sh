@@ -58,6 +58,7 @@ run_dir=
 nspawn_pid=
 ct_pid=
 install_s=
+session_started=  # set by run_a_session
 failures=0
 results=()
 figure_names=()
@@ -456,15 +457,24 @@ check_watchdog() {
         test -z "$heater_on"
 }
 
+# From idle (a fresh state if need be), a press starts a session that then runs RUN_S;
+# reported as check CHECK. Sets session_started (its start time); false if none started.
+# Not a $(...) function: result must count in this shell.
+run_a_session() {
+    local check=$1
+    state_is idle || fresh_state
+    session_started=$(start_session) || true
+    result "$check" "a press starts a session ($(seen_start "$session_started")), StatusText '$(status_text)'" \
+        test -n "$session_started"
+    [[ -n $session_started ]] || return 1
+    sleep_until "$(plus "$session_started" "$RUN_S")"
+}
+
 check_kill() {
     say "3. kill -9 mid-session: safe-off, restart in cooldown, the session in the history"
     local started pid killed safe_off up status session actual error pressed
-    state_is idle || fresh_state
-    started=$(start_session) || true
-    result 3.1 "a press starts a session ($(seen_start "$started")), StatusText '$(status_text)'" \
-        test -n "$started"
-    [[ -n $started ]] || return 0
-    sleep_until "$(plus "$started" "$RUN_S")"
+    run_a_session 3.1 || return 0
+    started=$session_started
     pid=$(main_pid)
     running_pid "$pid" || { result 3.2 "no MainPID to kill" false; return; }
     killed=$EPOCHREALTIME
@@ -496,12 +506,8 @@ check_kill() {
 check_stop() {
     say "4. systemctl stop mid-session: the session in the history"
     local started stopped before session actual dose ended said source error
-    state_is idle || fresh_state
-    started=$(start_session) || true
-    result 4.1 "a press starts a session ($(seen_start "$started")), StatusText '$(status_text)'" \
-        test -n "$started"
-    [[ -n $started ]] || return 0
-    sleep_until "$(plus "$started" "$RUN_S")"
+    run_a_session 4.1 || return 0
+    started=$session_started
     before=$(status_text)
     stopped=$EPOCHREALTIME
     in_ct systemctl stop matpi || echo "systemctl stop matpi failed"
