@@ -15,7 +15,7 @@ EXTRAS := $(if $(ON_PI),[pi],)
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto-clients systemd-analyze:systemd \
                 chromium:chromium
 
-.PHONY: run test mutate system-tools clean
+.PHONY: run test mutate system-tools test-systemd clean
 
 run: $(VENV)/.run-installed
 	$(BIN)/matpi run $(RUN_ARGS)
@@ -41,6 +41,10 @@ $(VENV)/.run-installed: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.run-installed
+
+# The installed service under a real systemd, in a Debian 12 container (root; not in CI).
+test-systemd:
+	scripts/test-systemd.sh
 
 system-tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \

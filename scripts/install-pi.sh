@@ -53,22 +53,31 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 available() { [[ -n "$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]]; }
 
+apt_lists_present() { compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; }
+
+# apt-get update only when something is to be installed: a missing required package, or a
+# missing optional one that apt offers (or may offer: no package lists yet).
 install_apt_packages() {
-    local missing=() package
-    for package in "${APT_PACKAGES[@]}" "${OPTIONAL_APT_PACKAGES[@]}"; do
-        installed "$package" || missing+=("$package")
+    local wanted=() optional=() package updated=no
+    for package in "${APT_PACKAGES[@]}"; do
+        installed "$package" || wanted+=("$package")
     done
-    [[ ${#missing[@]} -eq 0 ]] && return
-    apt-get update -qq
-    local wanted=()
-    for package in "${missing[@]}"; do
-        if [[ " ${OPTIONAL_APT_PACKAGES[*]} " == *" $package "* ]] && ! available "$package"; then
+    for package in "${OPTIONAL_APT_PACKAGES[@]}"; do
+        installed "$package" || optional+=("$package")
+    done
+    if [[ ${#wanted[@]} -gt 0 ]] || { [[ ${#optional[@]} -gt 0 ]] && ! apt_lists_present; }; then
+        apt-get update -qq
+        updated=yes
+    fi
+    for package in "${optional[@]}"; do
+        if available "$package"; then
+            wanted+=("$package")
+        else
             note "apt has no $package here (not Raspberry Pi OS?): on a Pi, pip then builds lgpio from source, which needs swig and liblgpio-dev"
-            continue
         fi
-        wanted+=("$package")
     done
     [[ ${#wanted[@]} -eq 0 ]] && return
+    if [[ $updated == no ]]; then apt-get update -qq; fi  # lists may be old: fetch before installing
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}"
     did "installed apt packages: ${wanted[*]}"
 }

@@ -4,13 +4,35 @@ Pure: it never reads a clock, sleeps, or touches a pin. The controller hands it
 each event with the monotonic time and the calendar day, and applies the
 outputs it returns. Same events at the same times give the same outputs.
 
+Every transition is a row of `SessionMachine.TRANSITIONS`, at the end of the
+class: (states, event kind, guard) -> target, action (see `transitions`). The
+guards and actions the rows name are the short methods above it; what they
+read and share (the session under way, the day's use, the heater and its
+guards, the books) is `sessionmodel`. `step` does, for every event, in order:
+
+1. before the table, in every state: the button gesture is reported, the
+   calendar moves on (or is relabelled after a clock step), and the interval
+   just past is accounted (pad estimate, dose);
+2. time first: every time guard runs, then the `Time` rows fire until the
+   state settles (a guard's fault, the session's or preheat's end, the dose
+   limit, the end of the cooldown);
+3. a Reading feeds the supervisor, in every state (a fault too);
+4. the event's rows: the first whose guard holds fires;
+5. the `Time` rows again (the event may have shortened the session), then
+   the heater demand: heat only when every guard says yes, right now.
+
     machine = SessionMachine(Rules(), now=0.0, today=date(2026, 1, 1))
     notices = machine.step(Press(), now=1.0, today=date(2026, 1, 1))
     machine.outputs(now=1.0).heater
+
+Over 400 lines on purpose: the table and the short methods its rows name stay
+in one module, so that a row is followed to its guard and its action without
+leaving the file. The rest (the model, the table's machinery, the run's
+arithmetic) lives in `sessionmodel`, `transitions` and `sessionrun`.
 """
 
-from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import ClassVar
 
 from matpi.core import limits
 from matpi.core.events import (
@@ -24,163 +46,95 @@ from matpi.core.events import (
     EndReason,
     Event,
     FaultCleared,
-    FaultRaised,
     Gesture,
-    HeatSteppedDown,
-    HeatStopped,
-    Led,
     LongPress,
     Notice,
-    Outputs,
-    PreheatEnded,
     PreheatStarted,
     Press,
-    ProgramSelected,
     Reading,
     Refused,
     SelectProgram,
-    SessionEnded,
-    SessionStarted,
-    Snapshot,
     Source,
     Start,
-    State,
     Stop,
     Tick,
 )
-from matpi.core.padmodel import PadEstimate
-from matpi.core.patterns import vibration_duty
-from matpi.core.programs import HeatLevel, Program
-from matpi.core.rules import Rules
-from matpi.core.supervision import (
-    ModelGapGuard,
-    NotHeatingGuard,
-    OverheatGuard,
-    RunawayGuard,
-    Supervisor,
+from matpi.core.sessionmodel import (
+    ACTIVE_TICK_S,
+    IDLE_TICK_S,
+    MIN_SESSION_MIN,
+    PREHEAT_WINDOW_S,
+    SessionModel,
 )
-from matpi.core.thermal import DoseMeter, HeatControl, Thermostat, TimeProportioning
-from matpi.core.usage import Usage
+from matpi.core.sessionrun import DOSE_STEP_DOWN_AT, Run, changed, rank
+from matpi.core.transitions import (
+    ACTIVE,
+    ALWAYS,
+    ANY_STATE,
+    COOLDOWN,
+    FAULT,
+    IDLE,
+    NOT_FAULT,
+    PREHEAT,
+    RESTING,
+    RUNNING,
+    STAY,
+    Refuse,
+    Time,
+    Transition,
+    index,
+    row,
+)
 
-IDLE_TICK_S = 60.0
-"""Longest the controller sleeps when nothing at all is due."""
+__all__ = ["ACTIVE_TICK_S", "DOSE_STEP_DOWN_AT", "EVENT_KINDS", "IDLE_TICK_S", "MIN_SESSION_MIN",
+           "PREHEAT_WINDOW_S", "SessionMachine"]
 
-ACTIVE_TICK_S = 1.0
-"""How often a running session is re-evaluated: patterns, heater refresh."""
-
-MIN_SESSION_MIN = 1.0
-"""A start that could run for less than this (daily limit) is refused."""
-
-PREHEAT_WINDOW_S = 3600.0
-"""The window in which at most `limits.MAX_PREHEATS_PER_HOUR` unconfirmed preheats start."""
-
-DOSE_STEP_DOWN_AT = 0.75
-"""Share of the dose limit at which the heat level steps down once, as heated seats do."""
-
-_LOWER = {HeatLevel.HIGH: HeatLevel.MEDIUM, HeatLevel.MEDIUM: HeatLevel.LOW,
-          HeatLevel.LOW: HeatLevel.OFF, HeatLevel.OFF: HeatLevel.OFF}
-
-
-@dataclass
-class _Session:
-    """A session under way, or a preheat waiting for its press (`preheat`)."""
-
-    program: Program
-    planned_s: float
-    started_at: float
-    source: Source
-    cut_by_daily_limit: bool = False
-    preheat: bool = False
-    dose: DoseMeter = field(default_factory=DoseMeter)
-    dose_before: float = 0.0
-    """Dose of the preheat this session grew out of: the session's limit counts it."""
-    preheat_s: float = 0.0
-    """Heat time of that preheat: the session's 30-minute ceiling counts it too."""
-    heat_stopped: bool = False
-    heat_cap: HeatLevel | None = None
-    """After the dose step-down, the highest level this session may use."""
-
-
-def _changed(program: Program, change: Adjust) -> Program:
-    """`program` with the settings an Adjust names; the rest as they were."""
-    return replace(
-        program,
-        heat=program.heat if change.heat is None else change.heat,
-        pattern=program.pattern if change.pattern is None else change.pattern,
-        intensity_pct=(
-            program.intensity_pct if change.intensity_pct is None else change.intensity_pct
-        ),
-    )
-
+EVENT_KINDS = (Press, DoublePress, LongPress, Start, Stop, SelectProgram, Adjust, Reading,
+               DriverFault, Tick, ClockStepped, Time)
+"""Every kind of row in the table: the events, and time passing."""
 
 _GESTURES = {Press: Gesture.PRESS, LongPress: Gesture.LONG_PRESS,
              DoublePress: Gesture.DOUBLE_PRESS}
 
 
-def _rank(level: HeatLevel) -> int:
-    return list(HeatLevel).index(level)
+def _start_of(event: Event) -> Start:
+    """What a start asks for; a press at the mat is a local start of the chosen program."""
+    return event if isinstance(event, Start) else Start(Source.LOCAL)
 
 
-class SessionMachine:
+def _adjust_of(event: Event) -> Adjust:
+    assert isinstance(event, Adjust)
+    return event
+
+
+def _selection_of(event: Event) -> str:
+    assert isinstance(event, SelectProgram)
+    return event.program
+
+
+class SessionMachine(SessionModel):
     """Decides, from events and time, what the mat does. See module docstring."""
 
-    def __init__(
-        self,
-        rules: Rules,
-        now: float,
-        today: date,
-        *,
-        usage: Usage | None = None,
-        cooldown_until: float | None = None,
-        fault: str | None = None,
-        fault_clearable: bool = True,
-        preheats: tuple[float, ...] = (),
-    ) -> None:
-        """`fault` comes back latched after a restart. A fault that is not clearable
-        (the usage history cannot be read, so the daily cap is unknown) refuses the
-        long press too: only fixing its cause and restarting ends it. `preheats` are
-        the (monotonic) start times of recent preheats nobody confirmed."""
-        self.rules = rules
-        self.usage = usage or Usage(day=today)
-        self.state = State.IDLE
-        self.selected = rules.default_program
-        self.choice = rules.programs[self.selected]
-        self._duration_override: float | None = None
-        self.fault: str | None = None
-        self.cooldown_until = cooldown_until if cooldown_until is not None else now
-        self._session: _Session | None = None
-        self._preheat_until = 0.0
-        self._supervisor = Supervisor(rules.sensors, rules.trip_c, now)
-        self._thermostat: HeatControl = (
-            TimeProportioning(rules.ssr_window_s, rules.ssr_band_c)
-            if rules.heater_kind == "ssr"
-            else Thermostat(rules.hysteresis_c, rules.min_on_s, rules.min_off_s)
-        )
-        # An SSR settles a little under the setpoint at part duty: check it only where it
-        # heats at full duty, below its proportional band.
-        band_c = rules.check_band_c if rules.heater_kind == "relay" else max(
-            rules.check_band_c, rules.ssr_band_c)
-        self._not_heating = NotHeatingGuard(rules.check_gain_c, rules.check_window_s, band_c,
-                                            rules.check_max_error_cs)
-        self._runaway = RunawayGuard(rules.runaway_settle_s, rules.runaway_window_s,
-                                     rules.runaway_rise_c)
-        self._estimate = PadEstimate(rules.pad)
-        self._model_gap = ModelGapGuard()
-        self._overheat = OverheatGuard(limits.OVERHEAT_FAULT_C)
-        self._unconfirmed = list(preheats)
-        self._between = DoseMeter()
-        """The dose outside sessions (a pad cooling down), for the day's budget."""
-        self._heater = False
-        self._fault_clearable = fault_clearable
-        if fault is not None:
-            self._raise(fault, now)
-        elif self.cooldown_until > now:
-            self.state = State.COOLDOWN
+    fired: tuple[Transition["SessionMachine"], ...] = ()
+    """The rows the last `step` fired, in order: for the tests, and for a debugger."""
 
     # --- the one entry point ------------------------------------------------
 
     def step(self, event: Event, now: float, today: date) -> list[Notice]:
         """Feed one event at `now`; returns what happened worth telling."""
+        self.fired = ()
+        notices = self._before_the_table(event, now, today)
+        # Time first: a press after the preheat's deadline finds the preheat over.
+        notices += self._expire(event, now)
+        if isinstance(event, Reading):
+            self._alarm = self._take(event, now)
+        notices += self._fire(type(event), event, now)
+        notices += self._expire(event, now)
+        self._heater = self._heater_demand(now)
+        return notices
+
+    def _before_the_table(self, event: Event, now: float, today: date) -> list[Notice]:
+        """What every event does in every state: the gesture, the calendar, the interval."""
         notices: list[Notice] = []
         if isinstance(event, Press | LongPress | DoublePress):
             notices.append(ButtonGesture(_GESTURES[type(event)]))
@@ -192,457 +146,322 @@ class SessionMachine:
         else:
             self.usage.roll(today)
         self._account(now)
-        # Time first: a press after the preheat's deadline finds the preheat over.
-        notices += self._expire(now)
-        match event:
-            case Reading():
-                reason = self._supervisor.reading(event, now)
-                temperature = self._supervisor.temperature()
-                if temperature is not None:
-                    self._estimate.seed(temperature, now)
-                if reason:
-                    notices += self._raise(reason, now)
-            case DriverFault(reason=reason):
-                notices += self._raise(reason, now)
-            case Press() | DoublePress() if self.state in (State.RUNNING, State.PREHEAT):
-                notices += self._on_press_active(now, today)
-            case Press():
-                notices += self._on_press_still(now, today)
-            case DoublePress():
-                notices += self._cycle_program()
-            case LongPress():
-                notices += self._on_long_press(now, today)
-            case Start():
-                notices += self._on_start(event, now, today)
-            case Stop():
-                notices += self._on_stop(now, today)
-            case SelectProgram(program=name):
-                notices += self._select(name)
-            case Adjust():
-                notices += self._adjust(event, now)
-            case Tick() | ClockStepped():
-                pass
-        notices += self._expire(now)
-        self._heater = self._heater_demand(now)
         return notices
 
-    # --- what the drivers and the world see ---------------------------------
+    def _fire(self, kind: type, event: Event, now: float) -> list[Notice]:
+        """The first row for this state and `kind` whose guard holds: its action, its target.
 
-    def outputs(self, now: float) -> Outputs:
-        """Outputs for this moment; `step` must have been called at `now` first."""
-        session = self._session
-        vibration = 0.0
-        if self.state is State.RUNNING and session is not None:
-            vibration = vibration_duty(
-                session.program.pattern, session.program.intensity_pct, now - session.started_at
-            )
-        active = self.state in (State.RUNNING, State.PREHEAT)
-        return Outputs(heater=self._heater, vibration=vibration, led=self._led(), power=active)
+        Every (state, kind) ends in an ALWAYS row (`index` checks it when the class is
+        built), so a row always fires.
+        """
+        for transition in self._ROWS[self.state, kind]:
+            if transition.guard(self, event, now):
+                self.fired += (transition,)
+                notices = transition.action(self, event, now)
+                if transition.target is not None:
+                    self.state = transition.target
+                return notices
+        raise AssertionError(f"no row fired for {kind.__name__} in {self.state}")
 
-    def snapshot(self, now: float) -> Snapshot:
-        session = self._session
-        program = session.program if session else self.choice
-        elapsed = 0.0
-        remaining = 0.0
-        planned_min = self._chosen_min()
-        if session is not None:
-            planned_min = session.planned_s / 60.0
-            if self.state is State.RUNNING:
-                elapsed = now - session.started_at
-                remaining = max(session.planned_s - elapsed, 0.0)
-            else:
-                remaining = session.planned_s
-        today_min = self._used_min(now)
-        temperature = self._supervisor.temperature()
-        return Snapshot(
-            state=self.state,
-            program=program.name,
-            awaiting_press=self.state is State.PREHEAT,
-            elapsed_s=int(elapsed),
-            remaining_s=round(remaining),
-            planned_min=round(planned_min, 1),
-            heat_level=program.heat,
-            setpoint_c=self._setpoint(),
-            temperature_c=None if temperature is None else round(temperature, 1),
-            heater_on=self._heater,
-            pattern=program.pattern,
-            intensity_pct=program.intensity_pct,
-            vibration=self.outputs(now).vibration,
-            dose_cem43=round(session.dose_before + session.dose.total, 3) if session else 0.0,
-            fault=self.fault,
-            cooldown_remaining_s=int(max(self.cooldown_until - now, 0.0)),
-            today_min=round(today_min, 1),
-            daily_remaining_min=round(max(self.rules.daily_max_min - today_min, 0.0), 1),
-            dose_today_cem43=round(self.usage.dose_today + (session.dose.total if session else 0.0),
-                                   3),
-            usage_day=self.usage.day.isoformat(),
-            streak_days=self.usage.streak(),
-        )
+    def _expire(self, event: Event, now: float) -> list[Notice]:
+        """The passage of time: every time guard, then the Time rows until the state settles
+        (a session that ends at its time goes on into its cooldown's rows)."""
+        self._alarm = self._guards(now)
+        notices: list[Notice] = []
+        for _ in ANY_STATE:  # a chain of Time rows passes each state once at most
+            before = self.state
+            notices += self._fire(Time, event, now)
+            if self.state is before:
+                break
+        return notices
 
-    def next_deadline(self, now: float) -> float:
-        """The latest time by which the controller must send a Tick."""
-        deadlines = [self._supervisor.fault_deadline()]
-        if self.state in (State.RUNNING, State.PREHEAT):
-            deadlines.append(now + ACTIVE_TICK_S)
-        session = self._session
-        if self.state is State.RUNNING and session is not None:
-            deadlines.append(session.started_at + session.planned_s)
-        if self.state in (State.RUNNING, State.PREHEAT) and session is not None:
-            deadlines.append(now + (self.rules.daily_max_min - self._used_min(now)) * 60.0)
-        if self.state is State.PREHEAT:
-            deadlines.append(self._preheat_until)
-        if self.state is State.COOLDOWN:
-            deadlines.append(self.cooldown_until)
-        if self.state is not State.FAULT:
-            deadlines.append(self._supervisor.next_deadline())
-        # A deadline already past has done its work (a stale sensor, say): waiting for it
-        # again would spin the controller.
-        return min((d for d in deadlines if d > now), default=now + IDLE_TICK_S)
+    # --- guards: pure; true where the row applies -------------------------------
 
-    # --- transitions --------------------------------------------------------
+    def _alarmed(self, event: Event, now: float) -> bool:
+        """The reading just taken, or a time guard, found a fault."""
+        return bool(self._alarm)
 
-    def _on_press_active(self, now: float, today: date) -> list[Notice]:
-        session = self._session
-        if self.state is State.PREHEAT and session is not None:
-            return self._confirm(session, now)
-        return self._end(EndReason.STOPPED, now)
+    def _unknown_program(self, event: Event, now: float) -> bool:
+        return (_start_of(event).program or self.selected) not in self.rules.programs
 
-    def _on_press_still(self, now: float, today: date) -> list[Notice]:
-        if self.state is State.IDLE:
-            return self._on_start(Start(Source.LOCAL), now, today)
-        if self.state is State.COOLDOWN:
-            return [Refused("press", self._cooldown_reason(now))]
-        return [Refused("press", "fault latched: hold the button to reset once the mat is cool")]
+    def _bad_duration(self, event: Event, now: float) -> bool:
+        duration = _start_of(event).duration_min
+        return duration is not None and not self._length_ok(duration)
 
-    def _on_long_press(self, now: float, today: date) -> list[Notice]:
-        if self.state in (State.RUNNING, State.PREHEAT):
-            return self._end(EndReason.STOPPED, now)
-        if self.state is not State.FAULT:
-            return []
-        if not self._fault_clearable:
-            return [Refused("reset", f"{self.fault}: this cannot be reset at the mat")]
+    def _day_used_up(self, event: Event, now: float) -> bool:
+        """Less than the shortest session is left today."""
+        return self.rules.daily_max_min - self.usage.minutes_today < MIN_SESSION_MIN
+
+    def _preheats_used_up(self, event: Event, now: float) -> bool:
+        """A remote start, with the hour's unconfirmed preheats all used."""
+        return (self._remote(event, now)
+                and self._preheats_in_window(now) >= limits.MAX_PREHEATS_PER_HOUR)
+
+    def _remote(self, event: Event, now: float) -> bool:
+        return _start_of(event).source is Source.REMOTE
+
+    def _preheat_spent(self, event: Event, now: float) -> bool:
+        """Confirmed now, the session would be shorter than the shortest."""
+        return self._left_if_confirmed(now)[1] < MIN_SESSION_MIN * 60.0
+
+    def _unknown_choice(self, event: Event, now: float) -> bool:
+        return _selection_of(event) not in self.rules.programs
+
+    def _bad_intensity(self, event: Event, now: float) -> bool:
+        intensity = _adjust_of(event).intensity_pct
+        return intensity is not None and not 0.0 <= intensity <= 100.0
+
+    def _bad_length(self, event: Event, now: float) -> bool:
+        duration = _adjust_of(event).duration_min
+        return duration is not None and not self._length_ok(duration)
+
+    def _above_heat_cap(self, event: Event, now: float) -> bool:
+        """More heat than the dose step-down left this session."""
+        heat, cap = _adjust_of(event).heat, self._heat_cap()
+        return heat is not None and cap is not None and rank(heat) > rank(cap)
+
+    def _not_clearable(self, event: Event, now: float) -> bool:
+        return not self._fault_clearable
+
+    def _no_valid_reading(self, event: Event, now: float) -> bool:
+        return not self._supervisor.heat_allowed(now) or self._surface_c() is None
+
+    def _too_warm(self, event: Event, now: float) -> bool:
         temperature = self._surface_c()
-        if not self._supervisor.heat_allowed(now) or temperature is None:
-            return [Refused("reset", "no valid temperature reading: check the sensor")]
-        if temperature >= self.rules.reset_below_c:
-            return [Refused("reset", f"mat at {temperature:.1f} °C: wait until it is below "
-                                     f"{self.rules.reset_below_c:g} °C")]
-        self.fault = None
-        self.state = State.COOLDOWN if self.cooldown_until > now else State.IDLE
-        return [FaultCleared()]
+        return temperature is not None and temperature >= self.rules.reset_below_c
 
-    def _on_start(self, start: Start, now: float, today: date) -> list[Notice]:
-        """Every check first: a refused start changes nothing, not even the program."""
-        name = start.program or self.selected
-        if name not in self.rules.programs:
-            known = ", ".join(sorted(self.rules.programs))
-            return [Refused("start", f"unknown program {name!r}; known: {known}")]
-        if self.state is not State.IDLE:
-            return [Refused("start", self._busy_reason(now))]
-        same = name == self.selected
-        program = self.choice if same else self.rules.programs[name]
-        planned_min = self._planned_min(program, self._duration_override if same else None)
-        if start.duration_min is not None:
-            if not MIN_SESSION_MIN <= start.duration_min <= self.rules.session_max_min:
-                return [Refused("start", f"duration_min = {start.duration_min:g}: must be "
-                                         f"{MIN_SESSION_MIN:g} to {self.rules.session_max_min:g}")]
-            planned_min = start.duration_min
-        allowance = self.rules.daily_max_min - self.usage.minutes_today
-        if allowance < MIN_SESSION_MIN:
-            return [Refused("start", f"daily limit of {self.rules.daily_max_min:g} min reached")]
-        remote = start.source is Source.REMOTE
-        if remote and self._preheats_in_window(now) >= limits.MAX_PREHEATS_PER_HOUR:
-            return [Refused("start", f"{limits.MAX_PREHEATS_PER_HOUR} remote starts in the last "
-                                     "hour were not confirmed at the mat: press the button on "
-                                     "the mat to start")]
-        if not same:
-            self._select(name)
-        planned_s = min(planned_min, allowance, self.rules.session_max_min) * 60.0
-        cut = allowance < planned_min
-        if remote:
-            # A remote start only preheats: heat with nobody known to be on the mat is
-            # bounded in time, counted as use and dose, and needs a press to go on.
-            session = _Session(program, planned_s, now, Source.REMOTE, cut, preheat=True)
-            session.dose.add(self._surface_c(), now)
-            self._session = session
-            self._preheat_until = now + self.rules.preheat_max_min * 60.0
-            self._unconfirmed.append(now)
-            self.state = State.PREHEAT
-            return [PreheatStarted(program.name, self.rules.preheat_max_min)]
+    def _cooldown_left(self, event: Event, now: float) -> bool:
+        return self.cooldown_until > now
+
+    def _day_over(self, event: Event, now: float) -> bool:
+        """Today's minutes, the session or preheat under way included, are used up."""
+        return self._used_min(now) >= self.rules.daily_max_min
+
+    def _preheat_over(self, event: Event, now: float) -> bool:
+        return now >= self._preheat_until
+
+    def _time_up(self, event: Event, now: float) -> bool:
+        session = self._under_way()
+        return now - session.started_at >= session.planned_s
+
+    def _cooled_down(self, event: Event, now: float) -> bool:
+        return now >= self.cooldown_until
+
+    # --- why a refusal row says no: named as the table shows it --------------------
+
+    def _unknown(self, event: Event, now: float) -> str:
+        name = _selection_of(event) if isinstance(event, SelectProgram) else (
+            _start_of(event).program or self.selected)
+        return f"unknown program {name!r}; known: {', '.join(sorted(self.rules.programs))}"
+
+    def _length(self, event: Event, now: float) -> str:
+        duration = (_adjust_of(event) if isinstance(event, Adjust) else _start_of(event)
+                    ).duration_min
+        return (f"duration_min = {duration:g}: must be "
+                f"{MIN_SESSION_MIN:g} to {self.rules.session_max_min:g}")
+
+    def _day_limit(self, event: Event, now: float) -> str:
+        return f"daily limit of {self.rules.daily_max_min:g} min reached"
+
+    def _preheats(self, event: Event, now: float) -> str:
+        return (f"{limits.MAX_PREHEATS_PER_HOUR} remote starts in the last hour were not "
+                "confirmed at the mat: press the button on the mat to start")
+
+    def _busy(self, event: Event, now: float) -> str:
+        return f"a session is already {self.state}"
+
+    def _cooling(self, event: Event, now: float) -> str:
+        return f"cooling down: {max(self.cooldown_until - now, 0.0) / 60.0:.1f} min left"
+
+    def _latched(self, event: Event, now: float) -> str:
+        return f"fault latched ({self.fault}): reset it at the mat"
+
+    def _hold(self, event: Event, now: float) -> str:
+        return "fault latched: hold the button to reset once the mat is cool"
+
+    def _not_here(self, event: Event, now: float) -> str:
+        return f"{self.fault}: this cannot be reset at the mat"
+
+    def _unread(self, event: Event, now: float) -> str:
+        return "no valid temperature reading: check the sensor"
+
+    def _warm(self, event: Event, now: float) -> str:
+        return (f"mat at {self._surface_c():.1f} °C: wait until it is below "
+                f"{self.rules.reset_below_c:g} °C")
+
+    def _intensity(self, event: Event, now: float) -> str:
+        return f"intensity_pct = {_adjust_of(event).intensity_pct:g}: must be 0 to 100"
+
+    def _capped(self, event: Event, now: float) -> str:
+        return (f"heat = {_adjust_of(event).heat}: limited to {self._heat_cap()} for the "
+                "rest of this session (thermal dose)")
+
+    # --- actions: the notices; the row's target is the state that follows ---------
+
+    def _ignore(self, event: Event, now: float) -> list[Notice]:
+        return []
+
+    def _latch_alarm(self, event: Event, now: float) -> list[Notice]:
+        assert self._alarm is not None
+        return self._latch(self._alarm, now)
+
+    def _latch_driver_fault(self, event: Event, now: float) -> list[Notice]:
+        assert isinstance(event, DriverFault)
+        return self._latch(event.reason, now)
+
+    def _begin_session(self, event: Event, now: float) -> list[Notice]:
+        start = _start_of(event)
+        program, planned_s, cut = self._take_start(start.program, start.duration_min)
         return self._begin_running(program, planned_s, now, start.source, cut)
 
-    def _confirm(self, preheat: _Session, now: float) -> list[Notice]:
+    def _begin_preheat(self, event: Event, now: float) -> list[Notice]:
+        """A remote start only preheats: heat with nobody known to be on the mat is
+        bounded in time, counted as use and dose, and needs a press to go on."""
+        start = _start_of(event)
+        program, planned_s, cut = self._take_start(start.program, start.duration_min)
+        session = Run(program, planned_s, now, Source.REMOTE, cut, preheat=True)
+        session.dose.add(self._surface_c(), now)
+        self._session = session
+        self._preheat_until = now + self.rules.preheat_max_min * 60.0
+        self._unconfirmed = [t for t in self._unconfirmed if now - t < PREHEAT_WINDOW_S]
+        self._unconfirmed.append(now)
+        return [PreheatStarted(program.name, self.rules.preheat_max_min)]
+
+    def _confirm(self, event: Event, now: float) -> list[Notice]:
         """A press at the mat turns the preheat into a session, within what is left today."""
-        elapsed_s = now - preheat.started_at
-        self.usage.minutes_today += elapsed_s / 60.0
-        self.usage.dose_today += preheat.dose.total
-        if preheat.started_at in self._unconfirmed:
-            self._unconfirmed.remove(preheat.started_at)
-        self._session = None
-        allowance_s = (self.rules.daily_max_min - self.usage.minutes_today) * 60.0
-        # The preheat's heat counts towards the session's ceiling too: one heated stretch.
-        left_s = min(allowance_s, self.rules.session_max_min * 60.0 - elapsed_s)
-        too_late = left_s < MIN_SESSION_MIN * 60.0
-        reason = EndReason.DAILY_LIMIT if allowance_s <= left_s else EndReason.PREHEAT_TIMEOUT
-        ended = PreheatEnded(preheat.program.name, reason if too_late else EndReason.CONFIRMED,
-                             round(elapsed_s, 1), round(preheat.dose.total, 3),
-                             preheat.dose.peak_c)
-        if too_late:
-            self._cool_down(now)
-            return [ended, Refused("press", "the preheat used up the heat time left "
-                                            f"({left_s / 60.0:.1f} min)")]
+        allowance_s, left_s = self._left_if_confirmed(now)
+        preheat = self._settle_preheat(now)
+        ended = self._preheat_ended(preheat, EndReason.CONFIRMED, now)
         planned_s = min(preheat.planned_s, left_s)
         cut = preheat.cut_by_daily_limit or allowance_s < preheat.planned_s
         notices = self._begin_running(preheat.program, planned_s, now, Source.LOCAL, cut)
-        session = self._session
-        assert session is not None
-        session.dose_before, session.preheat_s = preheat.dose.total, elapsed_s
+        session = self._under_way()
+        session.dose_before, session.preheat_s = preheat.dose.total, now - preheat.started_at
         session.heat_stopped, session.heat_cap = preheat.heat_stopped, preheat.heat_cap
         return [ended, *notices]
 
-    def _begin_running(
-        self, program: Program, planned_s: float, now: float, source: Source, cut: bool
-    ) -> list[Notice]:
-        self._session = _Session(program, planned_s, now, source, cut)
-        self._session.dose.add(self._surface_c(), now)
-        self.state = State.RUNNING
-        return [SessionStarted(program.name, round(planned_s / 60.0, 2), source)]
+    def _give_up_preheat(self, event: Event, now: float) -> list[Notice]:
+        """The preheat used up what a session could have had: it ends, and the press is
+        refused with the time that was left."""
+        allowance_s, left_s = self._left_if_confirmed(now)
+        preheat = self._settle_preheat(now)
+        self._cool_down(now)
+        reason = EndReason.DAILY_LIMIT if allowance_s <= left_s else EndReason.PREHEAT_TIMEOUT
+        return [self._preheat_ended(preheat, reason, now),
+                Refused("press", "the preheat used up the heat time left "
+                                 f"({left_s / 60.0:.1f} min)")]
 
-    def _on_stop(self, now: float, today: date) -> list[Notice]:
-        if self.state in (State.RUNNING, State.PREHEAT):
-            return self._end(EndReason.STOPPED, now)
-        return []
+    def _end_stopped(self, event: Event, now: float) -> list[Notice]:
+        return self._close(EndReason.STOPPED, now)
 
-    def _select(self, name: str) -> list[Notice]:
-        if name not in self.rules.programs:
-            known = ", ".join(sorted(self.rules.programs))
-            return [Refused("program", f"unknown program {name!r}; known: {known}")]
-        self.selected = name
-        self.choice = self.rules.programs[name]
-        self._duration_override = None
-        return [ProgramSelected(name)]
+    def _end_day_over(self, event: Event, now: float) -> list[Notice]:
+        return self._close(EndReason.DAILY_LIMIT, now)
 
-    def _adjust(self, change: Adjust, now: float) -> list[Notice]:
-        intensity, duration = change.intensity_pct, change.duration_min
-        if intensity is not None and not 0.0 <= intensity <= 100.0:
-            return [Refused("intensity", f"intensity_pct = {intensity:g}: must be 0 to 100")]
-        if duration is not None and not MIN_SESSION_MIN <= duration <= self.rules.session_max_min:
-            return [Refused("duration", f"duration_min = {duration:g}: must be "
-                                        f"{MIN_SESSION_MIN:g} to {self.rules.session_max_min:g}")]
+    def _end_preheat_over(self, event: Event, now: float) -> list[Notice]:
+        return self._close(EndReason.PREHEAT_TIMEOUT, now)
+
+    def _end_time_up(self, event: Event, now: float) -> list[Notice]:
+        cut = self._under_way().cut_by_daily_limit
+        return self._close(EndReason.DAILY_LIMIT if cut else EndReason.COMPLETED, now)
+
+    def _limit_heat(self, event: Event, now: float) -> list[Notice]:
+        return self._limit_dose(self._under_way())
+
+    def _clear_fault(self, event: Event, now: float) -> list[Notice]:
+        self.fault = None
+        return [FaultCleared()]
+
+    def _cycle_program(self, event: Event, now: float) -> list[Notice]:
+        names = list(self.rules.programs)
+        return self._select(names[(names.index(self.selected) + 1) % len(names)])
+
+    def _select_program(self, event: Event, now: float) -> list[Notice]:
+        return self._select(_selection_of(event))
+
+    def _adjust(self, event: Event, now: float) -> list[Notice]:
+        """The chosen program's settings, and the session's under way, as the Adjust says."""
+        change = _adjust_of(event)
         session = self._session
-        cap = session.heat_cap if session else None
-        if change.heat is not None and cap is not None and _rank(change.heat) > _rank(cap):
-            return [Refused("heat", f"heat = {change.heat}: limited to {cap} for the rest of "
-                                    "this session (thermal dose)")]
-        self.choice = _changed(self.choice, change)
-        if duration is not None:
-            self._duration_override = duration
+        self.choice = changed(self.choice, change)
+        if change.duration_min is not None:
+            self._duration_override = change.duration_min
         if session is not None:
-            session.program = _changed(session.program, change)
-            if duration is not None:
-                self._replan(session, duration, now)
+            session.program = changed(session.program, change)
+            if change.duration_min is not None:
+                self._replan(session, change.duration_min, now)
         planned = session.planned_s / 60.0 if session else self._chosen_min()
         return [Adjusted(self.choice.heat, self.choice.pattern, self.choice.intensity_pct,
                          round(planned, 2))]
 
-    def _replan(self, session: _Session, duration_min: float, now: float) -> None:
-        """A new length for a session under way, inside the daily allowance and the session
-        ceiling (which counts the preheat the session grew out of)."""
-        elapsed_min = (now - session.started_at) / 60.0 if self.state is State.RUNNING else 0.0
-        allowance = self.rules.daily_max_min - self.usage.minutes_today
-        ceiling = self.rules.session_max_min - session.preheat_s / 60.0
-        session.cut_by_daily_limit = allowance < duration_min
-        session.planned_s = max(min(duration_min, allowance, ceiling), elapsed_min) * 60.0
+    # --- the table ----------------------------------------------------------------
+    # For each state and event kind the rows are tried top to bottom; the first whose
+    # guard holds fires. The Time rows are looked up before and after every event.
 
-    def _cycle_program(self) -> list[Notice]:
-        if self.state not in (State.IDLE, State.COOLDOWN):
-            return []
-        names = list(self.rules.programs)
-        return self._select(names[(names.index(self.selected) + 1) % len(names)])
-
-    def _raise(self, reason: str, now: float) -> list[Notice]:
-        if self.state is State.FAULT:
-            return []
-        notices: list[Notice] = []
-        if self.state in (State.RUNNING, State.PREHEAT):
-            notices += self._end(EndReason.FAULT, now)
-        self.fault = reason
-        self.state = State.FAULT
-        self._heater = False
-        self._thermostat.force_off(now)
-        return [*notices, FaultRaised(reason)]
-
-    def _end(self, reason: EndReason, now: float) -> list[Notice]:
-        """End the session or preheat: its minutes and dose count, a cooldown follows."""
-        session = self._session
-        assert session is not None
-        self._session = None
-        self._heater = False
-        self._thermostat.force_off(now)
-        elapsed_s = min(now - session.started_at, session.planned_s)
-        if session.preheat:
-            # A preheat nobody confirmed counts like a session and is followed by a
-            # cooldown: else remote starts and stops could keep an empty mat warm for ever.
-            elapsed_s = now - session.started_at
-        self.usage.minutes_today += elapsed_s / 60.0
-        self.usage.dose_today += session.dose.total
-        if reason is EndReason.COMPLETED:
-            self.usage.count_completed(session.program)
-        self._cool_down(now)
-        ended = PreheatEnded if session.preheat else SessionEnded
-        # The preheat a session grew out of reported its own dose when it was confirmed.
-        return [ended(session.program.name, reason, round(elapsed_s, 1),
-                      round(session.dose.total, 3), session.dose.peak_c)]
-
-    def _cool_down(self, now: float) -> None:
-        self.cooldown_until = now + self.rules.cooldown_min * 60.0
-        self.state = State.COOLDOWN
-
-    def _expire(self, now: float) -> list[Notice]:
-        """Apply the passage of time: guards, the session's end, the preheat's, the cooldown's."""
-        notices: list[Notice] = []
-        reason = self._guards(now)
-        if reason:
-            notices += self._raise(reason, now)
-        session = self._session
-        if self.state in (State.RUNNING, State.PREHEAT) and session is not None:
-            if self._used_min(now) >= self.rules.daily_max_min:
-                notices += self._end(EndReason.DAILY_LIMIT, now)
-            elif self.state is State.PREHEAT and now >= self._preheat_until:
-                notices += self._end(EndReason.PREHEAT_TIMEOUT, now)
-            elif self.state is State.RUNNING and now - session.started_at >= session.planned_s:
-                cut = session.cut_by_daily_limit
-                notices += self._end(EndReason.DAILY_LIMIT if cut else EndReason.COMPLETED, now)
-            else:
-                notices += self._limit_dose(session)
-        if self.state is State.COOLDOWN and now >= self.cooldown_until:
-            self.state = State.IDLE
-        return notices
-
-    def _guards(self, now: float) -> str | None:
-        """Every time-based guard, fed the heater state of the interval just past."""
-        reading = self._supervisor.temperature()
-        surface = self._surface_c()
-        active = self.state in (State.RUNNING, State.PREHEAT)
-        setpoint = self._setpoint()
-        reasons = (
-            self._supervisor.check(now),
-            self._not_heating.update(reading, setpoint, self._thermostat.demanding, now),
-            self._runaway.update(reading, self._heater, now),
-            self._model_gap.update(reading, self._estimate.temp_c, active, now),
-            self._overheat.update(surface, setpoint, active),
-        )
-        return next((r for r in reasons if r), None)
-
-    def _limit_dose(self, session: _Session) -> list[Notice]:
-        """Step the heat down at 75 % of the dose limit; stop it at the limit.
-
-        The limit is the tighter of the session's (its preheat included) and what is
-        left of the day's budget.
-        """
-        session_left = self.rules.dose_max_cem43 - session.dose_before
-        daily_left = self.rules.daily_dose_max_cem43 - self.usage.dose_today
-        limit = min(session_left, daily_left)
-        which = "the session's" if session_left <= daily_left else "today's"
-        dose = session.dose.total
-        if not session.heat_stopped and dose >= limit:
-            session.heat_stopped = True
-            return [HeatStopped(f"thermal dose reached {which} limit ({dose:.2f} of "
-                                f"{max(limit, 0.0):.2f} CEM43 left): heat off, vibration goes on")]
-        if session.heat_cap is None and dose >= DOSE_STEP_DOWN_AT * limit:
-            lower = _LOWER[session.program.heat]
-            session.heat_cap = lower
-            session.program = replace(session.program, heat=lower)
-            return [HeatSteppedDown(lower, f"thermal dose {dose:.2f} CEM43 is "
-                                           f"{DOSE_STEP_DOWN_AT:.0%} of {which} limit "
-                                           f"({limit:.2f})")]
-        return []
-
-    def _heater_demand(self, now: float) -> bool:
-        """Heat only when every guard says yes, right now."""
-        setpoint = self._setpoint()
-        surface = self._surface_c()
-        session = self._session
-        # A session exists only while running or preheating, and a stopped heat has no
-        # setpoint; setpoints sit a degree under the trip, so the cut comes before it.
-        if (
-            session is None
-            or setpoint is None
-            or surface is None
-            or not self._supervisor.heat_allowed(now)
-            or surface >= setpoint + limits.OVERSHOOT_CUT_C
-        ):
-            self._thermostat.force_off(now)
-            return False
-        return self._thermostat.update(surface, setpoint, now)
-
-    # --- helpers ------------------------------------------------------------
-
-    def _surface_c(self) -> float | None:
-        """The higher of the sensor and the estimate: control, dose and trip use the worst case."""
-        reading = self._supervisor.temperature()
-        if reading is None:
-            return None
-        estimate = self._estimate.temp_c
-        return reading if estimate is None else max(reading, estimate)
-
-    def _used_min(self, now: float) -> float:
-        """Minutes used today, the session or preheat under way included."""
-        session = self._session
-        running = self.state in (State.RUNNING, State.PREHEAT) and session is not None
-        elapsed_s = now - session.started_at if running and session is not None else 0.0
-        return self.usage.minutes_today + elapsed_s / 60.0
-
-    def _preheats_in_window(self, now: float) -> int:
-        self._unconfirmed = [t for t in self._unconfirmed if now - t < PREHEAT_WINDOW_S]
-        return len(self._unconfirmed)
-
-    def _account(self, now: float) -> None:
-        """The interval just past: the estimate with the heater as it was, and the dose.
-
-        Outside a session the dose still counts towards the day: a pad cooling down
-        after a session warms whoever still lies on it.
-        """
-        self._estimate.advance(heating=self._heater, now=now)
-        if self._session is not None:
-            self._session.dose.add(self._surface_c(), now)
-            self._between.add(None, now)
-        else:
-            before = self._between.total
-            self._between.add(self._surface_c(), now)
-            self.usage.dose_today += self._between.total - before
-
-    def _chosen_min(self) -> float:
-        """The length the next start gets: the override, or the program's (grown) length."""
-        return self._planned_min(self.choice, self._duration_override)
-
-    def _planned_min(self, program: Program, override: float | None) -> float:
-        if override is not None:
-            return override
-        planned = program.planned_min(self.usage.progress_days.get(program.name, 0))
-        return min(planned, self.rules.session_max_min)
-
-    def _setpoint(self) -> float | None:
-        session = self._session
-        if session is None or session.heat_stopped or session.program.heat is HeatLevel.OFF:
-            return None
-        return self.rules.setpoint(session.program.heat)
-
-    def _led(self) -> Led:
-        return {
-            State.IDLE: Led.IDLE,
-            State.PREHEAT: Led.AWAITING_PRESS,
-            State.RUNNING: Led.RUNNING,
-            State.COOLDOWN: Led.COOLDOWN,
-            State.FAULT: Led.FAULT,
-        }[self.state]
-
-    def _cooldown_reason(self, now: float) -> str:
-        return f"cooling down: {max(self.cooldown_until - now, 0.0) / 60.0:.1f} min left"
-
-    def _busy_reason(self, now: float) -> str:
-        if self.state is State.COOLDOWN:
-            return self._cooldown_reason(now)
-        if self.state is State.FAULT:
-            return f"fault latched ({self.fault}): reset it at the mat"
-        return f"a session is already {self.state}"
+    TRANSITIONS: ClassVar[tuple[Transition["SessionMachine"], ...]] = (
+        #   states     event          guard              target    action
+        # --- time passing, in every state: a guard's fault first, then the deadlines
+        row(NOT_FAULT, Time,          _alarmed,          FAULT,    _latch_alarm),
+        row(ACTIVE,    Time,          _day_over,         COOLDOWN, _end_day_over),
+        row(PREHEAT,   Time,          _preheat_over,     COOLDOWN, _end_preheat_over),
+        row(RUNNING,   Time,          _time_up,          COOLDOWN, _end_time_up),
+        row(ACTIVE,    Time,          ALWAYS,            STAY,     _limit_heat),
+        row(COOLDOWN,  Time,          _cooled_down,      IDLE,     _ignore),
+        row(RESTING,   Time,          ALWAYS,            STAY,     _ignore),
+        # --- in every state: a fault latches (the supervisor took the reading before)
+        row(NOT_FAULT, Reading,       _alarmed,          FAULT,    _latch_alarm),
+        row(ANY_STATE, Reading,       ALWAYS,            STAY,     _ignore),
+        row(NOT_FAULT, DriverFault,   ALWAYS,            FAULT,    _latch_driver_fault),
+        row(FAULT,     DriverFault,   ALWAYS,            STAY,     _ignore),  # first one stays
+        # Tick and ClockStepped did their work before the table: time, the calendar.
+        row(ANY_STATE, Tick,          ALWAYS,            STAY,     _ignore),
+        row(ANY_STATE, ClockStepped,  ALWAYS,            STAY,     _ignore),
+        # --- in every state: the chosen program and its settings, within the limits
+        row(ANY_STATE, SelectProgram, _unknown_choice,   STAY,     Refuse("program", _unknown)),
+        row(ANY_STATE, SelectProgram, ALWAYS,            STAY,     _select_program),
+        row(ANY_STATE, Adjust,        _bad_intensity,    STAY,     Refuse("intensity", _intensity)),
+        row(ANY_STATE, Adjust,        _bad_length,       STAY,     Refuse("duration", _length)),
+        row(ACTIVE,    Adjust,        _above_heat_cap,   STAY,     Refuse("heat", _capped)),
+        row(ANY_STATE, Adjust,        ALWAYS,            STAY,     _adjust),
+        row(ANY_STATE, Start,         _unknown_program,  STAY,     Refuse("start", _unknown)),
+        # --- idle: a press or a local start runs a session; a remote start only preheats
+        row(IDLE,      Press,         _unknown_program,  STAY,     Refuse("start", _unknown)),
+        row(IDLE,      Press,         _day_used_up,      STAY,     Refuse("start", _day_limit)),
+        row(IDLE,      Press,         ALWAYS,            RUNNING,  _begin_session),
+        row(IDLE,      Start,         _bad_duration,     STAY,     Refuse("start", _length)),
+        row(IDLE,      Start,         _day_used_up,      STAY,     Refuse("start", _day_limit)),
+        row(IDLE,      Start,         _preheats_used_up, STAY,     Refuse("start", _preheats)),
+        row(IDLE,      Start,         _remote,           PREHEAT,  _begin_preheat),
+        row(IDLE,      Start,         ALWAYS,            RUNNING,  _begin_session),
+        row(IDLE,      DoublePress,   ALWAYS,            STAY,     _cycle_program),
+        row(IDLE,      LongPress,     ALWAYS,            STAY,     _ignore),
+        row(IDLE,      Stop,          ALWAYS,            STAY,     _ignore),
+        # --- preheat: a press at the mat confirms it, if a session still fits
+        row(PREHEAT,   Press,         _preheat_spent,    COOLDOWN, _give_up_preheat),
+        row(PREHEAT,   Press,         ALWAYS,            RUNNING,  _confirm),
+        row(PREHEAT,   DoublePress,   _preheat_spent,    COOLDOWN, _give_up_preheat),
+        row(PREHEAT,   DoublePress,   ALWAYS,            RUNNING,  _confirm),
+        # --- running: any press stops it
+        row(RUNNING,   Press,         ALWAYS,            COOLDOWN, _end_stopped),
+        row(RUNNING,   DoublePress,   ALWAYS,            COOLDOWN, _end_stopped),
+        # --- preheat or running: a long press or a stop, local or remote, ends it
+        row(ACTIVE,    LongPress,     ALWAYS,            COOLDOWN, _end_stopped),
+        row(ACTIVE,    Stop,          ALWAYS,            COOLDOWN, _end_stopped),
+        row(ACTIVE,    Start,         ALWAYS,            STAY,     Refuse("start", _busy)),
+        # --- cooldown: nothing starts until it is over
+        row(COOLDOWN,  Press,         ALWAYS,            STAY,     Refuse("press", _cooling)),
+        row(COOLDOWN,  Start,         ALWAYS,            STAY,     Refuse("start", _cooling)),
+        row(COOLDOWN,  DoublePress,   ALWAYS,            STAY,     _cycle_program),
+        row(COOLDOWN,  LongPress,     ALWAYS,            STAY,     _ignore),
+        row(COOLDOWN,  Stop,          ALWAYS,            STAY,     _ignore),
+        # --- fault: latched; only a long press at the mat clears it, and only when cool
+        row(FAULT,     LongPress,     _not_clearable,    STAY,     Refuse("reset", _not_here)),
+        row(FAULT,     LongPress,     _no_valid_reading, STAY,     Refuse("reset", _unread)),
+        row(FAULT,     LongPress,     _too_warm,         STAY,     Refuse("reset", _warm)),
+        row(FAULT,     LongPress,     _cooldown_left,    COOLDOWN, _clear_fault),
+        row(FAULT,     LongPress,     ALWAYS,            IDLE,     _clear_fault),
+        row(FAULT,     Press,         ALWAYS,            STAY,     Refuse("press", _hold)),
+        row(FAULT,     Start,         ALWAYS,            STAY,     Refuse("start", _latched)),
+        row(FAULT,     DoublePress,   ALWAYS,            STAY,     _ignore),
+        row(FAULT,     Stop,          ALWAYS,            STAY,     _ignore),  # never clears
+    )
+    _ROWS = index(TRANSITIONS, EVENT_KINDS)
