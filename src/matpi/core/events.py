@@ -302,6 +302,8 @@ class Snapshot:
     heat_level: HeatLevel
     setpoint_c: float | None
     temperature_c: float | None
+    """The hottest sensor with a fresh, valid reading; None when none has one (a stale
+    value is never shown as the mat's temperature)."""
     heater_on: bool
     pattern: Pattern
     intensity_pct: float
@@ -316,3 +318,5 @@ class Snapshot:
     usage_day: str
     """The calendar day (ISO date) that today's minutes and dose belong to."""
     streak_days: int
+    preheat_remaining_s: int = 0
+    """Seconds until an unconfirmed preheat switches itself off; 0 when none waits."""

@@ -271,7 +271,13 @@ class SessionMachine(SessionModel):
         return f"a session is already {self.state}"
 
     def _cooling(self, event: Event, now: float) -> str:
-        return f"cooling down: {max(self.cooldown_until - now, 0.0) / 60.0:.1f} min left"
+        """In m:ss, as the snapshot's whole seconds and every countdown show it."""
+        left_s = int(max(self.cooldown_until - now, 0.0))
+        return f"cooling down: {left_s // 60}:{left_s % 60:02d} left"
+
+    def _keeps(self, event: Event, now: float) -> str:
+        return (f"a session of {self._under_way().program.name} is under way and keeps its "
+                "program: choose the next one after it ends, or stop it first")
 
     def _latched(self, event: Event, now: float) -> str:
         return f"fault latched ({self.fault}): reset it at the mat"
@@ -417,7 +423,8 @@ class SessionMachine(SessionModel):
         row(ANY_STATE, ClockStepped,  ALWAYS,            STAY,     _ignore),
         # --- in every state: the chosen program and its settings, within the limits
         row(ANY_STATE, SelectProgram, _unknown_choice,   STAY,     Refuse("program", _unknown)),
-        row(ANY_STATE, SelectProgram, ALWAYS,            STAY,     _select_program),
+        row(ACTIVE,    SelectProgram, ALWAYS,            STAY,     Refuse("program", _keeps)),
+        row(RESTING,   SelectProgram, ALWAYS,            STAY,     _select_program),
         row(ANY_STATE, Adjust,        _bad_intensity,    STAY,     Refuse("intensity", _intensity)),
         row(ANY_STATE, Adjust,        _bad_length,       STAY,     Refuse("duration", _length)),
         row(ACTIVE,    Adjust,        _above_heat_cap,   STAY,     Refuse("heat", _capped)),

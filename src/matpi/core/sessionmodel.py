@@ -142,7 +142,7 @@ class SessionModel:
             else:
                 remaining = session.planned_s
         today_min = self._used_min(now)
-        temperature = self._supervisor.temperature()
+        temperature = self._supervisor.fresh_temperature(now)
         return Snapshot(
             state=self.state,
             program=program.name,
@@ -166,6 +166,8 @@ class SessionModel:
                                    3),
             usage_day=self.usage.day.isoformat(),
             streak_days=self.usage.streak(),
+            preheat_remaining_s=int(max(self._preheat_until - now, 0.0))
+            if self.state is State.PREHEAT else 0,
         )
 
     def next_deadline(self, now: float) -> float:
