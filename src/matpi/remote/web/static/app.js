@@ -6,13 +6,33 @@
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
+const POLL_MS = 5000;           // reading /api/state, while the live stream is refused or failing
+const STREAM_RETRY_MS = 30000;  // trying the live stream again, while polling
+const QUICK_FAILURES = 3;       // stream errors in a row, no state between, before polling
+const STALL_MS = 5000;          // a countdown the mat updates every second, silent this long
+
 const view = {
   options: null,     // /api/options: programs, levels, patterns, ranges, limits
   state: null,       // the latest state (the MQTT state JSON)
   curve: { program: "", points: [] },
   history: null,     // /api/history?days=30
-  stream: null,
   editing: new Set(), // controls the person is using right now: not overwritten by updates
+  messageFrom: null,  // the command whose refusal the message shows, if any
+  messageFocus: null, // where focus goes back to when the message is closed
+};
+
+/** How the page hears from the mat: a live stream, or polling when the stream is refused. */
+const link = {
+  mode: "off",        // "stream", "poll", or "off" (locked, or not started)
+  stream: null,       // the EventSource in use or being tried
+  fresh: false,       // the shown state is what the mat does now
+  knownAt: 0,         // Date.now() when the shown state was last known to be current
+  heardAt: 0,         // Date.now() of the last message on the stream
+  failures: 0,        // stream errors in a row without a state between them
+  pollReason: "",     // "busy" (the stream was refused) or "failing" (it kept dropping)
+  pollFailed: false,  // the last poll got no state
+  pollTimer: null,
+  retryTimer: null,
 };
 
 const STATE_WORDS = {
@@ -23,21 +43,32 @@ const STATE_WORDS = {
   fault: "Fault",
 };
 
-const FIELD_WORDS = {
-  duration_min: "Session length", intensity_pct: "Intensity", heat: "Heat",
-  pattern: "Vibration", program: "Program", rate: "Too many starts", command: "Command",
-  body: "Request", session: "Login", password: "Password",
+/** What a refusal of each command means, said before the mat's reason. */
+const REFUSED_WORDS = {
+  start: "The mat did not start", stop: "The mat did not stop", press: "The press did nothing",
+  reset: "The fault was not reset", program: "The program did not change",
+  heat: "The heat did not change", pattern: "The vibration did not change",
+  intensity: "The intensity did not change", duration: "The session length did not change",
 };
+
+/** Commands about the settings; their messages go to the settings card, the rest to the status. */
+const SETTINGS_COMMANDS = new Set(["program", "heat", "pattern", "intensity", "duration"]);
 
 // --- small helpers -----------------------------------------------------------
 
+/** m:ss of whole seconds, rounded down: the ring, every text and the mat's own words agree. */
 function clock(seconds) {
-  const s = Math.max(0, Math.round(seconds));
+  const s = Math.max(0, Math.floor(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
 function minutes(value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
+
+function sentence(text) {
+  const trimmed = String(text).trim().replace(/\.$/, "");
+  return `${trimmed.charAt(0).toUpperCase()}${trimmed.slice(1)}.`;
 }
 
 function svg(name, attributes, text) {
@@ -47,21 +78,92 @@ function svg(name, attributes, text) {
   return element;
 }
 
-let messageTimer = null;
-function showMessage(text, kind = "info") {
+// --- messages ------------------------------------------------------------------------
+// A message goes at the end of the card it is about, in the flow of the page: it pushes
+// what follows down and covers no control. It stays until closed (its button, or
+// Escape) or replaced: one that vanished by itself would also move the page under a thumb.
+
+function showMessage(text, kind = "info", card = "status-card", from = null) {
   const box = $("message");
-  box.textContent = text;
+  const where = $("app").hidden ? $("login") : $(card);
+  if (box.parentElement !== where) where.append(box);
+  const words = $("message-text");
+  words.textContent = text;
+  words.setAttribute("role", kind === "error" ? "alert" : "status");
   box.dataset.kind = kind;
   box.hidden = false;
-  clearTimeout(messageTimer);
-  messageTimer = setTimeout(() => { box.hidden = true; }, 7000);
+  view.messageFrom = from;
+  view.messageFocus = document.activeElement;
 }
 
-function explain(error) {
+function hideMessage() {
+  const box = $("message");
+  if (box.hidden) return;
+  const hadFocus = box.contains(document.activeElement);
+  box.hidden = true;
+  view.messageFrom = null;
+  const back = view.messageFocus;
+  if (hadFocus && back && back.isConnected && !back.disabled) back.focus();
+}
+
+function cardFor(command) {
+  return SETTINGS_COMMANDS.has(command) ? "settings-card" : "status-card";
+}
+
+/** A refused request, as a person would say it. `answer` is what api() returned. */
+function explain(answer) {
+  const error = answer.data && answer.data.error;
   if (!error) return "The mat did not answer.";
-  const field = FIELD_WORDS[error.field] || error.field;
-  if (error.field === "rate") return `${field}: ${error.allowed}.`;
-  return `${field} ${error.value} is not possible: ${error.allowed}.`;
+  const wait = answer.retryAfter || (/try again in (\d+) s/.exec(error.allowed) || [])[1];
+  const later = wait ? `Try again in ${wait} s.` : "Try again in a minute.";
+  const range = view.options && view.options.duration_min;
+  switch (error.field) {
+    case "password":
+      if (answer.status === 429) return `Too many wrong passwords. ${later}`;
+      return answer.status === 401 ? "Wrong password." : "Type the password, then Log in.";
+    case "rate": return `Too many starts and stops in a minute. ${later}`;
+    case "duration_min": return tooLongOrShort(error.value, range);
+    case "intensity_pct": return `Intensity ${error.value} % is not possible: choose 0 to 100 %.`;
+    case "heat": case "pattern": case "program": {
+      const what = { heat: "heat level", pattern: "vibration pattern", program: "program" }[error.field];
+      return `The mat has no ${what} “${error.value}”: it has ${error.allowed.replace(/^one of: /, "")}.`;
+    }
+    case "session": return "Log in first.";
+    case "state": return "The mat is starting. Try again in a moment.";
+    case "Host": return `The mat does not answer to the name ${error.value}: open it by its ` +
+      "address, or add the name to [web] allowed_hosts.";
+    case "Origin": return "The mat takes changes from its own page only.";
+    default: return `The mat could not do that: ${error.allowed}.`;
+  }
+}
+
+function tooLongOrShort(value, range) {
+  const choose = range ? `choose ${range.min} to ${range.max} min` : "choose fewer minutes";
+  const number = Number(value);
+  if (value === "" || value === '""' || !Number.isFinite(number)) {
+    return `“${value}” is not a number of minutes: ${choose}.`;
+  }
+  const which = range && number < range.min ? "too short" : "too long";
+  return `A session of ${value} min is ${which}: ${choose}.`;
+}
+
+function onNotice(notice) {
+  switch (notice.event) {
+    case "refused": {
+      const lead = REFUSED_WORDS[notice.command] || "The mat said no";
+      showMessage(`${lead}. ${sentence(notice.reason)}`, "error", cardFor(notice.command));
+      break;
+    }
+    case "fault_raised":
+      showMessage(`The heat is off because of a fault. ${sentence(notice.reason)}`, "error");
+      break;
+    case "heat_stopped": showMessage(`The heat stopped for this session. ${sentence(notice.reason)}`); break;
+    case "heat_stepped_down":
+      showMessage(`The heat was lowered to ${notice.level}. ${sentence(notice.reason)}`);
+      break;
+    case "session_ended": loadHistory(); break;
+    default: break;
+  }
 }
 
 // --- talking to the mat ------------------------------------------------------------
@@ -73,61 +175,198 @@ async function api(path, body) {
   const response = await fetch(path, { credentials: "same-origin", ...init });
   const data = await response.json().catch(() => null);
   if (response.status === 401 && path !== "/api/login") showLogin();
-  return { ok: response.ok, status: response.status, data };
+  const retryAfter = response.headers.get("Retry-After");
+  return { ok: response.ok, status: response.status, data, retryAfter };
 }
 
 async function send(command, value) {
   const body = value === undefined ? { command } : { command, value };
   try {
     const answer = await api("/api/command", body);
-    if (!answer.ok && answer.status !== 401) {
-      showMessage(explain(answer.data && answer.data.error), "error");
+    if (answer.ok) {
+      if (view.messageFrom === command) hideMessage();  // the person put it right
+      afterCommand(command);
+    } else if (answer.status !== 401) {
+      showMessage(explain(answer), "error", cardFor(command), command);
       render();  // put the control back to what the mat has
     }
     return answer.ok;
   } catch (err) {
-    showMessage("The mat cannot be reached. Is it on?", "error");
+    showMessage("The mat cannot be reached. Is it on?", "error", cardFor(command), command);
     render();
     return false;
   }
 }
 
+/** Without a live stream, the result of a command is read at once rather than at the next poll. */
+function afterCommand(command) {
+  if (link.mode === "poll") {
+    poll();
+  } else if (!link.fresh) {
+    showMessage("Sent. This page is not live, so it cannot show the result yet.",
+      "info", cardFor(command), command);
+  }
+}
+
+// --- the connection -------------------------------------------------------------------
+// The page shows the mat live over Server-Sent Events. When the stream is refused (a
+// ninth open page gets 503) or keeps dropping, it polls /api/state and tries the stream
+// again every 30 s. Whenever what it shows may be old, it greys it out and says since when.
+
 function connect() {
-  if (view.stream) view.stream.close();
+  link.mode = "stream";
+  link.failures = 0;
+  openStream();
+  render();
+}
+
+function openStream() {
+  closeStream();
   const stream = new EventSource("/api/events");
-  view.stream = stream;
-  stream.onopen = () => setLive(true);
-  stream.onerror = async () => {
-    setLive(false);
-    const answer = await api("/api/state").catch(() => null);
-    if (answer && answer.status === 401) stream.close();
-  };
-  stream.addEventListener("state", (e) => { view.state = JSON.parse(e.data); render(); });
-  stream.addEventListener("curve", (e) => { view.curve = JSON.parse(e.data); drawCurve(); });
-  stream.addEventListener("point", (e) => { view.curve.points.push(JSON.parse(e.data)); drawCurve(); });
-  stream.addEventListener("notice", (e) => onNotice(JSON.parse(e.data)));
+  link.stream = stream;
+  const on = (name, handle) => stream.addEventListener(name, (e) => {
+    link.heardAt = Date.now();
+    handle(JSON.parse(e.data));
+  });
+  on("state", (state) => {
+    link.failures = 0;
+    if (link.mode === "poll") stopPolling();
+    received(state);
+  });
+  on("curve", (curve) => { view.curve = curve; drawCurve(); });
+  on("point", (point) => { view.curve.points.push(point); drawCurve(); });
+  on("notice", onNotice);
+  stream.onopen = () => { link.heardAt = Date.now(); };
+  stream.onerror = () => streamFailed(stream);
 }
 
-function setLive(live) {
-  const link = $("link");
-  link.dataset.live = live ? "yes" : "no";
-  link.textContent = live ? "live" : "reconnecting…";
+function closeStream() {
+  if (link.stream) link.stream.close();
+  link.stream = null;
 }
 
-function onNotice(notice) {
-  switch (notice.event) {
-    case "refused": showMessage(`The mat said no: ${notice.reason}.`, "error"); break;
-    case "fault_raised": showMessage(`Fault: ${notice.reason}. The heat is off.`, "error"); break;
-    case "heat_stopped": showMessage(`Heat stopped: ${notice.reason}.`); break;
-    case "heat_stepped_down": showMessage(`Heat lowered to ${notice.level}: ${notice.reason}.`); break;
-    case "session_ended": loadHistory(); break;
-    default: break;
+function streamFailed(stream) {
+  if (stream !== link.stream) return;  // an old stream, already replaced
+  // EventSource hides the HTTP status, but any answer other than a 200 stream (503 when
+  // eight pages are open, 401 once the password changed) closes it for good: readyState
+  // CLOSED. A dropped connection leaves it CONNECTING, retrying by itself. So: CLOSED,
+  // or the same quick failure again and again, means poll instead; the first poll's 401
+  // shows the login. No fetch of /api/events to read the status: one that got through
+  // would take one of the eight streams.
+  const refused = stream.readyState === EventSource.CLOSED;
+  link.failures += 1;
+  if (link.mode === "poll") {  // a retry while polling: keep polling
+    closeStream();
+    link.pollReason = refused ? "busy" : "failing";
+    render();
+    return;
+  }
+  if (link.fresh) stale(Date.now());  // it was open until now
+  if (refused || link.failures >= QUICK_FAILURES) {
+    closeStream();
+    startPolling(refused ? "busy" : "failing");
+  }
+}
+
+function startPolling(reason) {
+  link.mode = "poll";
+  link.pollReason = reason;
+  link.pollFailed = false;
+  clearInterval(link.retryTimer);
+  link.retryTimer = setInterval(() => { if (!link.stream) openStream(); }, STREAM_RETRY_MS);
+  poll();
+}
+
+function stopPolling() {
+  clearTimeout(link.pollTimer);
+  clearInterval(link.retryTimer);
+  link.mode = "stream";
+  render();
+}
+
+async function poll() {
+  clearTimeout(link.pollTimer);
+  const answer = await api("/api/state").catch(() => null);
+  if (link.mode !== "poll") return;  // the stream came back, or the login is shown
+  if (answer && answer.ok) {
+    // Polls failed, and now one gets through: the mat is back, so try the stream at once.
+    if (link.pollFailed && !link.stream) openStream();
+    link.pollFailed = false;
+    received(answer.data);
+  } else {
+    link.pollFailed = true;
+    if (link.fresh) stale(link.knownAt);
+  }
+  clearTimeout(link.pollTimer);  // one chain of polls, even when a command asked for one
+  link.pollTimer = setTimeout(poll, POLL_MS);
+}
+
+function received(state) {
+  view.state = state;
+  link.knownAt = Date.now();
+  link.fresh = true;
+  render();
+}
+
+function stale(since) {
+  link.fresh = false;
+  link.knownAt = since;
+  render();
+}
+
+/** A countdown the mat updates every second: silence means the connection is gone. */
+function ticking(s) {
+  return s !== null && (s.state === "running" || preheatLeft(s) > 0 ||
+    (s.state === "cooldown" && s.cooldown_remaining_s > 0));
+}
+
+/** Once a second: notices a stream gone silent, and counts "last update N s ago" up. */
+function tick() {
+  if (link.mode === "stream" && link.fresh && ticking(view.state) &&
+      Date.now() - link.heardAt > STALL_MS) {
+    // Wi-Fi gone or the phone asleep: the connection may stay open for minutes without a
+    // word, and a countdown that stopped would look like a running one.
+    stale(link.heardAt);
+    openStream();
+  }
+  if (!link.fresh) renderLink();
+}
+
+function ago(since) {
+  const s = Math.max(0, Math.floor((Date.now() - since) / 1000));
+  return s < 120 ? `${s}\u00a0s ago` : `${Math.floor(s / 60)}\u00a0min ago`;
+}
+
+/** The header's word, the line above the cards, and what is greyed out. */
+function renderLink() {
+  const every = `refreshing every ${POLL_MS / 1000}\u00a0s`;
+  const word = link.fresh ? (link.mode === "poll" ? "refreshing" : "live")
+    : (link.knownAt ? "not live" : "connecting…");
+  const header = $("link");
+  header.dataset.live = link.fresh ? "yes" : "no";
+  if (header.textContent !== word) header.textContent = word;  // announced on a change only
+  $("app").dataset.live = link.fresh ? "yes" : "no";
+  $("app").dataset.mode = link.mode;  // polling: the curve, which only the stream extends, is greyed
+  const line = $("connection");
+  line.dataset.kind = link.fresh ? "poll" : "stale";
+  line.hidden = link.fresh && link.mode !== "poll";
+  if (line.hidden) return;
+  if (link.fresh) {
+    line.textContent = link.pollReason === "busy"
+      ? `Live updates are busy: ${every}.`  // too many pages open: the mat's limit
+      : `Live updates keep dropping: ${every}.`;
+  } else if (link.knownAt) {
+    line.textContent = `Not live: last update ${ago(link.knownAt)}. Trying to reconnect…`;
+  } else {
+    line.textContent = "Not live: no update from the mat yet. Trying to connect…";
   }
 }
 
 // --- the live state -----------------------------------------------------------------
 
 function render() {
+  renderLink();
+  renderControls();
   const s = view.state;
   const o = view.options;
   if (!s || !o) return;
@@ -142,10 +381,11 @@ function render() {
   $("state-detail").textContent = detail(s, o);
   renderRing(s, o);
 
-  $("start").disabled = s.state !== "idle";
-  $("stop").disabled = !(s.state === "preheat" || s.state === "running");
-
-  $("temp").textContent = s.temperature_c === null ? "--.-" : s.temperature_c.toFixed(1);
+  // null: no valid reading is recent (a sensor fault, say). Never an old number instead.
+  const reading = s.temperature_c !== null && s.temperature_c !== undefined;
+  $("temp").textContent = reading ? s.temperature_c.toFixed(1) : "no reading";
+  $("temp").dataset.reading = reading ? "yes" : "no";
+  $("temp-unit").hidden = !reading;
   $("setpoint").textContent = s.setpoint_c === null ? "no heat" : `target ${s.setpoint_c} °C`;
   $("heater").dataset.on = s.heater_on ? "yes" : "no";
   $("heater").textContent = s.heater_on ? "heating" : "heater off";
@@ -167,12 +407,34 @@ function render() {
   $("streak-label").textContent = s.streak_days === 1 ? "day in a row" : "days in a row";
 }
 
+/** What may be pressed. Without live data only Stop: stopping is always safe, and any
+    other change would have an effect the page cannot show. */
+function renderControls() {
+  const s = view.state;
+  const live = link.fresh && s !== null;
+  $("start").disabled = !live || s.state !== "idle";
+  $("stop").disabled = live && !(s.state === "preheat" || s.state === "running");
+  for (const control of $("settings-card").querySelectorAll(".field :is(button, input, select)")) {
+    control.disabled = !live;
+  }
+}
+
+/** Seconds the mat still waits for a press after a remote start; null when it is not waiting. */
+function preheatLeft(s) {
+  const left = s.preheat_remaining_s;
+  return s.state === "preheat" && s.awaiting_press && Number.isFinite(left) ? left : null;
+}
+
 function detail(s, o) {
   const what = `${s.program} · ${minutes(s.planned_min)} min`;
   switch (s.state) {
     case "idle": return `${what}. Press Start here, or the button on the mat.`;
-    case "preheat": return `Lie down and press the button on the mat to begin. ` +
-      `The mat stops warming by itself after ${o.limits.preheat_max_min} min.`;
+    case "preheat": {
+      const left = preheatLeft(s);
+      const stops = left === null ? `after ${o.limits.preheat_max_min} min` : `in ${clock(left)}`;
+      return `Lie down and press the button on the mat to begin (${what}). ` +
+        `Without a press, the mat stops warming by itself ${stops}.`;
+    }
     case "running": {
       const end = s.ends_at ? new Date(s.ends_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
       return end ? `${what} · ends at ${end}` : what;
@@ -187,10 +449,15 @@ function renderRing(s, o) {
   let share = 1;
   let big = clock(s.planned_min * 60);
   let label = "session";
+  const waiting = preheatLeft(s);
   if (s.state === "running") {
     share = s.remaining_s / Math.max(s.planned_min * 60, 1);
     big = clock(s.remaining_s);
     label = "left";
+  } else if (waiting !== null) {
+    share = waiting / Math.max(o.limits.preheat_max_min * 60, 1);
+    big = clock(waiting);
+    label = "left to press";
   } else if (s.state === "preheat") {
     label = "when you press";
   } else if (s.state === "cooldown") {
@@ -285,6 +552,10 @@ function wireControls() {
     showLogin();
   });
   $("login-form").addEventListener("submit", logIn);
+  $("message-close").addEventListener("click", hideMessage);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("message").hidden) hideMessage();
+  });
 }
 
 function editedWhileFocused(id) {
@@ -407,32 +678,37 @@ function drawDays(history) {
 // --- login and start-up ---------------------------------------------------------------------
 
 function showLogin() {
-  if (view.stream) view.stream.close();
-  view.stream = null;
+  closeStream();
+  clearTimeout(link.pollTimer);
+  clearInterval(link.retryTimer);
+  link.mode = "off";
+  link.fresh = false;
   $("app").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
-  setLive(false);
+  hideMessage();
+  renderLink();
   $("link").textContent = "locked";
   $("password").focus();
 }
 
 async function logIn(event) {
   event.preventDefault();
-  const answer = await api("/api/login", { password: $("password").value });
+  const answer = await api("/api/login", { password: $("password").value }).catch(() => null);
   $("password").value = "";
-  if (answer.ok) {
+  if (answer && answer.ok) {
     $("login").hidden = true;
+    hideMessage();
     start();
   } else {
-    showMessage(answer.status === 401 ? "Wrong password." : explain(answer.data && answer.data.error), "error");
+    showMessage(answer ? explain(answer) : "The mat cannot be reached. Is it on?", "error");
   }
 }
 
 async function start() {
   const answer = await api("/api/options").catch(() => null);
   if (!answer) {
-    setLive(false);
+    renderLink();
     setTimeout(start, 3000);
     return;
   }
@@ -455,4 +731,5 @@ window.addEventListener("resize", () => {
 });
 
 wireControls();
+setInterval(tick, 1000);
 start();
