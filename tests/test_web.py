@@ -415,6 +415,7 @@ def test_starts_are_rate_limited_and_stop_never_is(served: Served) -> None:
     reply = served.command("start")
     assert reply.status == 429
     assert reply.error["field"] == "rate" and "at most 6 in 60 s" in reply.error["allowed"]
+    assert 0 < int(reply.headers["Retry-After"]) <= 60
     assert served.command("stop").status == 202
 
 

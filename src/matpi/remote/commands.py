@@ -81,6 +81,8 @@ class Rejection:
     field: str
     value: str
     allowed: str
+    retry_after_s: int | None = None
+    """For a rate limit: when to try again (the page's Retry-After)."""
 
     @property
     def message(self) -> str:
@@ -94,11 +96,13 @@ class Rejection:
 class _Invalid(Exception):
     """Raised inside parsing; turned into a Rejection at the one entry point."""
 
-    def __init__(self, field: str, value: str, allowed: str) -> None:
+    def __init__(self, field: str, value: str, allowed: str,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(field)
         self.field = field
         self.value = value
         self.allowed = allowed
+        self.retry_after_s = retry_after_s
 
 
 class StartLimiter:
@@ -156,7 +160,8 @@ class RemoteCommands:
         try:
             events = self._parse(command, payload, retained)
         except _Invalid as bad:
-            rejection = Rejection(command[:SHOWN_VALUE_CHARS], bad.field, bad.value, bad.allowed)
+            rejection = Rejection(command[:SHOWN_VALUE_CHARS], bad.field, bad.value, bad.allowed,
+                                  bad.retry_after_s)
             log.warning("remote command rejected: %s", rejection.message)
             return rejection
         return events
@@ -243,7 +248,8 @@ class RemoteCommands:
             if wait_s > 0:
                 raise _Invalid("rate", f"{limiter.max_per_window} starts or stops in "
                                f"{limiter.window_s:g} s", f"at most {limiter.max_per_window} "
-                               f"in {limiter.window_s:g} s; try again in {math.ceil(wait_s)} s")
+                               f"in {limiter.window_s:g} s; try again in {math.ceil(wait_s)} s",
+                               math.ceil(wait_s))
         self._limiter.record()
         return [event]
 

@@ -111,6 +111,8 @@ class CommandHandler(JsonPostHandler):
         outcome = self.site.commands.handle(command, body.get("value"))
         if isinstance(outcome, Rejection):
             self.set_status(429 if outcome.field == "rate" else 400)
+            if outcome.retry_after_s is not None:
+                self.set_header("Retry-After", str(outcome.retry_after_s))
             self.send_json({"error": outcome.as_dict()})
             return
         for event in outcome:
