@@ -638,7 +638,7 @@ def test_preheats_dated_in_the_future_count_as_just_started(history: History) ->
 
 
 @pytest.mark.parametrize("step_s", [-3600.0, 3600.0])
-@pytest.mark.parametrize("crash_after_s", [5, 28 * 60])
+@pytest.mark.parametrize("crash_after_s", [2, 5, 28 * 60])  # 2: before the next 5 s save
 def test_a_clock_step_mid_session_then_a_crash_keeps_the_minutes_and_the_cooldown(
     history: History, step_s: float, crash_after_s: int,
 ) -> None:

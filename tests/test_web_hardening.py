@@ -28,7 +28,9 @@ from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.thermometers import DS18B20, SensorUnreadable
 from matpi.remote.web.live import MAX_SUBSCRIBERS
+from matpi.remote.web.logins import LoginLimiter
 from matpi.remote.web.security import PasswordFile
+from matpi.remote.web.tally import Tally
 from test_web import TIMEOUT_S, EventStream, Reply, Served, serving
 
 
@@ -81,11 +83,12 @@ def test_unicode_digits_in_days_are_a_400(served: Served, days: str) -> None:
     assert reply.error["field"] == "days"
 
 
-def test_a_content_length_in_unicode_digits_is_a_413_not_a_crash(served: Served) -> None:
+def test_a_content_length_in_unicode_digits_is_refused_by_tornado(served: Served) -> None:
+    """tornado answers it (a bare 400) before any handler: the page never sees it."""
     reply = raw_request(served, "POST", "/api/command", b"{}", {
         "Host": f"127.0.0.1:{served.port}", "Content-Type": "application/json",
         "Origin": served.origin, "Content-Length": "\xb2"})
-    assert reply.status in (400, 413), reply.text
+    assert reply.status == 400
     assert served.get("/api/state").status == 200
 
 
@@ -166,11 +169,13 @@ class FloodedDaemon:
 
 
 def open_connections(port: int, count: int) -> list[socket.socket]:
-    """Idle connections, as a hostile client holds them; refused ones are kept too."""
+    """Idle connections, as hostile clients hold them: from many addresses (127.0.5.x), so
+    that the cap per address does not stop them first; refused ones are kept too."""
     held = []
-    for _ in range(count):
+    for n in range(count):
         try:
-            held.append(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S))
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=2.0,
+                                                 source_address=(f"127.0.5.{n % 250 + 1}", 0)))
         except OSError:
             break  # the backlog is full: the server is not taking more, which is the point
     return held
@@ -181,15 +186,17 @@ def test_a_flood_of_connections_neither_stops_the_session_nor_floods_the_log(
     file_limit: int,
 ) -> None:
     """Before: ~1,100 idle connections made accept fail in a loop (240,000 tracebacks a
-    minute) and the DS18B20's reads fail, which latched a sensor fault. With 1024 files
-    the cap keeps accept working; with 48 (below the cap) accept fails and must pause."""
+    minute), the loop spun, and the DS18B20's reads failed, which latched a sensor fault.
+    With 1024 files the cap keeps accept working; with 48 (below the cap) accept fails and
+    must pause. The simulated mat opens no sensor file: the DS18B20's side is
+    `test_a_ds18b20_read_needs_no_free_descriptor_and_an_exhausted_process_is_no_fault`."""
     daemon = FloodedDaemon(file_limit)
     held: list[socket.socket] = []
     try:
         wait_for(lambda: any("] running" in line for line in daemon.lines), what="a session")
         cpu_before, started = daemon.cpu_s(), time.monotonic()
         held = open_connections(daemon.port, 600)
-        time.sleep(4.0)  # 20 s of mat time: a stale sensor would have latched a fault by now
+        time.sleep(4.0)  # 20 s of mat time, after the connections are open
         cpu_share = (daemon.cpu_s() - cpu_before) / (time.monotonic() - started)
         for sock in held:
             sock.close()
@@ -205,10 +212,8 @@ def test_a_flood_of_connections_neither_stops_the_session_nor_floods_the_log(
     assert cpu_share < 0.5, f"the daemon spun at {cpu_share:.0%} of a core"
     assert "Traceback" not in err
     assert len(err.splitlines()) < 20, err[-3000:]
-    if file_limit < 64:
-        assert err.count("cannot accept connections") == 1, err[-3000:]
-    else:
-        assert err.count("connection(s) refused") == 1, err[-3000:]
+    what = "cannot accept connections" if file_limit < 64 else "connection(s) refused"
+    assert 1 <= err.count(what) <= 2, err[-3000:]  # the first at once, the rest at the stop
 
 
 def test_a_ds18b20_read_needs_no_free_descriptor_and_an_exhausted_process_is_no_fault(
@@ -291,10 +296,11 @@ def parallel_logins(served: Served, addresses: list[str], password: str) -> list
 
 def test_parallel_wrong_logins_are_counted_before_the_hash(locked: Served) -> None:
     """Before: the limit was checked before the hash and counted after it, so 40 parallel
-    wrong logins were all checked. Now five are, and the rest wait."""
-    statuses = parallel_logins(locked, ["127.0.0.7"] * 40, "wrong horse")
+    wrong logins were all checked. Now five are, and the rest wait (16 at once: the most
+    one address may hold open)."""
+    statuses = parallel_logins(locked, ["127.0.0.7"] * 16, "wrong horse")  # 16: one address
     assert statuses.count(401) == 5, statuses
-    assert statuses.count(429) == 35, statuses
+    assert statuses.count(429) == 11, statuses
 
 
 def test_a_guessing_guest_does_not_lock_the_owner_out(locked: Served) -> None:
@@ -397,7 +403,8 @@ def test_refused_streams_are_summed_up_not_logged_as_errors(
         for s in streams:
             s.close()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
-    assert caplog.text.count("page(s) refused the live stream") == 1
+    assert caplog.text.count("page(s) refused the live stream") == 1  # the first, at once
+    assert "1 page(s) refused" in caplog.text
 
 
 # --- a fuzz of the whole HTTP surface ------------------------------------------------------
@@ -448,3 +455,100 @@ def test_no_request_gets_a_500_or_changes_what_it_may_not(
     reply = fuzzed.request(method, path + query, body, headers)
     assert reply.status < 500, (reply.status, reply.text[:300])
     assert fuzzed.snapshot().fault == fault_before  # nothing remote may clear or raise one
+
+
+def test_one_patient_guesser_never_fills_the_budget_of_everyone() -> None:
+    """Review: a guest guessing at its own limit (5 a minute) filled the shared budget
+    (30 in 10 min) alone, and the owner was refused 54 times in an hour."""
+    now = [0.0]
+    limiter = LoginLimiter(clock=lambda: now[0])
+    owner_refused = 0
+    for second in range(3600):
+        now[0] = float(second)
+        if second % 12 == 0:
+            limiter.try_login("192.168.1.66")
+        if second % 60 == 30:
+            if limiter.try_login("192.168.1.10") > 0:
+                owner_refused += 1
+            else:
+                limiter.succeeded("192.168.1.10")
+    assert owner_refused == 0
+
+
+def test_six_guessers_together_meet_the_shared_budget() -> None:
+    now = [0.0]
+    limiter = LoginLimiter(clock=lambda: now[0])
+    for guesser in range(6):
+        for _ in range(5):
+            assert limiter.try_login(f"192.168.1.{guesser + 100}") == 0.0
+    assert limiter.try_login("192.168.1.10") > 0  # everyone waits now
+    now[0] = 601.0
+    assert limiter.try_login("192.168.1.10") == 0.0
+
+
+def test_one_device_cannot_take_every_connection(served: Served) -> None:
+    """Review: 64 idle sockets from one client left the owner's page with a reset."""
+    hog = [socket.create_connection(("127.0.0.1", served.port), timeout=TIMEOUT_S,
+                                    source_address=("127.0.0.9", 0)) for _ in range(64)]
+    try:
+        assert served.get("/api/state").status == 200  # from 127.0.0.1: its own places
+    finally:
+        for sock in hog:
+            sock.close()
+
+
+def test_tally_reports_the_first_at_once_then_the_rest_per_interval() -> None:
+    """Review: the once-a-minute summaries said "1 refused" and dropped the burst after."""
+    reported: list[int] = []
+    timers: list[Callable[[], None]] = []
+    tally = Tally(reported.append, 60.0, lambda _s, flush: timers.append(flush))
+    for _ in range(200):
+        tally.count()
+    assert reported == [1]
+    timers.pop()()  # a minute later: the other 199
+    assert reported == [1, 199]
+    timers.pop()()  # a quiet minute: nothing said, and the next one is told at once
+    tally.count()
+    tally.count()
+    tally.close()
+    assert reported == [1, 199, 1, 1] and tally.total == 202
+
+
+W1_TEXT = "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t={}\n"
+
+
+def test_a_kept_open_sensor_file_follows_a_replugged_sensor(tmp_path: Path) -> None:
+    """The kernel makes a new w1_slave when the sensor comes back: read that, not the old."""
+    device = tmp_path / "28-0316a2794a3b"
+    device.mkdir()
+    path = device / "w1_slave"
+    path.write_text(W1_TEXT.format(23125))
+    sensor = DS18B20("28-0316a2794a3b", base_dir=tmp_path)
+    try:
+        assert sensor.read().value_c == 23.125
+        path.write_text(W1_TEXT.format(24000))  # the same file, new content
+        assert sensor.read().value_c == 24.0
+        path.unlink()  # unplugged
+        gone = sensor.read()
+        assert gone.value_c is None and "not found" in (gone.error or "")
+        replacement = device / "new"
+        replacement.write_text(W1_TEXT.format(25500))
+        replacement.rename(path)  # plugged in again: a new file
+        assert sensor.read().value_c == 25.5
+        path.unlink()
+        (device / "again").write_text(W1_TEXT.format(26000))
+        (device / "again").rename(path)  # replaced between two reads
+        assert sensor.read().value_c == 26.0
+    finally:
+        sensor.close()
+    assert sensor.read().error == "DS18B20 28-0316a2794a3b: closed"
+
+
+def test_a_read_error_of_the_sensor_is_a_bad_reading_never_skipped(tmp_path: Path) -> None:
+    """Only opening for want of descriptors is skipped; what the sensor's file says when
+    read (an I/O error, garbage) is the sensor's fault and reaches the core."""
+    device = tmp_path / "28-0316a2794a3b"
+    device.mkdir()
+    (device / "w1_slave").mkdir()  # reading a directory fails with EISDIR
+    reading = DS18B20("28-0316a2794a3b", base_dir=tmp_path).read()
+    assert reading.value_c is None and "Is a directory" in (reading.error or "")

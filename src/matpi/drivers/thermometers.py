@@ -13,6 +13,7 @@ import errno
 import math
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,10 @@ ADC_RAIL_MARGIN = 2 / MCP3008_FULL_SCALE
 _W1_DEVICE_ID = re.compile(r"[0-9a-f]{2}-[0-9a-f]{12}")
 
 
-TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN,
-                              errno.EINTR})
-"""Errors of this process, not of the sensor: out of descriptors or memory, interrupted."""
+OPEN_SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+"""What opening the sensor's file can fail with for want of this process's resources, not
+for anything of the sensor: out of file descriptors (the process's, the system's) or
+memory. A read that fails is the sensor's, always."""
 
 
 class SensorUnreadable(DriverError, OSError):
@@ -129,26 +131,33 @@ class DS18B20:
         self.device_id = device_id
         self._path = base_dir / device_id / "w1_slave"
         self._fd: int | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        """read() and close() may come from two threads (the poller, the shutdown)."""
 
     def read(self) -> Reading:
-        """Raises SensorUnreadable only for want of this process's resources (see the
-        module docstring); every fault of the sensor is a Reading with its reason."""
-        try:
-            text = os.pread(self._open(), 4096, 0).decode("ascii")
-            return Reading(self.name, parse_w1_slave(text))
-        except FileNotFoundError:
-            self.close()
-            return self._failed(
-                f"not found at {self._path}: check its wiring (data, 3.3 V, GND, 4.7 kΩ "
-                "pull-up) and that the w1-gpio overlay is enabled"
-            )
-        except OSError as exc:
-            self.close()
-            if exc.errno in TRANSIENT_ERRNOS:
-                raise SensorUnreadable(f"DS18B20 {self.device_id}: {exc}") from exc
-            return self._failed(str(exc))
-        except ValueError as exc:
-            return self._failed(str(exc))
+        """Raises SensorUnreadable only when the file cannot be opened for want of this
+        process's resources (see the module docstring); every fault of the sensor is a
+        Reading with its reason."""
+        with self._lock:
+            if self._closed:
+                return self._failed("closed")
+            try:
+                text = os.pread(self._open(), 4096, 0).decode("ascii")
+                return Reading(self.name, parse_w1_slave(text))
+            except FileNotFoundError:
+                self._release()
+                return self._failed(
+                    f"not found at {self._path}: check its wiring (data, 3.3 V, GND, 4.7 kΩ "
+                    "pull-up) and that the w1-gpio overlay is enabled"
+                )
+            except SensorUnreadable:
+                raise  # not the sensor's failure: the poller skips this reading
+            except OSError as exc:
+                self._release()
+                return self._failed(str(exc))
+            except ValueError as exc:
+                return self._failed(str(exc))
 
     def _open(self) -> int:
         """The w1_slave file, kept open between reads so that a reading needs no free
@@ -157,19 +166,29 @@ class DS18B20:
         if self._fd is not None:
             held = os.fstat(self._fd)
             if (held.st_ino, held.st_dev) != (current.st_ino, current.st_dev):
-                self.close()
+                self._release()
         if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno in OPEN_SHORTAGES:
+                    raise SensorUnreadable(f"DS18B20 {self.device_id}: {exc}") from exc
+                raise
         return self._fd
 
     def _failed(self, why: str) -> Reading:
         return Reading(self.name, None, f"DS18B20 {self.device_id}: {why}")
 
-    def close(self) -> None:
-        """Closes the w1_slave file; the kernel owns the 1-wire bus."""
+    def _release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+    def close(self) -> None:
+        """Closes the w1_slave file for good; the kernel owns the 1-wire bus."""
+        with self._lock:
+            self._closed = True
+            self._release()
 
 
 def divider_resistance_ohm(

@@ -245,7 +245,7 @@ class EventsHandler(BaseHandler):
             # The page falls back to polling /api/state and says so; expected under load,
             # so summed up in the journal once a minute, not an error each time.
             self._refused = True
-            self.site.live.refused_stream()
+            self.site.live.refused.count()
             self.fail(Failure(503, "events", "too many open pages",
                               "the page polls /api/state instead", {"Retry-After": "30"}))
             return

@@ -17,13 +17,15 @@ Stream events, each `event: NAME` and one line of JSON:
 import asyncio
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tornado.ioloop import IOLoop
+
 from matpi.core.events import Notice, Snapshot, State
 from matpi.remote.payloads import SessionEnd, notice_payload, state_payload
+from matpi.remote.web.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +98,6 @@ class LiveState:
         self.curve = Curve()
         self._ends_at = SessionEnd(wall)
         self._subscribers: set[Subscriber] = set()
-        self.refused = 0
-        """Streams refused because MAX_SUBSCRIBERS were open (since start)."""
-        self._refused_logged = (float("-inf"), 0)
 
     def update(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         """A new snapshot from the controller: keep it, extend the curve, tell every page."""
@@ -131,15 +130,12 @@ class LiveState:
         self._subscribers.add(subscriber)
         return subscriber
 
-    def refused_stream(self) -> None:
-        """A page found every stream taken: counted, and logged once a minute at most."""
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._refused_logged[0] >= REFUSED_LOG_S:
-            log.info("web page: %d page(s) refused the live stream (%d open, the most); "
-                     "they poll /api/state instead", self.refused - self._refused_logged[1],
-                     MAX_SUBSCRIBERS)
-            self._refused_logged = (now, self.refused)
+    def start_counting(self) -> None:
+        """In the page's loop, before the first request: the tally of refused streams."""
+        self.refused = Tally(
+            lambda n: log.info("web page: %d page(s) refused the live stream (%d open, the "
+                               "most); they poll /api/state instead", n, MAX_SUBSCRIBERS),
+            REFUSED_LOG_S, IOLoop.current().call_later)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)

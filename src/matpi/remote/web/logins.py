@@ -7,7 +7,9 @@ memory (16 MiB), not 200 of them (100 MiB that stayed, before).
 
 Counted per client address, so a guessing guest does not lock the owner's
 phone out, and for everyone together at a slower rate, so a guesser who
-changes address is still held to it. A right password takes its try back.
+changes address is still held to it. Of that shared budget one address may
+use at most its own five: a single guesser, however patient, never fills it
+(six addresses guessing at once do). A right password takes its try back.
 """
 
 import threading
@@ -37,7 +39,7 @@ class LoginLimiter:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._clients: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
+        self._all: deque[tuple[float, str]] = deque()
         self._lock = threading.Lock()
 
     def try_login(self, client: str) -> float:
@@ -47,15 +49,29 @@ class LoginLimiter:
             tries = self._clients.pop(client, None) or deque()
             self._clients[client] = tries  # now the most recently seen
             _forget_before(tries, now - CLIENT_WINDOW_S)
-            _forget_before(self._all, now - ALL_WINDOW_S)
+            while self._all and self._all[0][0] <= now - ALL_WINDOW_S:
+                self._all.popleft()
             wait_s = max(_wait_s(tries, TRIES_PER_CLIENT, CLIENT_WINDOW_S, now),
-                         _wait_s(self._all, TRIES_FROM_ALL, ALL_WINDOW_S, now))
+                         self._shared_wait_s(now))
             if wait_s == 0.0:
                 tries.append(now)
-                self._all.append(now)
+                self._all.append((now, client))
             while len(self._clients) > MAX_CLIENTS:
                 del self._clients[next(iter(self._clients))]
             return wait_s
+
+    def _shared_wait_s(self, now: float) -> float:
+        """The shared budget, in which each address counts for at most TRIES_PER_CLIENT of
+        its tries in the window; 0 when another try may go on."""
+        counted: dict[str, int] = {}
+        kept: list[float] = []
+        for at, who in self._all:
+            if counted.get(who, 0) < TRIES_PER_CLIENT:
+                counted[who] = counted.get(who, 0) + 1
+                kept.append(at)
+        if len(kept) < TRIES_FROM_ALL:
+            return 0.0
+        return max(kept[-TRIES_FROM_ALL] + ALL_WINDOW_S - now, 0.0)
 
     def succeeded(self, client: str) -> None:
         """The right password: its try is taken back."""
@@ -63,8 +79,10 @@ class LoginLimiter:
             tries = self._clients.get(client)
             if tries:
                 tries.pop()
-            if self._all:
-                self._all.pop()
+            for index in range(len(self._all) - 1, -1, -1):
+                if self._all[index][1] == client:
+                    del self._all[index]
+                    break
 
 
 def _forget_before(tries: deque[float], since: float) -> None:

@@ -58,9 +58,10 @@ class JsonPostHandler(BaseHandler):
         if length is None:
             # Chunked: tornado's own limit (a bare 400) must not come before ours (413).
             connection.set_max_body_size(CHUNKED_BODY_LIMIT)
-        elif not _is_count(length) or int(length) > MAX_BODY_BYTES:
-            # Let tornado discard the body it would otherwise refuse with a bare 400 after ours.
-            if _is_count(length):
+        elif not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            # tornado has already refused a Content-Length that is not ASCII digits (400).
+            # Let it discard the body it would otherwise refuse with a bare 400 after ours.
+            if length.isdigit():
                 connection.set_max_body_size(int(length))
             raise Failure(413, "body", f"{length} bytes", f"at most {MAX_BODY_BYTES} bytes")
 
@@ -141,8 +142,13 @@ class LoginHandler(JsonPostHandler):
                 raise Failure(429, "password", "too many wrong ones",
                               f"try again in {int(wait_s) + 1} s",
                               {"Retry-After": str(int(wait_s) + 1)})
-            right = await asyncio.wrap_future(site.hasher.submit(
-                lambda: site.password is not None and site.password.verify(password)))
+            try:
+                checked = site.hasher.submit(
+                    lambda: site.password is not None and site.password.verify(password))
+            except RuntimeError:  # the page is stopping: its hashing thread is gone
+                raise Failure(503, "password", "not checked", "the mat is stopping its "
+                              "page; try again in a moment") from None
+            right = await asyncio.wrap_future(checked)
             if not right:
                 log.warning("web page: wrong password from %s", client)
                 raise Failure(401, "password", "wrong", "the password set with "
@@ -162,8 +168,3 @@ class LogoutHandler(JsonPostHandler):
             self.site.sessions.end(self.get_cookie(SESSION_COOKIE))
         self.clear_cookie(SESSION_COOKIE, path="/")
         self.send_json({"ok": True})
-
-
-def _is_count(text: str) -> bool:
-    """ASCII digits only: `int` takes "²" and other Unicode digits that `isdigit` passes."""
-    return text.isascii() and text.isdigit()

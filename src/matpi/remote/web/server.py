@@ -63,7 +63,9 @@ from matpi.remote.web.security import PasswordError, PasswordFile, Sessions, own
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 16 * 1024
-IDLE_CONNECTION_S = 60.0
+IDLE_CONNECTION_S = 10.0
+"""A connection that sends no request for this long is closed (the first one too): an idle
+socket holds one of the few places the page keeps. A live stream is a response, not idle."""
 BODY_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 3.0
 
@@ -170,11 +172,15 @@ class WebServer:
                                   max_header_size=MAX_HEADER_BYTES,
                                   idle_connection_timeout=IDLE_CONNECTION_S,
                                   body_timeout=BODY_TIMEOUT_S, decompress_request=False)
+        server.start_counting()
+        self._live.start_counting()
         acceptor = Acceptor(server, IOLoop.current())
         acceptor.listen(self._sockets)
         log.info("web page: serving %s", self.url)
         await self._stopped.wait()
         acceptor.stop()
+        server.refused.close()
+        self._live.refused.close()
         self._live.close_all()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
