@@ -177,18 +177,29 @@ def test_ranges_follow_the_rules_of_this_mat() -> None:
 def test_starts_are_limited_to_six_a_minute_and_a_stop_always_passes(
     commands: RemoteCommands, clock: FakeClock
 ) -> None:
-    for _ in range(3):
+    for _ in range(6):
         assert accepted(commands.handle("session", b"ON")) == [Start(REMOTE)]
         clock.now_s += 1.0
         assert accepted(commands.handle("stop", b"")) == [Stop(REMOTE)]
         clock.now_s += 1.0
     rejection = rejected(commands.handle("start", b""))
     assert rejection.field == "rate"
-    assert rejection.allowed == "at most 6 in 60 s; try again in 54 s"  # first one at -6 s
+    assert rejection.allowed == "at most 6 in 60 s; try again in 48 s"  # first one at -12 s
     assert rejected(commands.handle("session", b"ON")).field == "rate"
     assert accepted(commands.handle("session", b"OFF")) == [Stop(REMOTE)]
     assert accepted(commands.handle("intensity", b"50"))  # settings are not limited
     clock.now_s += 60.0
+    assert accepted(commands.handle("start", b"")) == [Start(REMOTE)]
+
+
+def test_a_stream_of_stops_never_uses_up_the_starts(
+    commands: RemoteCommands, clock: FakeClock
+) -> None:
+    """Before: stops counted towards the limit, so 100 stops (a looping automation, anyone)
+    made every later remote start "rate limited"."""
+    for _ in range(100):
+        assert accepted(commands.handle("stop", b"")) == [Stop(REMOTE)]
+        assert accepted(commands.handle("session", b"OFF")) == [Stop(REMOTE)]
     assert accepted(commands.handle("start", b"")) == [Start(REMOTE)]
 
 
@@ -211,3 +222,12 @@ def test_a_shared_limiter_counts_every_edge(clock: FakeClock) -> None:
 def test_a_long_bad_value_is_cut_short_in_the_reply(commands: RemoteCommands) -> None:
     rejection = rejected(commands.handle("program", b"a" * 500))
     assert rejection.value == "a" * 64 + "…"
+
+
+def test_lenient_parsing_is_what_the_readme_says(commands: RemoteCommands) -> None:
+    """README, MQTT: spaces around a payload and leading zeros are accepted; names are not
+    folded to lower case."""
+    assert accepted(commands.handle("intensity", b" 030")) == [
+        Adjust(REMOTE, intensity_pct=30.0)]
+    assert accepted(commands.handle("heat", b" high ")) == [Adjust(REMOTE, heat=HeatLevel.HIGH)]
+    assert rejected(commands.handle("heat", b"HIGH")).field == "heat"

@@ -33,7 +33,8 @@ from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
 from matpi.remote.homeassistant import discovery_messages
-from matpi.remote.mqtt import MqttBridge, publish_once
+from matpi.remote.mqtt import MqttBridge
+from matpi.remote.mqttclient import publish_once
 from matpi.service.controller import Controller
 from test_commands import BAD_REQUESTS
 

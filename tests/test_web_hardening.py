@@ -27,10 +27,10 @@ from matpi.core.events import Reading
 from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.thermometers import DS18B20, SensorUnreadable
+from matpi.remote.tally import Tally
 from matpi.remote.web.live import MAX_SUBSCRIBERS
 from matpi.remote.web.logins import LoginLimiter
 from matpi.remote.web.security import PasswordFile
-from matpi.remote.web.tally import Tally
 from test_web import TIMEOUT_S, EventStream, Reply, Served, serving
 
 

@@ -26,7 +26,7 @@ from matpi.drivers.hardware import build_gpio_mat, default_state_dir, pin_lock
 from matpi.drivers.selftest import run_selftest, table
 from matpi.drivers.sim import SimFault
 from matpi.remote.homeassistant import discovery_messages, removal_messages
-from matpi.remote.mqtt import MqttError, publish_once
+from matpi.remote.mqttclient import MqttError, publish_once
 from matpi.remote.web.security import PasswordError, PasswordFile
 from matpi.service.app import assemble
 from matpi.service.daemon import run_in_terminal, serve

@@ -43,7 +43,8 @@ MAX_PAYLOAD_BYTES = 1024
 
 STARTS_PER_WINDOW = 6
 RATE_WINDOW_S = 60.0
-"""At most this many starts and stops in any window: a person never needs more."""
+"""At most this many remote starts in any window: a person never needs more. Stops are
+never counted: a stream of them must not use up the starts."""
 
 SHOWN_VALUE_CHARS = 64
 """An echoed bad value is cut to this, so an error reply stays small."""
@@ -106,7 +107,7 @@ class _Invalid(Exception):
 
 
 class StartLimiter:
-    """Sliding-window limit on starts; stops count towards the window but always pass.
+    """Sliding-window limit on remote starts; stops neither count nor wait.
 
     Thread-safe, so MQTT and the web page can share one and a flood from
     either is limited.
@@ -241,16 +242,17 @@ class RemoteCommands:
         return Start(Source.REMOTE, program, duration)
 
     def _limited(self, event: Start | Stop) -> list[Event]:
-        """Counts starts and stops; refuses a start over the limit, never a stop."""
+        """Counts starts and refuses one over the limit. A stop always passes and is not
+        counted: before, a stream of stops made every later start "rate limited"."""
         if isinstance(event, Start):
             limiter = self._limiter
             wait_s = limiter.wait_s()
             if wait_s > 0:
-                raise _Invalid("rate", f"{limiter.max_per_window} starts or stops in "
+                raise _Invalid("rate", f"{limiter.max_per_window} starts in "
                                f"{limiter.window_s:g} s", f"at most {limiter.max_per_window} "
                                f"in {limiter.window_s:g} s; try again in {math.ceil(wait_s)} s",
                                math.ceil(wait_s))
-        self._limiter.record()
+            limiter.record()
         return [event]
 
 

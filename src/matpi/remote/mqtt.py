@@ -22,18 +22,13 @@ while matpi is connected, and is refused every time instead of only on replay.
 import json
 import logging
 import math
-import os
 import random
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from matpi import __version__
@@ -45,9 +40,12 @@ from matpi.core.events import (
     Snapshot,
 )
 from matpi.core.rules import Rules
+from matpi.remote.coalesce import SettingsCoalescer
 from matpi.remote.commands import Rejection, RemoteCommands
 from matpi.remote.homeassistant import Topics, button_event, discovery_messages, status_topic
+from matpi.remote.mqttclient import MqttError, make_client
 from matpi.remote.payloads import SessionEnd, button_gestures, notice_payload, state_payload
+from matpi.remote.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +63,8 @@ RECONNECT_MAX_S = 30
 CLOSE_TIMEOUT_S = 2.0
 """How long `close` waits for `offline` to reach the broker."""
 
-MAX_QUEUED_MESSAGES = 100
-"""Bounds what paho holds while the connection is down (publishing then is skipped)."""
+REPORT_INTERVAL_S = 60.0
+"""A count of what could not be sent is logged at once, then at most once a minute."""
 
 QOS_STATE = 0
 """Latest wins: a QoS 1 state queued across a reconnect would be resent after the fresh
@@ -77,8 +75,14 @@ Post = Callable[[Event], None]
 """Hands an event to the controller thread (same shape as drivers.base.Post)."""
 
 
-class MqttError(ConnectionError):
-    """The broker could not be reached or set up for a one-off publish."""
+def _tally(what: str) -> Tally:
+    """A count of `what`, in the journal at once and then once a minute at most."""
+    def later(delay_s: float, action: Callable[[], None]) -> None:
+        timer = threading.Timer(delay_s, action)
+        timer.daemon = True
+        timer.start()
+
+    return Tally(lambda n: log.warning("MQTT: %d %s", n, what), REPORT_INTERVAL_S, later)
 
 
 class MqttBridge:
@@ -126,20 +130,31 @@ class MqttBridge:
         self._discovery_due: float | None = None
         self._ends_at = SessionEnd(wall)
         """When the running session ends: epoch seconds and as published."""
+        self._coalescer = SettingsCoalescer(post)
+        self._replies_on_way: dict[str, paho.MQTTMessageInfo] = {}
+        self._replies_lock = threading.Lock()
+        self.replies_coalesced = _tally(
+            "error repl(y/ies) not sent: a reply to the same command was still on its way "
+            "(each rejection is in the journal above)")
+        self.not_sent = _tally("message(s) not sent: the broker connection was down")
         self._problem: str | None = None
         self._timer = threading.Thread(target=self._run_timers, name="matpi-mqtt-timers",
                                        daemon=True)
         self._client: paho.Client | None = None
         self._setup_error: str | None = None
         try:
-            self._client = _make_client(config, config.client_id or f"matpi-{device.id}")
+            self._client = make_client(config, config.client_id or f"matpi-{device.id}")
         except MqttError as exc:
             self._setup_error = str(exc)
             return
         client = self._client
         client.will_set(self._topics.availability, "offline", qos=QOS, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+        # No queue limit: paho counts every unacknowledged QoS 1 message against it while
+        # connected too, and silently refused events and replies past 100. What is sent is
+        # bounded here instead: nothing while disconnected, a state replaced by the next,
+        # one error reply per command on its way, settings changes coalesced.
+        client.max_queued_messages_set(0)
         client.on_connect = _guarded(self._on_connect)
         client.on_connect_fail = _guarded(self._on_connect_fail)
         client.on_disconnect = _guarded(self._on_disconnect)
@@ -170,12 +185,12 @@ class MqttBridge:
                 return
             self._publish_state(client, payload)
         for notice in notices:
-            client.publish(self._topics.event, notice_payload(notice), qos=QOS)
+            self._send(client, self._topics.event, notice_payload(notice))
             if isinstance(notice, Refused):
                 reply = {"command": notice.command, "message": notice.reason}
-                client.publish(self._topics.error, json.dumps(reply, ensure_ascii=False), qos=QOS)
+                self._reply(client, notice.command, json.dumps(reply, ensure_ascii=False))
         for gesture in button_gestures(notices):
-            client.publish(self._topics.button, button_event(gesture), qos=QOS)
+            self._send(client, self._topics.button, button_event(gesture))
 
     def close(self) -> None:
         """Publish `offline` (retained), disconnect cleanly and stop both threads."""
@@ -199,6 +214,8 @@ class MqttBridge:
                 log.warning("MQTT: could not publish offline: %s", exc)
         client.disconnect()
         client.loop_stop()
+        self.replies_coalesced.close()
+        self.not_sent.close()
         log.info("MQTT: disconnected")
 
     # --- paho's thread --------------------------------------------------------
@@ -244,11 +261,11 @@ class MqttBridge:
             return
         outcome = self._commands.handle(command, payload, retained=bool(message.retain))
         if isinstance(outcome, Rejection):
-            client.publish(self._topics.error, json.dumps(outcome.as_dict(), ensure_ascii=False),
-                           qos=QOS)
+            self._reply(client, outcome.command,
+                        json.dumps(outcome.as_dict(), ensure_ascii=False))
             return
         for event in outcome:
-            self._post(event)
+            self._coalescer.post(event)
 
     # --- timers ---------------------------------------------------------------
 
@@ -287,8 +304,26 @@ class MqttBridge:
 
     def _publish_state(self, client: paho.Client, payload: str) -> None:
         """Caller holds the lock, so two threads cannot publish states out of order."""
-        client.publish(self._topics.state, payload, qos=QOS_STATE, retain=True)
+        self._send(client, self._topics.state, payload, qos=QOS_STATE, retain=True)
         self._state_sent_at = time.monotonic()
+
+    def _send(self, client: paho.Client, topic: str, payload: str, *, qos: int = QOS,
+              retain: bool = False) -> paho.MQTTMessageInfo:
+        """Every publish is checked: one that paho refuses is counted and reported."""
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            self.not_sent.count()
+        return info
+
+    def _reply(self, client: paho.Client, command: str, payload: str) -> None:
+        """An error reply, unless one for the same command is still on its way: a flood of
+        bad commands then costs one reply in flight per command, and a count."""
+        with self._replies_lock:
+            earlier = self._replies_on_way.get(command)
+            if earlier is not None and not earlier.is_published() and earlier.rc == 0:
+                self.replies_coalesced.count()
+                return
+            self._replies_on_way[command] = self._send(client, self._topics.error, payload)
 
     def _publish_discovery(self, client: paho.Client) -> None:
         for topic, payload in self._discovery:
@@ -306,52 +341,6 @@ class MqttBridge:
         return f"{self._config.host}:{self._config.port}"
 
 
-def publish_once(config: MqttConfig, messages: list[tuple[str, str]], *,
-                 timeout_s: float = 10.0) -> None:
-    """Connect, publish every (topic, payload) retained at QoS 1, and disconnect.
-
-    For `matpi discovery --remove` and the like, run while the daemon may be
-    running too: it uses its own client id.
-
-    Raises:
-        MqttError: the broker could not be reached, refused us, or did not confirm in time.
-    """
-    client = _make_client(config, f"{config.client_id or 'matpi'}-once-{os.getpid()}")
-    connected = threading.Event()
-    refusal: list[str] = []
-
-    def on_connect(client: paho.Client, userdata: object, flags: object, reason: Any,
-                   properties: object) -> None:
-        if reason.is_failure:
-            refusal.append(str(reason))
-        connected.set()
-
-    client.on_connect = on_connect
-    try:
-        client.connect(config.host, config.port, config.keepalive_s)
-    except OSError as exc:
-        raise MqttError(f"MQTT broker {config.host}:{config.port}: {exc}") from exc
-    client.loop_start()
-    try:
-        if not connected.wait(timeout_s) or refusal:
-            why = refusal[0] if refusal else "no answer"
-            raise MqttError(f"MQTT broker {config.host}:{config.port}: {why}")
-        infos = [client.publish(topic, payload, qos=QOS, retain=True)
-                 for topic, payload in messages]
-        deadline = time.monotonic() + timeout_s
-        for info in infos:
-            try:
-                info.wait_for_publish(timeout=max(deadline - time.monotonic(), 0.0))
-            except (RuntimeError, ValueError) as exc:
-                raise MqttError(f"MQTT broker {config.host}:{config.port}: {exc}") from exc
-            if not info.is_published():
-                raise MqttError(f"MQTT broker {config.host}:{config.port}: publish not "
-                                f"confirmed within {timeout_s:g} s")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
     """A paho callback that logs its exceptions: one escaping would end paho's thread,
     and MQTT with it."""
@@ -363,40 +352,3 @@ def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
             log.exception("MQTT: %s failed", callback.__name__)
 
     return guarded
-
-
-def _make_client(config: MqttConfig, client_id: str) -> paho.Client:
-    """A paho client with the credentials and TLS of `config`.
-
-    Raises:
-        MqttError: a password, CA or certificate file could not be read.
-    """
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv5)
-    password = config.password
-    if config.password_file is not None:
-        try:
-            password = Path(config.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise MqttError(f"cannot read password_file {config.password_file}: "
-                            f"{exc.strerror}") from exc
-    if config.username is not None or password is not None:
-        client.username_pw_set(config.username, password)
-    if config.tls:
-        try:
-            client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file,
-                           keyfile=config.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise MqttError(f"TLS set-up failed (ca_file {config.ca_file}, cert_file "
-                            f"{config.cert_file}): {exc}") from exc
-    client.on_socket_open = _no_delay
-    return client
-
-
-def _no_delay(client: paho.Client, userdata: object, sock: Any) -> None:
-    """Small packets go out at once: without TCP_NODELAY a QoS 1 round trip waits ~40 ms
-    for a delayed ACK."""
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:
-        log.debug("MQTT: TCP_NODELAY not set: %s", exc)

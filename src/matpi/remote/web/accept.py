@@ -23,7 +23,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
-from matpi.remote.web.tally import Tally
+from matpi.remote.tally import Tally
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from tornado.ioloop import IOLoop
 
 from matpi.core.events import Notice, Snapshot, State
 from matpi.remote.payloads import SessionEnd, notice_payload, state_payload
-from matpi.remote.web.tally import Tally
+from matpi.remote.tally import Tally
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ function explain(answer) {
     case "password":
       if (answer.status === 429) return `Too many wrong passwords. ${later}`;
       return answer.status === 401 ? "Wrong password." : "Type the password, then Log in.";
-    case "rate": return `Too many starts and stops in a minute. ${later}`;
+    case "rate": return `Too many starts in a minute. ${later}`;
     case "duration_min": return tooLongOrShort(error.value, range);
     case "intensity_pct": return `Intensity ${error.value} % is not possible: choose 0 to 100 %.`;
     case "heat": case "pattern": case "program": {

@@ -1,0 +1,91 @@
+"""Settings changes from MQTT, coalesced: a slider dragged in Home Assistant or a looping
+automation sends hundreds of changes a second, and each used to be applied and published.
+
+The first change goes to the controller at once (a single command is as quick as
+ever). Those that follow within WINDOW_S wait, and only the latest of each run
+of the same kind is applied when the window ends: consecutive `Adjust`s merge
+field by field, consecutive `SelectProgram`s keep the last. Changes of different
+kinds keep their order, since an `Adjust` applies to the program chosen before
+it. Any other event (a start, a stop) first sends what is waiting, so that it
+acts on the settings as they were asked for.
+"""
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from matpi.core.events import Adjust, Event, SelectProgram
+
+WINDOW_S = 0.2
+"""At most five settings changes a second reach the mat, and Home Assistant's recorder."""
+
+Post = Callable[[Event], None]
+CallLater = Callable[[float, Callable[[], None]], Any]
+
+
+def _timer(delay_s: float, action: Callable[[], None]) -> None:
+    timer = threading.Timer(delay_s, action)
+    timer.daemon = True
+    timer.start()
+
+
+class SettingsCoalescer:
+    """Posts events to the controller, coalescing settings changes; thread-safe.
+
+        coalescer = SettingsCoalescer(controller.post)
+        coalescer.post(Adjust(Source.REMOTE, intensity_pct=40.0))
+    """
+
+    def __init__(self, post: Post, *, window_s: float = WINDOW_S,
+                 call_later: CallLater = _timer) -> None:
+        self._post = post
+        self._window_s = window_s
+        self._call_later = call_later
+        self._waiting: list[Event] = []
+        self._window_open = False
+        self._lock = threading.Lock()
+        self.coalesced = 0
+        """Changes merged into a later one (never applied on their own)."""
+
+    def post(self, event: Event) -> None:
+        with self._lock:
+            if not isinstance(event, Adjust | SelectProgram):
+                self._send_waiting()
+                self._post(event)
+                return
+            if not self._window_open:
+                self._post(event)
+                self._open_window()
+                return
+            self._add(event)
+
+    def _add(self, event: Adjust | SelectProgram) -> None:
+        last = self._waiting[-1] if self._waiting else None
+        if isinstance(event, Adjust) and isinstance(last, Adjust):
+            self._waiting[-1] = replace(last, **{
+                name: value for name, value in vars(event).items() if value is not None})
+            self.coalesced += 1
+        elif isinstance(event, SelectProgram) and isinstance(last, SelectProgram):
+            self._waiting[-1] = event
+            self.coalesced += 1
+        else:
+            self._waiting.append(event)
+
+    def _open_window(self) -> None:
+        self._window_open = True
+        self._call_later(self._window_s, self._window_over)
+
+    def _window_over(self) -> None:
+        """Sends what waited; a new window follows only if something was sent, so that a
+        steady stream is applied once per window and a lone change never waits."""
+        with self._lock:
+            self._window_open = False
+            if self._waiting:
+                self._send_waiting()
+                self._open_window()
+
+    def _send_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for event in waiting:
+            self._post(event)

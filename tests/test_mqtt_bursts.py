@@ -1,0 +1,189 @@
+"""Every MQTT message accounted for (issue #19): bursts, malformed input, stops and the start
+budget, a dragged slider. Against the real mosquitto the suite starts."""
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker import Broker, needs_mosquitto
+from conftest import wait_for
+from matpi.core.events import (
+    Adjust,
+    Adjusted,
+    Event,
+    Notice,
+    SelectProgram,
+    Snapshot,
+    Source,
+    Start,
+    Stop,
+)
+from matpi.remote.coalesce import SettingsCoalescer
+from test_mqtt import BASE, Observer, Rig, mqtt_config
+
+pytestmark = needs_mosquitto
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def observer(broker: Broker) -> Iterator[Observer]:
+    o = Observer(broker).connect()
+    yield o
+    o.close()
+
+
+class Told:
+    """Every notice the core gave, as the controller's listeners hear them."""
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+
+    def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        self.notices += notices
+
+
+def quiet(count: Callable[[], int], settle_s: float = 0.5, timeout_s: float = 30.0) -> int:
+    """Waits until `count()` stops changing for `settle_s`; returns it."""
+    deadline = time.monotonic() + timeout_s
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= settle_s:
+            return now
+    raise AssertionError(f"still changing after {timeout_s} s: {last}")
+
+
+def test_a_flood_of_1000_commands_loses_no_event_and_counts_every_reply(
+    broker: Broker, observer: Observer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: paho's queue of 100 (unacknowledged QoS 1 messages count too) silently
+    refused replies and events: 300 bad commands gave 108 replies, 200 changes 101 events."""
+    caplog.set_level(logging.WARNING, logger="matpi.remote.mqtt")
+    rig = Rig(mqtt_config(broker))
+    told = Told()
+    rig.controller.add_listener(told)
+    rig.start()
+    try:
+        observer.wait(f"{BASE}/state")
+        sent = time.monotonic()
+        bad = 0
+        for n in range(1000):
+            if n % 2:
+                observer.client.publish(f"{BASE}/intensity/set", b"loud", qos=1)
+                bad += 1
+            else:
+                observer.client.publish(f"{BASE}/intensity/set", str(n % 100).encode(), qos=1)
+        events = quiet(lambda: len(observer.on(f"{BASE}/event", sent)))
+        replies = quiet(lambda: len(observer.on(f"{BASE}/error", sent)))
+    finally:
+        rig.stop()  # reports what is still counted
+    adjusted = [n for n in told.notices if isinstance(n, Adjusted)]
+    assert adjusted and events == len(told.notices) - sum(
+        1 for n in told.notices if type(n).__name__ == "ButtonGesture")
+    counted = sum(int(r.getMessage().split()[1]) for r in caplog.records
+                  if "error repl(y/ies) not sent" in r.getMessage())
+    assert replies + counted == bad, (replies, counted, bad)
+    assert len([r for r in caplog.records if "not sent" in r.getMessage()]) <= 2
+
+
+def test_a_deeply_nested_start_gets_the_usual_error_reply(
+    broker: Broker, observer: Observer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: 1,000 `[` under 1 KiB raised RecursionError in the handler: a traceback in
+    the log and no reply."""
+    rig = Rig(mqtt_config(broker)).start()
+    try:
+        observer.wait(f"{BASE}/state")
+        before = rig.settings()
+        sent = time.monotonic()
+        observer.publish(f"{BASE}/start/set", b"[" * 1000)
+        reply = observer.wait(f"{BASE}/error", since=sent).json()
+        assert reply["field"] == "start" and "nested deeper than 8" in reply["allowed"]
+        assert rig.settings() == before
+    finally:
+        rig.stop()
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+def test_a_dragged_slider_is_applied_and_published_a_few_times_not_hundreds(
+    broker: Broker, observer: Observer
+) -> None:
+    """Before: 300 changes a second were each applied and re-published."""
+    rig = Rig(mqtt_config(broker))
+    told = Told()
+    rig.controller.add_listener(told)
+    rig.start()
+    try:
+        observer.wait(f"{BASE}/state")
+        started = time.monotonic()
+        for value in range(300):
+            observer.client.publish(f"{BASE}/intensity/set", str(value % 100).encode(), qos=1)
+        wait_for(lambda: observer.last_state()["intensity_pct"] == 99.0,
+                 what="the last value applied")
+        took_s = time.monotonic() - started
+        applied = [n for n in told.notices if isinstance(n, Adjusted)]
+        assert len(applied) <= 2 + took_s / 0.2, (len(applied), took_s)
+        assert applied[-1].intensity_pct == 99.0
+    finally:
+        rig.stop()
+
+
+class Timers:
+    def __init__(self) -> None:
+        self.pending: list[Callable[[], None]] = []
+
+    def later(self, _delay_s: float, action: Callable[[], None]) -> Any:
+        self.pending.append(action)
+
+    def fire(self) -> None:
+        action = self.pending.pop(0)
+        action()
+
+
+def test_the_coalescer_keeps_the_order_of_kinds_and_the_latest_of_each_run() -> None:
+    posted: list[Event] = []
+    timers = Timers()
+    coalescer = SettingsCoalescer(posted.append, call_later=timers.later)
+    remote = Source.REMOTE
+    coalescer.post(Adjust(remote, intensity_pct=10.0))  # the first: at once
+    assert posted == [Adjust(remote, intensity_pct=10.0)]
+    for pct in (20.0, 30.0):
+        coalescer.post(Adjust(remote, intensity_pct=pct))
+    coalescer.post(Adjust(remote, duration_min=12.0))
+    coalescer.post(SelectProgram("neck", remote))
+    coalescer.post(SelectProgram("back", remote))
+    coalescer.post(Adjust(remote, intensity_pct=40.0))
+    assert len(posted) == 1
+    timers.fire()
+    assert posted[1:] == [Adjust(remote, intensity_pct=30.0, duration_min=12.0),
+                          SelectProgram("back", remote), Adjust(remote, intensity_pct=40.0)]
+    assert coalescer.coalesced == 3
+    timers.fire()  # a quiet window: the next change goes at once again
+    coalescer.post(Adjust(remote, intensity_pct=50.0))
+    assert posted[-1] == Adjust(remote, intensity_pct=50.0)
+
+
+def test_a_start_or_stop_sends_the_waiting_settings_first() -> None:
+    posted: list[Event] = []
+    timers = Timers()
+    coalescer = SettingsCoalescer(posted.append, call_later=timers.later)
+    coalescer.post(SelectProgram("neck", Source.REMOTE))
+    coalescer.post(SelectProgram("back", Source.REMOTE))
+    coalescer.post(Start(Source.REMOTE))
+    coalescer.post(Stop(Source.REMOTE))
+    assert posted == [SelectProgram("neck", Source.REMOTE), SelectProgram("back", Source.REMOTE),
+                      Start(Source.REMOTE), Stop(Source.REMOTE)]
