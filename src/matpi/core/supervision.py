@@ -130,10 +130,10 @@ class Supervisor:
     def fresh_temperature(self, now: float) -> float | None:
         """The hottest filtered value of the sensors read validly within STALE_HEAT_OFF_S:
         what the mat shows. None when no sensor has one; never a stale value."""
-        values = [self._filtered(t) for t in self._tracks.values()
-                  if not t.bad_in_row and now - t.valid_at < limits.STALE_HEAT_OFF_S]
-        known = [v for v in values if v is not None]
-        return max(known) if known else None
+        fresh = [value for t in self._tracks.values()
+                 if not t.bad_in_row and now - t.valid_at < limits.STALE_HEAT_OFF_S
+                 and (value := self._filtered(t)) is not None]
+        return max(fresh, default=None)
 
     def temperature(self) -> float | None:
         """The hottest filtered sensor value: control and dose use the worst case."""
