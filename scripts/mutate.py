@@ -70,6 +70,8 @@ RECORDER = "src/matpi/store/recorder.py"
 CONFIG = "src/matpi/config/settings.py"
 CONFIG_LOAD = "src/matpi/config/load.py"
 CLI = "src/matpi/cli.py"
+SAFEOFF = "src/matpi/service/safeoff.py"
+THERMOMETERS = "src/matpi/drivers/thermometers.py"
 
 WIRING = "tests/test_guard_wiring.py"
 ABOVE_CEILING = f"{WIRING}::test_a_value_above_a_ceiling_is_refused"
@@ -627,6 +629,28 @@ MUTATIONS: list[Mutation] = [
     mutation("thermal: CEM43 rate halved", THERMAL,
              "    r = 0.5 if temp_c >= 43.0 else 0.25", "    r = 0.25 if temp_c >= 43.0 else 0.125",
              CEM43, DOSE_METER),
+    # --- the service (issue #14): a hung loop, a clean stop, a crash
+    mutation("safe-off: a watchdog kill latches no fault", SAFEOFF,
+             "    if service_result != WATCHDOG_RESULT:\n        return",
+             "    if True:\n        return",
+             "tests/test_safeoff.py::test_after_a_watchdog_kill_the_next_start_comes_up_in_a_"
+             "latched_fault"),
+    mutation("controller: a stop on request does not end the session", CONTROLLER,
+             "                    self._step(Stop(Source.LOCAL))\n",
+             "                    pass\n",
+             "tests/test_daemon.py::test_stopping_switches_every_output_off_and_records_the_"
+             "session"),
+    mutation("recorder: a running session saved every 30 s", RECORDER,
+             "CHECKPOINT_S = 5.0", "CHECKPOINT_S = 30.0",
+             f"{HISTORY_T}::test_a_crash_at_any_second_forgets_at_most_one_checkpoint_interval"),
+    # --- the page's flood (issue #18): only a lack of descriptors is skipped, never a sensor
+    mutation("DS18B20: a read error skipped as a shortage", THERMOMETERS,
+             "            except OSError as exc:\n                self._release()\n"
+             "                return self._failed(str(exc))",
+             "            except OSError as exc:\n                self._release()\n"
+             "                raise SensorUnreadable(str(exc)) from exc",
+             "tests/test_web_hardening.py::test_a_read_error_of_the_sensor_is_a_bad_reading_"
+             "never_skipped"),
 ]
 
 # --- the machinery --------------------------------------------------------------------

@@ -2,26 +2,33 @@
 automation sends hundreds of changes a second, and each used to be applied and published.
 
 The first change goes to the controller at once (a single command is as quick as
-ever). Those that follow within WINDOW_S wait, and only the latest of each run
-of the same kind is applied when the window ends: consecutive `Adjust`s merge
-field by field, consecutive `SelectProgram`s keep the last. Changes of different
-kinds keep their order, since an `Adjust` applies to the program chosen before
-it. Any other event (a start, a stop) first sends what is waiting, so that it
-acts on the settings as they were asked for.
+ever). Those that follow within WINDOW_S wait, and of a run of the same change
+(the same setting again and again, as a dragged slider sends it) only the latest
+is applied when the window ends. Different changes keep their order and are
+each applied, since the core judges each on its own (it refuses an `Adjust` as
+a whole, and applies one to the program chosen before it). Any other event (a
+start, a stop) first sends what is waiting, so that it acts on the settings as
+they were asked for.
 """
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from matpi.core.events import Adjust, Event, SelectProgram
 
 WINDOW_S = 0.2
-"""At most five settings changes a second reach the mat, and Home Assistant's recorder."""
+"""A dragged slider reaches the mat, and Home Assistant's recorder, five times a second."""
 
 Post = Callable[[Event], None]
 CallLater = Callable[[float, Callable[[], None]], Any]
+
+
+def _fields(change: Adjust) -> frozenset[str]:
+    """Which settings an Adjust changes. Only the same ones are merged: the core refuses an
+    Adjust as a whole, so a merged heat and intensity could lose the intensity."""
+    return frozenset(name for name, value in vars(change).items()
+                     if value is not None and name != "source")
 
 
 def _timer(delay_s: float, action: Callable[[], None]) -> None:
@@ -62,9 +69,9 @@ class SettingsCoalescer:
 
     def _add(self, event: Adjust | SelectProgram) -> None:
         last = self._waiting[-1] if self._waiting else None
-        if isinstance(event, Adjust) and isinstance(last, Adjust):
-            self._waiting[-1] = replace(last, **{
-                name: value for name, value in vars(event).items() if value is not None})
+        if isinstance(event, Adjust) and isinstance(last, Adjust) \
+                and _fields(event) == _fields(last):
+            self._waiting[-1] = event  # the same setting again: the latest wins
             self.coalesced += 1
         elif isinstance(event, SelectProgram) and isinstance(last, SelectProgram):
             self._waiting[-1] = event

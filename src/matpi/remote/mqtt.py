@@ -41,7 +41,7 @@ from matpi.core.events import (
 )
 from matpi.core.rules import Rules
 from matpi.remote.coalesce import SettingsCoalescer
-from matpi.remote.commands import Rejection, RemoteCommands
+from matpi.remote.commands import Command, Rejection, RemoteCommands
 from matpi.remote.homeassistant import Topics, button_event, discovery_messages, status_topic
 from matpi.remote.mqttclient import MqttError, make_client
 from matpi.remote.payloads import SessionEnd, button_gestures, notice_payload, state_payload
@@ -63,6 +63,7 @@ RECONNECT_MAX_S = 30
 CLOSE_TIMEOUT_S = 2.0
 """How long `close` waits for `offline` to reach the broker."""
 
+KNOWN_COMMANDS = frozenset(Command)
 REPORT_INTERVAL_S = 60.0
 """A count of what could not be sent is logged at once, then at most once a minute."""
 
@@ -134,9 +135,10 @@ class MqttBridge:
         self._replies_on_way: dict[str, paho.MQTTMessageInfo] = {}
         self._replies_lock = threading.Lock()
         self.replies_coalesced = _tally(
-            "error repl(y/ies) not sent: a reply to the same command was still on its way "
+            "error replies not sent: a reply to the same command was still on its way "
             "(each rejection is in the journal above)")
-        self.not_sent = _tally("message(s) not sent: the broker connection was down")
+        self.not_sent = _tally("message(s) not sent at once: no broker connection (events "
+                               "are dropped; the state and QoS 1 messages follow on reconnect)")
         self._problem: str | None = None
         self._timer = threading.Thread(target=self._run_timers, name="matpi-mqtt-timers",
                                        daemon=True)
@@ -182,6 +184,9 @@ class MqttBridge:
         with self._lock:
             self._state_json = payload
             if client is None or not self._connected:
+                # The retained state follows on reconnect; events are not kept for later.
+                for _ in notices:
+                    self.not_sent.count()
                 return
             self._publish_state(client, payload)
         for notice in notices:
@@ -233,7 +238,7 @@ class MqttBridge:
         with self._lock:  # `close` sets _closing under it: online never follows offline
             if self._closing:
                 return
-            client.publish(self._topics.availability, "online", qos=QOS, retain=True)
+            self._send(client, self._topics.availability, "online", retain=True)
             self._connected = True
             if self._state_json is not None:
                 self._publish_state(client, self._state_json)
@@ -309,7 +314,8 @@ class MqttBridge:
 
     def _send(self, client: paho.Client, topic: str, payload: str, *, qos: int = QOS,
               retain: bool = False) -> paho.MQTTMessageInfo:
-        """Every publish is checked: one that paho refuses is counted and reported."""
+        """Every publish is checked: one that paho refuses (the connection just dropped)
+        is counted and reported; paho still sends a QoS 1 one after it reconnects."""
         info = client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             self.not_sent.count()
@@ -317,17 +323,24 @@ class MqttBridge:
 
     def _reply(self, client: paho.Client, command: str, payload: str) -> None:
         """An error reply, unless one for the same command is still on its way: a flood of
-        bad commands then costs one reply in flight per command, and a count."""
+        bad commands then costs one reply in flight per command, and a count. Unknown
+        command names share one place, so that inventing names grows nothing."""
+        key = command if command in KNOWN_COMMANDS else "?"
         with self._replies_lock:
-            earlier = self._replies_on_way.get(command)
-            if earlier is not None and not earlier.is_published() and earlier.rc == 0:
+            earlier = self._replies_on_way.get(key)
+            if earlier is not None and earlier.rc == paho.MQTT_ERR_SUCCESS \
+                    and not earlier.is_published():
                 self.replies_coalesced.count()
                 return
-            self._replies_on_way[command] = self._send(client, self._topics.error, payload)
+            info = self._send(client, self._topics.error, payload)
+            if info.rc == paho.MQTT_ERR_SUCCESS:
+                self._replies_on_way[key] = info
+            else:
+                self._replies_on_way.pop(key, None)
 
     def _publish_discovery(self, client: paho.Client) -> None:
         for topic, payload in self._discovery:
-            client.publish(topic, payload, qos=QOS, retain=True)
+            self._send(client, topic, payload, retain=True)
 
     def _report(self, problem: str) -> None:
         """A broker problem: logged when it starts or changes, not at every retry."""
