@@ -10,6 +10,7 @@ from matpi.config.load import load_config
 from matpi.config.settings import Config
 from matpi.core import limits
 from matpi.core.errors import ConfigError
+from matpi.core.patterns import Pattern
 from matpi.core.programs import HeatLevel
 from matpi.core.rules import CeilingError, Rules
 
@@ -46,6 +47,34 @@ def test_ninety_minute_program_names_key_and_ceiling(tmp_path: Path) -> None:
         f"{tmp_path}/matpi.toml: [programs.long] duration_min = 90: "
         "must be at most 30 (matpi ceiling: no session over 30 min)"
     ]
+
+
+@pytest.mark.parametrize("pace", [3.5, 9, 0])
+def test_a_program_pace_out_of_range_names_file_key_value_and_range(tmp_path: Path,
+                                                                   pace: float) -> None:
+    found = problems(tmp_path, f"[programs.calm]\nbreaths_per_min = {pace}\n")
+    assert found == [
+        f"{tmp_path}/matpi.toml: [programs.calm] breaths_per_min = {pace}: "
+        "must be 4 to 8 breaths a minute (slow, paced breathing)"
+    ]
+
+
+def test_a_program_pace_is_read_and_defaults_to_six(tmp_path: Path) -> None:
+    rules = load_config(write(tmp_path, "[programs.calm]\npattern = \"breathe\"\n"
+                                        "breaths_per_min = 4.5\n[programs.other]\n")).rules
+    assert (rules.programs["calm"].pattern, rules.programs["calm"].breaths_per_min) == (
+        Pattern.BREATHE, 4.5)
+    assert rules.programs["other"].breaths_per_min == 6.0
+    assert load_config(EXAMPLE).rules.programs["morning"].breaths_per_min == 6.0
+
+
+@pytest.mark.parametrize(("kind", "motor_kind"), [("relay", "relay"), ("pwm", "pwm"),
+                                                  ("none", "pwm")])
+def test_a_relay_motor_makes_the_core_show_breathe_on_off(tmp_path: Path, kind: str,
+                                                          motor_kind: str) -> None:
+    pin = "" if kind == "none" else "\npin = 13"
+    rules = load_config(write(tmp_path, f'[vibration]\nkind = "{kind}"{pin}\n')).rules
+    assert rules.motor_kind == motor_kind
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from matpi.core.errors import DriverError
 from matpi.core.events import DoublePress, Event, Led, LongPress, Press
+from matpi.core.patterns import Pattern, vibration_duty
 from matpi.drivers.button import ButtonGestures
 from matpi.drivers.gpio import (
     HeaterRelay,
@@ -210,6 +211,33 @@ def test_relay_motor_never_toggles_faster_than_min_toggle_s(factory: Any) -> Non
     assert motor.is_on
 
     assert history(pin) == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("pace", [4.0, 6.0, 7.5, 8.0])
+def test_relay_motor_follows_breathe_and_never_toggles_faster_than_its_minimum(
+    factory: Any, pace: float
+) -> None:
+    """Driven every 0.1 s by the on/off form, over five breaths: on for each inhale, off for
+    each exhale, each switch at least 2 s after the last and none held back."""
+    clock = FakeClock()
+    motor = RelayMotor(22, active_high=True, min_toggle_s=2.0, clock=clock, pin_factory=factory)
+    start_s = clock.now_s
+    period_s = 60.0 / pace
+    switches: list[float] = []
+    for step in range(int(5 * period_s * 10)):
+        clock.now_s = start_s + step / 10
+        was_on = motor.is_on
+        motor.set_duty(vibration_duty(Pattern.BREATHE, 40.0, step / 10, breaths_per_min=pace,
+                                      on_off=True))
+        assert motor.pending is None  # the pattern never asks inside the window
+        if motor.is_on != was_on:
+            switches.append(clock.now_s - start_s)
+    gaps = [b - a for a, b in itertools.pairwise(switches)]
+    assert len(switches) == 10
+    assert min(gaps) >= 2.0
+    assert gaps == pytest.approx([0.4 * period_s, 0.6 * period_s] * 4 + [0.4 * period_s],
+                                 abs=0.11)
+    motor.close()
 
 
 def test_relay_motor_off_is_immediate_and_counts_as_a_switch(factory: Any) -> None:

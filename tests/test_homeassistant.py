@@ -76,7 +76,8 @@ DURATION_UNITS = {"d", "h", "min", "s"}
 EXPECTED = {
     ("switch", "session"), ("button", "stop"), ("select", "program"), ("select", "heat_level"),
     ("select", "vibration_pattern"), ("number", "vibration_intensity"),
-    ("number", "session_length"), ("sensor", "mat_temperature"), ("sensor", "state"),
+    ("number", "breathing_pace"), ("number", "session_length"),
+    ("sensor", "mat_temperature"), ("sensor", "state"),
     ("sensor", "ends_at"), ("sensor", "remaining"), ("sensor", "thermal_dose"),
     ("sensor", "today_use"), ("sensor", "streak"), ("binary_sensor", "fault"),
     ("sensor", "fault_reason"), ("event", "button"),
@@ -185,6 +186,12 @@ def test_entities_say_what_they_are(messages: list[tuple[str, str]]) -> None:
     assert configs["state"]["options"] == [s.value for s in State]
     assert (configs["vibration_intensity"]["min"], configs["vibration_intensity"]["max"],
             configs["vibration_intensity"]["unit_of_measurement"]) == (0, 100, "%")
+    pace = configs["breathing_pace"]
+    assert (pace["min"], pace["max"], pace["step"], pace["unit_of_measurement"]) == (
+        4.0, 8.0, 0.5, "breaths/min")
+    assert pace["command_topic"].endswith("/breaths/set")
+    assert pace["value_template"] == "{{ value_json.breaths_per_min }}"
+    assert "breathe" in configs["vibration_pattern"]["options"]
     assert configs["session_length"]["unit_of_measurement"] == "min"
     assert configs["mat_temperature"]["device_class"] == "temperature"
     assert configs["ends_at"]["device_class"] == "timestamp"

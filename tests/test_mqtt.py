@@ -214,6 +214,8 @@ def test_the_client_socket_sends_small_packets_at_once(rig: Rig) -> None:
     ("intensity", "70", "intensity_pct", 70.0),
     ("heat", "high", "heat_level", "high"),
     ("pattern", "pulse", "pattern", "pulse"),
+    ("pattern", "breathe", "pattern", "breathe"),
+    ("breaths", "7.5", "breaths_per_min", 7.5),
     ("program", "back", "program", "back"),
     ("duration", "12", "planned_min", 12.0),
 ])

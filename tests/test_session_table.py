@@ -313,6 +313,8 @@ GUARDED: dict[tuple[State, str, str], Callable[[], Scene]] = {
         sent, s, SelectProgram("sauna", Source.REMOTE)) for s in State},
     **{(s, "Adjust", "_bad_intensity"): partial(
         sent, s, Adjust(Source.REMOTE, intensity_pct=120.0)) for s in State},
+    **{(s, "Adjust", "_bad_pace"): partial(
+        sent, s, Adjust(Source.REMOTE, breaths_per_min=9.0)) for s in State},
     **{(s, "Adjust", "_bad_length"): partial(
         sent, s, Adjust(Source.REMOTE, duration_min=45.0)) for s in State},
     **{(s, "Adjust", "_above_heat_cap"): partial(heat_capped, s) for s in ACTIVE},
@@ -376,7 +378,9 @@ EVENTS = st.one_of(
                      Stop(Source.REMOTE), Stop(Source.LOCAL), DriverFault("test: driver"),
                      SelectProgram("neck", Source.REMOTE), SelectProgram("sauna", Source.LOCAL),
                      Adjust(Source.REMOTE, heat=HeatLevel.HIGH, duration_min=2.0),
-                     Adjust(Source.REMOTE, intensity_pct=150.0, duration_min=45.0)]),
+                     Adjust(Source.REMOTE, intensity_pct=150.0, duration_min=45.0),
+                     Adjust(Source.REMOTE, breaths_per_min=4.0),
+                     Adjust(Source.REMOTE, breaths_per_min=3.5)]),
     st.builds(Start, st.sampled_from(Source),
               st.sampled_from([None, "neck", "deep", "sauna"]),
               st.sampled_from([None, 1.0, 0.2, 90.0])),

@@ -254,7 +254,7 @@ def test_options_list_what_the_page_may_offer(served: Served) -> None:
     options = served.get("/api/options").json()
     assert [p["name"] for p in options["programs"]] == list(Rules().programs)
     assert options["heat_levels"] == ["off", "low", "medium", "high"]
-    assert options["patterns"] == ["off", "steady", "pulse", "wave", "slow"]
+    assert options["patterns"] == ["off", "steady", "pulse", "wave", "slow", "breathe"]
     assert options["duration_min"] == {"min": 1.0, "max": 30.0}
     assert options["limits"]["dose_max_cem43"] == Rules().dose_max_cem43
     assert options["password"] is False

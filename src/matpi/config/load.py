@@ -12,6 +12,7 @@ so that every check on a key is found next to the key it checks.
 import ipaddress
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,12 @@ from matpi.config.settings import (
 from matpi.core import limits
 from matpi.core.errors import ConfigError
 from matpi.core.padmodel import PadModel
-from matpi.core.patterns import Pattern
+from matpi.core.patterns import (
+    DEFAULT_BREATHS_PER_MIN,
+    MAX_BREATHS_PER_MIN,
+    MIN_BREATHS_PER_MIN,
+    Pattern,
+)
 from matpi.core.programs import BUILTIN_PROGRAMS, HeatLevel, Program
 from matpi.core.rules import (
     BOUNDS,
@@ -351,7 +357,8 @@ def _rules(
         return Rules(
             session_max_min=session_max, trip_c=trip_c, setpoints_c=setpoints,
             sensors=tuple(s.name for s in hw.sensors), programs=programs,
-            default_program=default_program, **values,
+            default_program=default_program,
+            motor_kind="relay" if hw.vibration.kind == "relay" else "pwm", **values,
         )
     except CeilingError as exc:
         problems.append(f"{file}: [heater] {exc}")
@@ -360,9 +367,8 @@ def _rules(
 
 def _shortened(program: Program, session_max: float) -> Program:
     """A built-in longer than the configured session limit runs up to that limit."""
-    return Program(program.name, session_max, program.heat, program.pattern,
-                   program.intensity_pct, program.progression, program.step_min,
-                   min(program.max_duration_min, session_max))
+    return replace(program, duration_min=session_max,
+                   max_duration_min=min(program.max_duration_min, session_max))
 
 
 def _programs(raw: Any, session_max: float, file: str, problems: list[str]) -> dict[str, Program]:
@@ -380,9 +386,21 @@ def _programs(raw: Any, session_max: float, file: str, problems: list[str]) -> d
             heat=HeatLevel(t.string("heat", "low", choices=[h.value for h in HeatLevel])),
             pattern=Pattern(t.string("pattern", "steady", choices=[p.value for p in Pattern])),
             intensity_pct=t.number("intensity_pct", 50.0, low=0.0, high=100.0),
+            breaths_per_min=_pace(t),
         )
         t.finish()
     return programs
+
+
+def _pace(t: Table) -> float:
+    """A program's breaths_per_min, with the whole range in the message."""
+    pace = t.number("breaths_per_min", DEFAULT_BREATHS_PER_MIN)
+    if not MIN_BREATHS_PER_MIN <= pace <= MAX_BREATHS_PER_MIN:
+        t.problem("breaths_per_min", t.raw("breaths_per_min"),
+                  f"must be {MIN_BREATHS_PER_MIN:g} to {MAX_BREATHS_PER_MIN:g} breaths a minute "
+                  "(slow, paced breathing)")
+        return DEFAULT_BREATHS_PER_MIN
+    return pace
 
 
 def _mqtt(t: Table, device: DeviceConfig) -> MqttConfig:

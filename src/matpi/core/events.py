@@ -8,7 +8,7 @@ events and put them on the controller's queue; the core answers with notices
 from dataclasses import dataclass
 from enum import StrEnum
 
-from matpi.core.patterns import Pattern
+from matpi.core.patterns import DEFAULT_BREATHS_PER_MIN, Pattern
 from matpi.core.programs import HeatLevel
 
 
@@ -105,6 +105,8 @@ class Adjust:
     pattern: Pattern | None = None
     intensity_pct: float | None = None
     duration_min: float | None = None
+    breaths_per_min: float | None = None
+    """The pace of the `breathe` pattern."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ class Adjusted:
     pattern: Pattern
     intensity_pct: float
     planned_min: float
+    breaths_per_min: float = DEFAULT_BREATHS_PER_MIN
 
 
 @dataclass(frozen=True)
@@ -320,3 +323,5 @@ class Snapshot:
     streak_days: int
     preheat_remaining_s: int = 0
     """Seconds until an unconfirmed preheat switches itself off; 0 when none waits."""
+    breaths_per_min: float = DEFAULT_BREATHS_PER_MIN
+    """The pace of the `breathe` pattern; with `elapsed_s` a page can draw the breath."""

@@ -7,7 +7,7 @@ minutes, lengthen the sessions over the first weeks, 20-30 min at most.
 from dataclasses import dataclass
 from enum import StrEnum
 
-from matpi.core.patterns import Pattern
+from matpi.core.patterns import DEFAULT_BREATHS_PER_MIN, Pattern
 
 
 class HeatLevel(StrEnum):
@@ -35,6 +35,8 @@ class Program:
     progression: bool = False
     step_min: float = 0.0
     max_duration_min: float = 0.0
+    breaths_per_min: float = DEFAULT_BREATHS_PER_MIN
+    """The pace of the `breathe` pattern (4..8, `patterns.MIN/MAX_BREATHS_PER_MIN`)."""
 
     def planned_min(self, completed_days: int) -> float:
         """Session length given the number of days with a completed session."""
@@ -53,7 +55,7 @@ BUILTIN_PROGRAMS: dict[str, Program] = {
         ),
         Program("neck", 10.0, HeatLevel.LOW, Pattern.WAVE, 30.0),
         Program("back", 20.0, HeatLevel.MEDIUM, Pattern.WAVE, 60.0),
-        Program("evening", 20.0, HeatLevel.LOW, Pattern.SLOW, 40.0),
+        Program("evening", 20.0, HeatLevel.LOW, Pattern.BREATHE, 40.0),
         Program("deep", 30.0, HeatLevel.HIGH, Pattern.PULSE, 80.0),
     )
 }

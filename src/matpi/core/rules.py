@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from matpi.core import limits
 from matpi.core.padmodel import PadModel
+from matpi.core.patterns import MAX_BREATHS_PER_MIN, MIN_BREATHS_PER_MIN
 from matpi.core.programs import BUILTIN_PROGRAMS, DEFAULT_PROGRAM, HeatLevel, Program
 
 
@@ -94,6 +95,8 @@ class Rules:
     """Heat follows the hotter: one sensor that reads low cannot overheat the mat."""
     programs: dict[str, Program] = field(default_factory=lambda: dict(BUILTIN_PROGRAMS))
     default_program: str = DEFAULT_PROGRAM
+    motor_kind: str = "pwm"
+    """"pwm": any duty; "relay": on/off only, so `breathe` shows its on/off form."""
 
     def __post_init__(self) -> None:
         for problem in ceiling_problems(self):
@@ -154,10 +157,14 @@ def ceiling_problems(rules: Rules) -> list[str]:
                   1.0, rules.session_max_min)
         _in_range(problems, f"program {program.name} intensity_pct", program.intensity_pct,
                   0.0, 100.0)
+        _in_range(problems, f"program {program.name} breaths_per_min", program.breaths_per_min,
+                  MIN_BREATHS_PER_MIN, MAX_BREATHS_PER_MIN)
         if program.progression:
             _in_range(problems, f"program {program.name} max_duration_min",
                       program.max_duration_min, program.duration_min, rules.session_max_min)
             _in_range(problems, f"program {program.name} step_min", program.step_min, 0.0, 10.0)
+    if rules.motor_kind not in ("pwm", "relay"):
+        problems.append(f"motor_kind {rules.motor_kind!r} must be pwm or relay")
     if rules.default_program not in rules.programs:
         problems.append(f"default_program {rules.default_program!r} is not a known program")
     if len(set(rules.sensors)) < 2:

@@ -59,6 +59,7 @@ from matpi.core.events import (
     Stop,
     Tick,
 )
+from matpi.core.patterns import MAX_BREATHS_PER_MIN, MIN_BREATHS_PER_MIN
 from matpi.core.sessionmodel import (
     ACTIVE_TICK_S,
     IDLE_TICK_S,
@@ -211,6 +212,10 @@ class SessionMachine(SessionModel):
         intensity = _adjust_of(event).intensity_pct
         return intensity is not None and not 0.0 <= intensity <= 100.0
 
+    def _bad_pace(self, event: Event, now: float) -> bool:
+        pace = _adjust_of(event).breaths_per_min
+        return pace is not None and not MIN_BREATHS_PER_MIN <= pace <= MAX_BREATHS_PER_MIN
+
     def _bad_length(self, event: Event, now: float) -> bool:
         duration = _adjust_of(event).duration_min
         return duration is not None and not self._length_ok(duration)
@@ -297,6 +302,10 @@ class SessionMachine(SessionModel):
 
     def _intensity(self, event: Event, now: float) -> str:
         return f"intensity_pct = {_adjust_of(event).intensity_pct:g}: must be 0 to 100"
+
+    def _pace(self, event: Event, now: float) -> str:
+        return (f"breaths_per_min = {_adjust_of(event).breaths_per_min:g}: must be "
+                f"{MIN_BREATHS_PER_MIN:g} to {MAX_BREATHS_PER_MIN:g}")
 
     def _capped(self, event: Event, now: float) -> str:
         return (f"heat = {_adjust_of(event).heat}: limited to {self._heat_cap()} for the "
@@ -397,7 +406,7 @@ class SessionMachine(SessionModel):
                 self._replan(session, change.duration_min, now)
         planned = session.planned_s / 60.0 if session else self._chosen_min()
         return [Adjusted(self.choice.heat, self.choice.pattern, self.choice.intensity_pct,
-                         round(planned, 2))]
+                         round(planned, 2), self.choice.breaths_per_min)]
 
     # --- the table ----------------------------------------------------------------
     # For each state and event kind the rows are tried top to bottom; the first whose
@@ -426,6 +435,7 @@ class SessionMachine(SessionModel):
         row(ACTIVE,    SelectProgram, ALWAYS,            STAY,     Refuse("program", _keeps)),
         row(RESTING,   SelectProgram, ALWAYS,            STAY,     _select_program),
         row(ANY_STATE, Adjust,        _bad_intensity,    STAY,     Refuse("intensity", _intensity)),
+        row(ANY_STATE, Adjust,        _bad_pace,         STAY,     Refuse("breaths", _pace)),
         row(ANY_STATE, Adjust,        _bad_length,       STAY,     Refuse("duration", _length)),
         row(ACTIVE,    Adjust,        _above_heat_cap,   STAY,     Refuse("heat", _capped)),
         row(ANY_STATE, Adjust,        ALWAYS,            STAY,     _adjust),

@@ -29,7 +29,7 @@ from matpi.core.events import (
     State,
 )
 from matpi.core.padmodel import PadEstimate
-from matpi.core.patterns import vibration_duty
+from matpi.core.patterns import Pattern, next_breath_edge, vibration_duty
 from matpi.core.programs import HeatLevel, Program
 from matpi.core.rules import Rules
 from matpi.core.sessionrun import Run, limit_dose
@@ -123,7 +123,9 @@ class SessionModel:
         vibration = 0.0
         if self.state is State.RUNNING and session is not None:
             vibration = vibration_duty(
-                session.program.pattern, session.program.intensity_pct, now - session.started_at
+                session.program.pattern, session.program.intensity_pct, now - session.started_at,
+                breaths_per_min=session.program.breaths_per_min,
+                on_off=self.rules.motor_kind == "relay",
             )
         active = self.state in (State.RUNNING, State.PREHEAT)
         return Outputs(heater=self._heater, vibration=vibration, led=self._led(), power=active)
@@ -168,6 +170,7 @@ class SessionModel:
             streak_days=self.usage.streak(),
             preheat_remaining_s=int(max(self._preheat_until - now, 0.0))
             if self.state is State.PREHEAT else 0,
+            breaths_per_min=program.breaths_per_min,
         )
 
     def next_deadline(self, now: float) -> float:
@@ -178,6 +181,10 @@ class SessionModel:
         session = self._session
         if self.state is State.RUNNING and session is not None:
             deadlines.append(session.started_at + session.planned_s)
+            if self.rules.motor_kind == "relay" and session.program.pattern is Pattern.BREATHE:
+                # The relay follows inhale and exhale: switch at the edge, not up to a tick late.
+                deadlines.append(session.started_at + next_breath_edge(
+                    now - session.started_at, session.program.breaths_per_min))
         if self.state in (State.RUNNING, State.PREHEAT) and session is not None:
             deadlines.append(now + (self.rules.daily_max_min - self._used_min(now)) * 60.0)
         if self.state is State.PREHEAT:

@@ -47,6 +47,9 @@ def changed(program: Program, change: Adjust) -> Program:
         intensity_pct=(
             program.intensity_pct if change.intensity_pct is None else change.intensity_pct
         ),
+        breaths_per_min=(
+            program.breaths_per_min if change.breaths_per_min is None else change.breaths_per_min
+        ),
     )
 
 

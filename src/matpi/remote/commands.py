@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from matpi.core.events import Adjust, Event, SelectProgram, Source, Start, Stop
-from matpi.core.patterns import Pattern
+from matpi.core.patterns import MAX_BREATHS_PER_MIN, MIN_BREATHS_PER_MIN, Pattern
 from matpi.core.programs import HeatLevel
 from matpi.core.rules import Rules
 from matpi.core.session import MIN_SESSION_MIN
@@ -68,6 +68,7 @@ class Command(StrEnum):
     PATTERN = "pattern"
     INTENSITY = "intensity"
     DURATION = "duration"
+    BREATHS = "breaths"
 
 
 PRESS_PAYLOAD = "PRESS"
@@ -197,6 +198,10 @@ class RemoteCommands:
             case Command.INTENSITY:
                 intensity = _number(payload, "intensity_pct", 0.0, 100.0)
                 return [Adjust(Source.REMOTE, intensity_pct=intensity)]
+            case Command.BREATHS:
+                pace = _number(payload, "breaths_per_min", MIN_BREATHS_PER_MIN,
+                               MAX_BREATHS_PER_MIN)
+                return [Adjust(Source.REMOTE, breaths_per_min=pace)]
             case Command.DURATION:
                 duration = _number(payload, "duration_min", MIN_SESSION_MIN,
                                    self._rules.session_max_min)

@@ -8,7 +8,8 @@ so republishing them costs nothing.
 
 A heated blanket in Home Assistant is a switch plus a level select, not a
 climate entity, and this follows that: a Session switch, selects for program,
-heat level and vibration pattern, numbers for intensity and session length.
+heat level and vibration pattern, numbers for intensity, breathing pace and
+session length.
 Switching the session on from Home Assistant is a remote start: by default a
 bounded preheat that becomes a session only when someone presses the button at
 the mat.
@@ -25,7 +26,7 @@ from typing import Any
 from matpi import __version__
 from matpi.config.settings import DeviceConfig, MqttConfig
 from matpi.core.events import State
-from matpi.core.patterns import Pattern
+from matpi.core.patterns import MAX_BREATHS_PER_MIN, MIN_BREATHS_PER_MIN, Pattern
 from matpi.core.programs import HeatLevel
 from matpi.core.rules import Rules
 from matpi.core.session import MIN_SESSION_MIN
@@ -135,6 +136,12 @@ def entities(rules: Rules, topics: Topics) -> list[Entity]:
             **state, **command(Command.INTENSITY), "min": 0, "max": 100, "step": 1,
             "unit_of_measurement": "%", "mode": "slider",
             "value_template": "{{ value_json.intensity_pct }}", "icon": "mdi:vibrate",
+        }),
+        Entity("number", "breathing_pace", "Breathing pace", {
+            **state, **command(Command.BREATHS), "min": MIN_BREATHS_PER_MIN,
+            "max": MAX_BREATHS_PER_MIN, "step": 0.5, "unit_of_measurement": "breaths/min",
+            "mode": "slider", "value_template": "{{ value_json.breaths_per_min }}",
+            "icon": "mdi:lungs",
         }),
         Entity("number", "session_length", "Session length", {
             **state, **command(Command.DURATION), "min": MIN_SESSION_MIN,
