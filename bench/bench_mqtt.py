@@ -15,6 +15,10 @@ measures for each:
 
 `time.perf_counter_ns()` is CLOCK_MONOTONIC, one clock for both processes.
 Prints p50 and p99 of each, and the ratio of each p99 to the hop's p99.
+
+Commands are spaced by a little more than the bridge's coalescing window
+(`remote.coalesce.WINDOW_S`): a change that follows the last one within it is
+held back on purpose (a dragged slider), and its wait is not the path's latency.
 """
 
 import argparse
@@ -35,6 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from broker import Broker
+from matpi.remote.coalesce import WINDOW_S
 
 BASE = "matpi/matpi"
 HOP_TOPIC = "bench/hop"
@@ -64,7 +69,8 @@ def run_mat(host: str, port: int, pipe: Connection) -> None:
 
     clock = Clock()
     mat = SimulatedMat(clock)
-    drivers = mat.drivers()
+    rules = Rules()
+    drivers = mat.drivers(rules.sensors)  # every sensor the rules need, or heat faults at 10 s
     changes: list[tuple[int, float]] = []
     set_duty = drivers.motor.set_duty
 
@@ -74,7 +80,6 @@ def run_mat(host: str, port: int, pipe: Connection) -> None:
             changes.append((time.perf_counter_ns(), duty))
 
     drivers.motor.set_duty = recording_set_duty  # type: ignore[method-assign]
-    rules = Rules()
     machine = SessionMachine(rules, clock.now(), clock.today())
     controller = Controller(machine, drivers, clock)
     bridge = MqttBridge(MqttConfig(enabled=True, host=host, port=port), DeviceConfig(), rules,
@@ -101,6 +106,9 @@ def run_mat(host: str, port: int, pipe: Connection) -> None:
     thread.join()
     bridge.close()
     pipe.send(changes)
+
+SPACING_S = WINDOW_S + 0.02
+"""Between two commands: past the coalescing window, so that each is applied at once."""
 
 
 # --- the clients here ---------------------------------------------------------
@@ -175,6 +183,7 @@ def measure(broker: Broker, qos: int, count: int) -> dict[str, list[float]]:
         state = receiver.wait(f"{BASE}/state", f'"intensity_pct":{intensity}.0'.encode()) - started
         send.loop(timeout=0.0)  # PUBACKs, at QoS 1
         sent_ns.append(started)
+        time.sleep(SPACING_S)
         if i >= 10:
             hop_ms.append(hop / 1e6)
             state_ms.append(state / 1e6)

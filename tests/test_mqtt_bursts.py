@@ -244,3 +244,18 @@ def test_a_start_or_stop_sends_the_waiting_settings_first() -> None:
     coalescer.post(Stop(Source.REMOTE))
     assert posted == [SelectProgram("neck", Source.REMOTE), SelectProgram("back", Source.REMOTE),
                       Start(Source.REMOTE), Stop(Source.REMOTE)]
+
+
+def test_a_late_timer_never_holds_a_change_past_its_window() -> None:
+    """On a busy machine the window's timer can fire late: a change that comes after the
+    window is over goes at once all the same (before: it waited, and was merged away)."""
+    posted: list[Event] = []
+    timers = Timers()
+    now = [0.0]
+    coalescer = SettingsCoalescer(posted.append, call_later=timers.later,
+                                  monotonic=lambda: now[0])
+    remote = Source.REMOTE
+    coalescer.post(Adjust(remote, intensity_pct=40.0))
+    now[0] = 0.25  # past the window; its timer has not fired yet
+    coalescer.post(Adjust(remote, intensity_pct=41.0))
+    assert posted == [Adjust(remote, intensity_pct=40.0), Adjust(remote, intensity_pct=41.0)]

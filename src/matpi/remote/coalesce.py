@@ -12,6 +12,7 @@ they were asked for.
 """
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,12 +46,15 @@ class SettingsCoalescer:
     """
 
     def __init__(self, post: Post, *, window_s: float = WINDOW_S,
-                 call_later: CallLater = _timer) -> None:
+                 call_later: CallLater = _timer,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._post = post
         self._window_s = window_s
         self._call_later = call_later
+        self._monotonic = monotonic
         self._waiting: list[Event] = []
         self._window_open = False
+        self._window_until = 0.0
         self._lock = threading.Lock()
         self.coalesced = 0
         """Changes merged into a later one (never applied on their own)."""
@@ -61,7 +65,10 @@ class SettingsCoalescer:
                 self._send_waiting()
                 self._post(event)
                 return
-            if not self._window_open:
+            if not self._window_open or self._monotonic() >= self._window_until:
+                # The window is over even if its timer is late (a busy machine): what
+                # waited goes first, then this change, at once.
+                self._send_waiting()
                 self._post(event)
                 self._open_window()
                 return
@@ -81,6 +88,7 @@ class SettingsCoalescer:
 
     def _open_window(self) -> None:
         self._window_open = True
+        self._window_until = self._monotonic() + self._window_s
         self._call_later(self._window_s, self._window_over)
 
     def _window_over(self) -> None:
