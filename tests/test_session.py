@@ -266,6 +266,13 @@ def test_double_press_cycles_the_program_while_idle(mat: Mat) -> None:
     assert mat.machine.snapshot(mat.now).program == "neck"
 
 
+def test_double_press_from_a_program_gone_from_the_rules_selects_the_first(mat: Mat) -> None:
+    """Found by the table walk: the cycle raised ValueError when the selection was gone."""
+    del mat.rules.programs[mat.machine.selected]
+    mat.send(DoublePress())
+    assert mat.machine.selected == next(iter(mat.rules.programs))
+
+
 def test_beginner_grows_one_minute_per_day_of_completed_sessions(mat: Mat) -> None:
     lengths = []
     for _ in range(18):

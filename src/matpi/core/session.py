@@ -387,8 +387,10 @@ class SessionMachine(SessionModel):
         return [FaultCleared()]
 
     def _cycle_program(self, event: Event, now: float) -> list[Notice]:
+        """The next program; from one that is gone from the rules, the first."""
         names = list(self.rules.programs)
-        return self._select(names[(names.index(self.selected) + 1) % len(names)])
+        after = names.index(self.selected) + 1 if self.selected in names else 0
+        return self._select(names[after % len(names)])
 
     def _select_program(self, event: Event, now: float) -> list[Notice]:
         return self._select(_selection_of(event))
