@@ -22,6 +22,7 @@ from matpi.core.session import SessionMachine
 from matpi.remote.homeassistant import (
     BUTTON_GESTURES,
     Topics,
+    absent_messages,
     button_event,
     discovery_messages,
     removal_messages,
@@ -95,6 +96,13 @@ def parse_topic(topic: str, mqtt: MqttConfig) -> re.Match[str]:
 def state_fields() -> set[str]:
     machine = SessionMachine(Rules(), 0.0, date(2026, 3, 2))
     return set(json.loads(state_payload(machine.snapshot(0.0), None)))
+
+
+def test_mqtt_leaves_out_the_breath_moment_that_the_page_draws_with() -> None:
+    """breath_s changes at every step: in MQTT's state it would publish every second."""
+    machine = SessionMachine(Rules(), 0.0, date(2026, 3, 2))
+    assert "breath_s" not in state_fields()
+    assert "breath_s" in json.loads(state_payload(machine.snapshot(0.0), None, moment=True))
 
 
 def check_payload(topic: str, payload: str, device: DeviceConfig, mqtt: MqttConfig) -> (
@@ -233,9 +241,30 @@ def test_discovery_holds_nothing_that_changes_at_run_time() -> None:
 
 
 def test_removal_empties_every_config_topic(messages: list[tuple[str, str]]) -> None:
+    """Those of optional parts too: the mat may have had an occupancy sensor once."""
     removal = removal_messages(DeviceConfig(), MqttConfig())
-    assert [t for t, _ in removal] == [t for t, _ in messages]
+    absent = absent_messages(DeviceConfig(), Rules(), MqttConfig())
+    assert [t for t, _ in removal] == [t for t, _ in messages + absent]
     assert all(payload == "" for _, payload in removal)
+
+
+def test_an_occupancy_sensor_is_an_occupancy_binary_sensor() -> None:
+    rules = Rules(occupancy_sensor=True)
+    messages = discovery_messages(DeviceConfig(), rules, MqttConfig())
+    occupancy = by_key(messages)["occupancy"]
+    check_payload(*next(m for m in messages if "/occupancy/" in m[0]), DeviceConfig(),
+                  MqttConfig())
+    assert occupancy["device_class"] == "occupancy"
+    assert occupancy["value_template"] == "{{ 'ON' if value_json.occupied else 'OFF' }}"
+    assert absent_messages(DeviceConfig(), rules, MqttConfig()) == []
+
+
+def test_without_the_sensor_its_entity_is_emptied_not_announced(
+    messages: list[tuple[str, str]]
+) -> None:
+    assert "occupancy" not in by_key(messages)
+    assert absent_messages(DeviceConfig(), Rules(), MqttConfig()) == [
+        ("homeassistant/binary_sensor/matpi/occupancy/config", "")]
 
 
 def test_absent_values_are_null_which_home_assistant_shows_as_unknown() -> None:

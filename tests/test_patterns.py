@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import Mat
-from matpi.core.events import Adjust, Adjusted, Refused, Source, Start
+from matpi.core.events import Adjust, Adjusted, Breath, Refused, Source, Start
 from matpi.core.patterns import (
     DEFAULT_BREATHS_PER_MIN,
     INHALE_SHARE,
@@ -172,6 +172,33 @@ def test_the_pace_follows_the_adjust_and_the_snapshot_shows_it(mat: Mat) -> None
     mat.run_for(6.0, temp_c=30.0, every_s=0.5)
     assert mat.machine.outputs(mat.now).vibration == 0.4  # 6 s: the top of a 15 s breath
     assert mat.machine.snapshot(mat.now).breaths_per_min == 4.0
+
+
+def test_the_led_and_the_page_get_the_breath_only_while_breathe_runs(mat: Mat) -> None:
+    """Outputs.breath (the LED's pace) is fixed for the session; Snapshot.breath_s is
+    where the breath is now, and never makes two snapshots differ on its own."""
+    assert mat.machine.outputs(mat.now).breath is None
+    assert mat.machine.snapshot(mat.now).breath_s is None
+    mat.send(Start(Source.LOCAL, "evening"))
+    started = mat.now
+    assert mat.machine.outputs(mat.now).breath == Breath(started, 6.0)
+    mat.run_for(12.5, temp_c=30.0, every_s=0.5)
+    first = mat.machine.snapshot(mat.now)
+    assert first.breath_s == pytest.approx(2.5)  # 12.5 s: 2.5 s into the second breath
+    later = mat.machine.snapshot(mat.now + 0.25)
+    assert later.breath_s == pytest.approx(2.75)
+    assert replace(first, breath_s=9.0) == first
+    assert mat.machine.outputs(mat.now).breath == Breath(started, 6.0)
+    mat.send(Adjust(Source.REMOTE, pattern=Pattern.WAVE))
+    assert mat.machine.outputs(mat.now).breath is None
+    assert mat.machine.snapshot(mat.now).breath_s is None
+
+
+def test_a_steady_session_has_no_breath(mat: Mat) -> None:
+    mat.send(Start(Source.LOCAL, "back"))
+    mat.run_for(5.0, temp_c=30.0)
+    assert mat.machine.outputs(mat.now).breath is None
+    assert mat.machine.snapshot(mat.now).breath_s is None
 
 
 @pytest.mark.parametrize("pace", [3.5, 8.5, 0.0, -6.0, math.nan, math.inf])

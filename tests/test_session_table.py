@@ -28,6 +28,7 @@ from matpi.core.events import (
     HeatSteppedDown,
     LongPress,
     Notice,
+    Occupancy,
     Press,
     Reading,
     Refused,
@@ -175,6 +176,7 @@ DEFAULT_EVENT: dict[type, Event] = {
     SelectProgram: SelectProgram("neck", Source.REMOTE),
     Adjust: Adjust(Source.REMOTE, intensity_pct=50.0),
     Reading: Reading("mat", 30.0), DriverFault: DriverFault("test: driver"),
+    Occupancy: Occupancy(True),
     Tick: Tick(), ClockStepped: ClockStepped(), Time: Tick(),
 }
 
@@ -239,6 +241,26 @@ def day_used_up(event: Event) -> Scene:
     mat = reach(IDLE)
     mat.machine.usage.minutes_today = mat.rules.daily_max_min - 0.5
     return Scene(mat, event)
+
+
+def with_sensor(state: State, *, occupied: bool) -> Mat:
+    """A mat with an occupancy sensor, brought to `state` with someone on it, who then
+    stays or gets up."""
+    mat = Watched(rules=Rules(occupancy_sensor=True))
+    mat.send(Occupancy(True))
+    reach(state, mat)
+    if not occupied:
+        mat.send(Occupancy(False))
+    return mat
+
+
+def on_empty(state: State, event: Event) -> Scene:
+    return Scene(with_sensor(state, occupied=False), event)
+
+
+def vacated_too_long() -> Scene:
+    mat = with_sensor(RUNNING, occupied=False)
+    return run_until_due(mat, mat.rules.vacated_grace_s)
 
 
 def chosen_program_gone() -> Scene:
@@ -322,6 +344,11 @@ GUARDED: dict[tuple[State, str, str], Callable[[], Scene]] = {
         sent, s, Start(Source.REMOTE, "sauna")) for s in State},
     (IDLE, "Press", "_unknown_program"): chosen_program_gone,
     (IDLE, "Press", "_day_used_up"): partial(day_used_up, Press()),
+    (IDLE, "Press", "_nobody_on"): partial(on_empty, IDLE, Press()),
+    (IDLE, "Start", "_nobody_on"): partial(on_empty, IDLE, Start(Source.LOCAL)),
+    (PREHEAT, "Press", "_nobody_on"): partial(on_empty, PREHEAT, Press()),
+    (PREHEAT, "DoublePress", "_nobody_on"): partial(on_empty, PREHEAT, DoublePress()),
+    (RUNNING, "Time", "_vacated_too_long"): vacated_too_long,
     (IDLE, "Start", "_bad_duration"): partial(sent, IDLE, Start(Source.LOCAL, None, 90.0)),
     (IDLE, "Start", "_day_used_up"): partial(day_used_up, Start(Source.LOCAL)),
     (IDLE, "Start", "_preheats_used_up"): preheats_used_up,
@@ -380,7 +407,8 @@ EVENTS = st.one_of(
                      Adjust(Source.REMOTE, heat=HeatLevel.HIGH, duration_min=2.0),
                      Adjust(Source.REMOTE, intensity_pct=150.0, duration_min=45.0),
                      Adjust(Source.REMOTE, breaths_per_min=4.0),
-                     Adjust(Source.REMOTE, breaths_per_min=3.5)]),
+                     Adjust(Source.REMOTE, breaths_per_min=3.5),
+                     Occupancy(True), Occupancy(False)]),
     st.builds(Start, st.sampled_from(Source),
               st.sampled_from([None, "neck", "deep", "sauna"]),
               st.sampled_from([None, 1.0, 0.2, 90.0])),
@@ -406,5 +434,6 @@ def test_from_any_reachable_state_any_use_moves_only_along_rows(
             mat.run_for(seconds, temp_c=temp_c, every_s=2.0)
         else:
             assert isinstance(action, Press | DoublePress | LongPress | Tick | ClockStepped
-                              | Stop | DriverFault | SelectProgram | Adjust | Start)
+                              | Stop | DriverFault | SelectProgram | Adjust | Start
+                              | Occupancy)
             mat.send(action)

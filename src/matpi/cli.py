@@ -78,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                           "0 picks a free one; the URL is printed")
     run.add_argument("--sim-stdin", action="store_true",
                      help="with --simulate: act on the mat from standard input, one line at a "
-                          "time: press, double, long (the button), or fault NAME [off] to "
-                          f"start or end a hardware fault ({', '.join(SimFault)})")
+                          "time: press, double, long (the button), person on|off (someone lies "
+                          "down or gets up), or fault NAME [off] to start or end a hardware "
+                          f"fault ({', '.join(SimFault)})")
     run.set_defaults(command=_cmd_run)
 
     check = sub.add_parser("check-config", help="check a config file; print OK or every error")
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--config", type=Path, help="config file (its limits and programs)")
     simulate.add_argument("--speed", type=_speed, default=1.0, help="time scale (default 1)")
     simulate.add_argument("--state-dir", type=Path, help="keep history here (default: none)")
+    _sim_occupancy_option(simulate)
     simulate.set_defaults(command=_cmd_simulate)
     return parser
 
@@ -145,6 +147,19 @@ def _simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--board-sim", action="store_true",
                         help="with --simulate: heater and sensor on the mat board's firmware, "
                              "run in-process behind a pty (real time)")
+    _sim_occupancy_option(parser)
+
+
+def _sim_occupancy_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sim-occupancy", action="store_true",
+                        help="the simulated mat has an occupancy sensor, as with [occupancy] "
+                             "pin in the config: heat only with someone lying on it")
+
+
+def _with_sim_occupancy(args: argparse.Namespace, config: Config) -> Config:
+    if not args.sim_occupancy:
+        return config
+    return replace(config, rules=replace(config.rules, occupancy_sensor=True))
 
 
 def _speed(text: str) -> float:
@@ -203,9 +218,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("matpi run: --board-sim goes with --simulate and runs in real time (no --speed)",
               file=sys.stderr)
         return 2
-    if args.sim_stdin and not simulate:
-        print("matpi run: --sim-stdin goes with --simulate", file=sys.stderr)
-        return 2
+    for flag, given in (("--sim-stdin", args.sim_stdin), ("--sim-occupancy", args.sim_occupancy)):
+        if given and not simulate:
+            print(f"matpi run: {flag} goes with --simulate", file=sys.stderr)
+            return 2
+    config = _with_sim_occupancy(args, config)
     if simulate and _scaled_history(args, "matpi run"):
         return 2
     if args.config is None:
@@ -280,6 +297,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 1
     if _scaled_history(args, "matpi simulate"):
         return 2
+    config = _with_sim_occupancy(args, config)
     with ExitStack() as stack:
         state_dir = _state_dir(args, True, stack)
         mat = assemble(config, state_dir, simulate=True, speed=args.speed)

@@ -29,6 +29,7 @@ from matpi.config.settings import (
     HeaterConfig,
     LedConfig,
     MqttConfig,
+    OccupancyConfig,
     SensorConfig,
     VibrationConfig,
     WebConfig,
@@ -69,7 +70,7 @@ def load_config(path: Path) -> Config:
     return parse_config(data, name)
 
 
-SECTIONS = ("device", "hardware", "heater", "vibration", "power", "button", "led",
+SECTIONS = ("device", "hardware", "heater", "vibration", "power", "button", "led", "occupancy",
             "sensors", "board", "heat", "pad", "limits", "session", "programs", "mqtt", "web")
 
 
@@ -90,6 +91,11 @@ def parse_config(data: dict[str, Any], file: str) -> Config:
     control = _heater_control(table("heater"))
     table("heater").finish()
     control["pad"] = _pad(table("pad"))
+    control["vacated_grace_s"] = _bounded(table("occupancy"), "grace_s", 60.0,
+                                          field="vacated_grace_s",
+                                          why="a session waits at most this long, unheated, "
+                                              "for its person to lie back down")
+    table("occupancy").finish()
     rules = _rules(table("limits"), table("heat"), table("session"), data.get("programs", {}),
                    hardware, control, file, problems)
     mqtt = _mqtt(table("mqtt"), device)
@@ -153,6 +159,11 @@ def _hardware(
     le = table("led")
     led = LedConfig(pin=le.pin("pin", 22), active_high=le.boolean("active_high", True),
                     buzzer_pin=le.pin("buzzer_pin", None))
+    oc = table("occupancy")
+    occupancy = OccupancyConfig(
+        pin=oc.pin("pin", None), active_high=oc.boolean("active_high", False),
+        debounce_s=oc.number("debounce_ms", 300.0, low=20.0, high=2000.0,
+                             high_why="leaving must pause the heat within seconds") / 1000.0)
     bo = table("board")
     board = BoardConfig(port=bo.string("port", "/dev/ttyACM0"),
                         baud=bo.integer("baud", 115200, low=9600, high=1000000))
@@ -163,8 +174,8 @@ def _hardware(
     hardware = HardwareConfig(
         driver=driver, pin_factory=pin_factory, poll_s=poll_s, heater=heater,
         vibration=vibration, power_pin=power_pin, power_active_high=power_active_high,
-        power_omitted_because=omitted_because, button=button, led=led, sensors=sensors,
-        board=board,
+        power_omitted_because=omitted_because, button=button, led=led, occupancy=occupancy,
+        sensors=sensors, board=board,
     )
     _check_pins_unique(hardware, file, problems)
     return hardware
@@ -245,6 +256,7 @@ def _check_pins_unique(hw: HardwareConfig, file: str, problems: list[str]) -> No
         "[button] pin": hw.button.pin,
         "[led] pin": hw.led.pin,
         "[led] buzzer_pin": hw.led.buzzer_pin,
+        "[occupancy] pin": hw.occupancy.pin,
     }
     if any(s.kind == "ntc" for s in pi_sensors):
         pins.update({"MCP3008 SPI CE0": 8, "MCP3008 SPI MISO": 9, "MCP3008 SPI MOSI": 10,
@@ -358,7 +370,8 @@ def _rules(
             session_max_min=session_max, trip_c=trip_c, setpoints_c=setpoints,
             sensors=tuple(s.name for s in hw.sensors), programs=programs,
             default_program=default_program,
-            motor_kind="relay" if hw.vibration.kind == "relay" else "pwm", **values,
+            motor_kind="relay" if hw.vibration.kind == "relay" else "pwm",
+            occupancy_sensor=hw.occupancy.pin is not None, **values,
         )
     except CeilingError as exc:
         problems.append(f"{file}: [heater] {exc}")

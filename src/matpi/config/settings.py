@@ -47,6 +47,15 @@ class ButtonConfig:
 
 
 @dataclass(frozen=True)
+class OccupancyConfig:
+    """The optional occupancy sensor; no pin, no sensor."""
+
+    pin: int | None = None
+    active_high: bool = False
+    debounce_s: float = 0.3
+
+
+@dataclass(frozen=True)
 class LedConfig:
     pin: int | None = 22
     active_high: bool = True
@@ -85,6 +94,7 @@ class HardwareConfig:
     """Set instead of a power relay: the hardware that cuts the element on its own."""
     button: ButtonConfig = field(default_factory=ButtonConfig)
     led: LedConfig = field(default_factory=LedConfig)
+    occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)
     sensors: tuple[SensorConfig, ...] = (SensorConfig(), SensorConfig(name="mat2"))
     board: BoardConfig = field(default_factory=BoardConfig)
 

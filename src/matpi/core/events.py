@@ -5,7 +5,7 @@ events and put them on the controller's queue; the core answers with notices
 (for logs, MQTT events and history) and outputs (for the drivers).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from matpi.core.patterns import DEFAULT_BREATHS_PER_MIN, Pattern
@@ -37,6 +37,9 @@ class Led(StrEnum):
     RUNNING = "running"
     COOLDOWN = "cooldown"
     FAULT = "fault"
+    NOBODY = "nobody"
+    """Waiting for someone to lie on the mat: a press on an empty mat was refused, or
+    a session is paused because its person got up (occupancy sensor only)."""
 
 
 class EndReason(StrEnum):
@@ -49,6 +52,8 @@ class EndReason(StrEnum):
     PREHEAT_TIMEOUT = "preheat_timeout"
     CONFIRMED = "confirmed"
     """A preheat that a press at the mat turned into a session."""
+    VACATED = "vacated"
+    """Nobody lay on the mat for the grace time (occupancy sensor only)."""
 
 
 # --- events into the core -------------------------------------------------
@@ -126,6 +131,13 @@ class DriverFault:
 
 
 @dataclass(frozen=True)
+class Occupancy:
+    """The occupancy sensor, debounced: someone lies on the mat, or it is empty."""
+
+    occupied: bool
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed; sent by the controller when a deadline is due."""
 
@@ -149,6 +161,7 @@ Event = (
     | Adjust
     | Reading
     | DriverFault
+    | Occupancy
     | Tick
     | ClockStepped
 )
@@ -282,6 +295,14 @@ Notice = (
 
 
 @dataclass(frozen=True)
+class Breath:
+    """A breathing pace to follow: breaths start at `origin` on the controller's clock."""
+
+    origin: float
+    breaths_per_min: float
+
+
+@dataclass(frozen=True)
 class Outputs:
     """Everything the drivers should show right now."""
 
@@ -290,6 +311,8 @@ class Outputs:
     led: Led
     power: bool
     """The master relay feeding heater and motor: closed only during a session."""
+    breath: Breath | None = None
+    """While the `breathe` pattern runs: the pace a PWM status LED breathes with."""
 
 
 @dataclass(frozen=True)
@@ -324,4 +347,10 @@ class Snapshot:
     preheat_remaining_s: int = 0
     """Seconds until an unconfirmed preheat switches itself off; 0 when none waits."""
     breaths_per_min: float = DEFAULT_BREATHS_PER_MIN
-    """The pace of the `breathe` pattern; with `elapsed_s` a page can draw the breath."""
+    """The pace of the `breathe` pattern."""
+    occupied: bool | None = None
+    """Whether someone lies on the mat, by the occupancy sensor; None without one."""
+    breath_s: float | None = field(default=None, compare=False)
+    """While the `breathe` pattern runs: seconds into the breath under way (0 = inhale
+    starts), at the moment of the snapshot, for a page to draw the breath in step.
+    Not compared: it changes every step, and a snapshot is re-sent only on a change."""

@@ -33,6 +33,11 @@ MAX_DAILY_MIN: Final = 120.0
 MAX_PREHEAT_MIN: Final = 10.0
 """Longest preheat of an empty mat before someone presses the button at it."""
 
+MAX_VACATED_GRACE_S: Final = 300.0
+"""The longest a session waits, unheated and still, for its person to lie back down
+before it ends (occupancy sensor): longer, and a stranger's body meets a session that
+nobody restarted."""
+
 MAX_PREHEATS_PER_HOUR: Final = 2
 """Remote starts nobody confirmed at the mat, at most, in any hour: a loop of remote
 starts and stops must not keep a mat warm for someone who never pressed anything."""

@@ -76,8 +76,10 @@ def breath_phase(elapsed_s: float, breaths_per_min: float) -> tuple[bool, float]
     return False, (into_s - inhale_s) / (period_s - inhale_s)
 
 
-def _breathe(elapsed_s: float, breaths_per_min: float) -> float:
-    """Raised-cosine halves: 0 at the start of a breath, 1 at the end of the inhale."""
+def breath_level(elapsed_s: float, breaths_per_min: float) -> float:
+    """Raised-cosine halves: 0 at the start of a breath, 1 at the end of the inhale.
+
+    The motor's `breathe` level before intensity, and what a PWM status LED shows."""
     inhaling, share = breath_phase(elapsed_s, breaths_per_min)
     rising = share if inhaling else 1.0 - share
     return (1.0 - math.cos(math.pi * rising)) / 2.0
@@ -89,7 +91,7 @@ _LEVELS: dict[Pattern, Callable[[float, float], float]] = {
     Pattern.PULSE: _pulse,
     Pattern.WAVE: _wave,
     Pattern.SLOW: _slow,
-    Pattern.BREATHE: _breathe,
+    Pattern.BREATHE: breath_level,
 }
 
 
@@ -120,6 +122,11 @@ def vibration_duty(
     else:
         level = _LEVELS[pattern](elapsed_s, breaths_per_min)
     return round(max(0.0, min(1.0, level * intensity_pct / 100.0)), 2)
+
+
+def breath_into_s(elapsed_s: float, breaths_per_min: float) -> float:
+    """Seconds into the breath under way, `elapsed_s` into the session (0 = inhale starts)."""
+    return max(elapsed_s, 0.0) % (60.0 / breaths_per_min)
 
 
 def next_breath_edge(elapsed_s: float, breaths_per_min: float) -> float:

@@ -41,6 +41,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "runaway_settle_s": (0.0, 120.0),
     "runaway_window_s": (10.0, 300.0),
     "runaway_rise_c": (0.3, limits.MAX_RUNAWAY_RISE_C),
+    "vacated_grace_s": (5.0, limits.MAX_VACATED_GRACE_S),
 }
 """Allowed range of each numeric setting: the ceilings, and what keeps a guard meaningful."""
 
@@ -97,6 +98,11 @@ class Rules:
     default_program: str = DEFAULT_PROGRAM
     motor_kind: str = "pwm"
     """"pwm": any duty; "relay": on/off only, so `breathe` shows its on/off form."""
+    occupancy_sensor: bool = False
+    """An occupancy sensor is wired: heat and vibration only while someone lies on the
+    mat, which counts as empty until the sensor says otherwise."""
+    vacated_grace_s: float = 60.0
+    """With the sensor: how long a session waits, paused, for its person to come back."""
 
     def __post_init__(self) -> None:
         for problem in ceiling_problems(self):

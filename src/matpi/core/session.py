@@ -49,6 +49,7 @@ from matpi.core.events import (
     Gesture,
     LongPress,
     Notice,
+    Occupancy,
     PreheatStarted,
     Press,
     Reading,
@@ -64,6 +65,7 @@ from matpi.core.sessionmodel import (
     ACTIVE_TICK_S,
     IDLE_TICK_S,
     MIN_SESSION_MIN,
+    NOBODY_SHOWN_S,
     PREHEAT_WINDOW_S,
     SessionModel,
 )
@@ -91,7 +93,7 @@ __all__ = ["ACTIVE_TICK_S", "DOSE_STEP_DOWN_AT", "EVENT_KINDS", "IDLE_TICK_S", "
            "PREHEAT_WINDOW_S", "SessionMachine"]
 
 EVENT_KINDS = (Press, DoublePress, LongPress, Start, Stop, SelectProgram, Adjust, Reading,
-               DriverFault, Tick, ClockStepped, Time)
+               DriverFault, Occupancy, Tick, ClockStepped, Time)
 """Every kind of row in the table: the events, and time passing."""
 
 _GESTURES = {Press: Gesture.PRESS, LongPress: Gesture.LONG_PRESS,
@@ -252,6 +254,14 @@ class SessionMachine(SessionModel):
     def _cooled_down(self, event: Event, now: float) -> bool:
         return now >= self.cooldown_until
 
+    def _nobody_on(self, event: Event, now: float) -> bool:
+        """The occupancy sensor says the mat is empty (never true without one)."""
+        return not self._someone_on()
+
+    def _vacated_too_long(self, event: Event, now: float) -> bool:
+        """The session's person has been off the mat for the grace time."""
+        return not self._someone_on() and now - self._left_at >= self.rules.vacated_grace_s
+
     # --- why a refusal row says no: named as the table shows it --------------------
 
     def _unknown(self, event: Event, now: float) -> str:
@@ -283,6 +293,10 @@ class SessionMachine(SessionModel):
     def _keeps(self, event: Event, now: float) -> str:
         return (f"a session of {self._under_way().program.name} is under way and keeps its "
                 "program: choose the next one after it ends, or stop it first")
+
+    def _empty(self, event: Event, now: float) -> str:
+        return ("nobody on the mat: lie down on it first (the occupancy sensor reads it "
+                "empty)")
 
     def _latched(self, event: Event, now: float) -> str:
         return f"fault latched ({self.fault}): reset it at the mat"
@@ -323,6 +337,26 @@ class SessionMachine(SessionModel):
     def _latch_driver_fault(self, event: Event, now: float) -> list[Notice]:
         assert isinstance(event, DriverFault)
         return self._latch(event.reason, now)
+
+    def _refuse_on_empty(self, event: Event, now: float) -> list[Notice]:
+        """No start on an empty mat; the LED says so for a moment."""
+        self._nobody_until = now + NOBODY_SHOWN_S
+        command = "press" if self.state is PREHEAT else "start"
+        return [Refused(command, self._empty(event, now))]
+
+    def _note_occupancy(self, event: Event, now: float) -> list[Notice]:
+        """Leaving pauses heat and vibration at once (the demand and the outputs read it);
+        the grace time counts from here."""
+        assert isinstance(event, Occupancy)
+        if self.occupied is None:
+            return []  # no sensor in the rules: a stray event changes nothing
+        if self.occupied and not event.occupied:
+            self._left_at = now
+        self.occupied = event.occupied
+        return []
+
+    def _end_vacated(self, event: Event, now: float) -> list[Notice]:
+        return self._close(EndReason.VACATED, now)
 
     def _begin_session(self, event: Event, now: float) -> list[Notice]:
         start = _start_of(event)
@@ -421,6 +455,7 @@ class SessionMachine(SessionModel):
         row(ACTIVE,    Time,          _day_over,         COOLDOWN, _end_day_over),
         row(PREHEAT,   Time,          _preheat_over,     COOLDOWN, _end_preheat_over),
         row(RUNNING,   Time,          _time_up,          COOLDOWN, _end_time_up),
+        row(RUNNING,   Time,          _vacated_too_long, COOLDOWN, _end_vacated),
         row(ACTIVE,    Time,          ALWAYS,            STAY,     _limit_heat),
         row(COOLDOWN,  Time,          _cooled_down,      IDLE,     _ignore),
         row(RESTING,   Time,          ALWAYS,            STAY,     _ignore),
@@ -429,6 +464,8 @@ class SessionMachine(SessionModel):
         row(ANY_STATE, Reading,       ALWAYS,            STAY,     _ignore),
         row(NOT_FAULT, DriverFault,   ALWAYS,            FAULT,    _latch_driver_fault),
         row(FAULT,     DriverFault,   ALWAYS,            STAY,     _ignore),  # first one stays
+        # the occupancy sensor: leaving pauses heat and vibration; see _vacated_too_long
+        row(ANY_STATE, Occupancy,     ALWAYS,            STAY,     _note_occupancy),
         # Tick and ClockStepped did their work before the table: time, the calendar.
         row(ANY_STATE, Tick,          ALWAYS,            STAY,     _ignore),
         row(ANY_STATE, ClockStepped,  ALWAYS,            STAY,     _ignore),
@@ -445,19 +482,23 @@ class SessionMachine(SessionModel):
         # --- idle: a press or a local start runs a session; a remote start only preheats
         row(IDLE,      Press,         _unknown_program,  STAY,     Refuse("start", _unknown)),
         row(IDLE,      Press,         _day_used_up,      STAY,     Refuse("start", _day_limit)),
+        row(IDLE,      Press,         _nobody_on,        STAY,     _refuse_on_empty),
         row(IDLE,      Press,         ALWAYS,            RUNNING,  _begin_session),
         row(IDLE,      Start,         _bad_duration,     STAY,     Refuse("start", _length)),
         row(IDLE,      Start,         _day_used_up,      STAY,     Refuse("start", _day_limit)),
         row(IDLE,      Start,         _preheats_used_up, STAY,     Refuse("start", _preheats)),
         row(IDLE,      Start,         _remote,           PREHEAT,  _begin_preheat),
+        row(IDLE,      Start,         _nobody_on,        STAY,     _refuse_on_empty),
         row(IDLE,      Start,         ALWAYS,            RUNNING,  _begin_session),
         row(IDLE,      DoublePress,   ALWAYS,            STAY,     _cycle_program),
         row(IDLE,      LongPress,     ALWAYS,            STAY,     _ignore),
         row(IDLE,      Stop,          ALWAYS,            STAY,     _ignore),
         # --- preheat: a press at the mat confirms it, if a session still fits
         row(PREHEAT,   Press,         _preheat_spent,    COOLDOWN, _give_up_preheat),
+        row(PREHEAT,   Press,         _nobody_on,        STAY,     _refuse_on_empty),
         row(PREHEAT,   Press,         ALWAYS,            RUNNING,  _confirm),
         row(PREHEAT,   DoublePress,   _preheat_spent,    COOLDOWN, _give_up_preheat),
+        row(PREHEAT,   DoublePress,   _nobody_on,        STAY,     _refuse_on_empty),
         row(PREHEAT,   DoublePress,   ALWAYS,            RUNNING,  _confirm),
         # --- running: any press stops it
         row(RUNNING,   Press,         ALWAYS,            COOLDOWN, _end_stopped),

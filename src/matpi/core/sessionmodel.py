@@ -14,6 +14,7 @@ from datetime import date
 
 from matpi.core import limits
 from matpi.core.events import (
+    Breath,
     EndReason,
     FaultRaised,
     Led,
@@ -29,7 +30,7 @@ from matpi.core.events import (
     State,
 )
 from matpi.core.padmodel import PadEstimate
-from matpi.core.patterns import Pattern, next_breath_edge, vibration_duty
+from matpi.core.patterns import Pattern, breath_into_s, next_breath_edge, vibration_duty
 from matpi.core.programs import HeatLevel, Program
 from matpi.core.rules import Rules
 from matpi.core.sessionrun import Run, limit_dose
@@ -51,6 +52,9 @@ ACTIVE_TICK_S = 1.0
 
 MIN_SESSION_MIN = 1.0
 """A start that could run for less than this (daily limit) is refused."""
+
+NOBODY_SHOWN_S = 3.0
+"""How long the LED says "nobody on the mat" after a press on an empty mat."""
 
 PREHEAT_WINDOW_S = 3600.0
 """The window in which at most `limits.MAX_PREHEATS_PER_HOUR` unconfirmed preheats start."""
@@ -107,6 +111,12 @@ class SessionModel:
         """The dose outside sessions (a pad cooling down), for the day's budget."""
         self._heater = False
         self._fault_clearable = fault_clearable
+        self.occupied: bool | None = False if rules.occupancy_sensor else None
+        """By the occupancy sensor; None without one. Empty until the sensor says so."""
+        self._left_at = now
+        """When the mat last became empty (with the sensor)."""
+        self._nobody_until = 0.0
+        """Until when the LED says that a press found the mat empty."""
         self._alarm: str | None = None
         """The fault the supervision found last (a reading, or time): the rows latch it."""
         if fault is not None:
@@ -121,14 +131,25 @@ class SessionModel:
         """Outputs for this moment; `step` must have been called at `now` first."""
         session = self._session
         vibration = 0.0
-        if self.state is State.RUNNING and session is not None:
+        if self.state is State.RUNNING and session is not None and self._someone_on():
             vibration = vibration_duty(
                 session.program.pattern, session.program.intensity_pct, now - session.started_at,
                 breaths_per_min=session.program.breaths_per_min,
                 on_off=self.rules.motor_kind == "relay",
             )
         active = self.state in (State.RUNNING, State.PREHEAT)
-        return Outputs(heater=self._heater, vibration=vibration, led=self._led(), power=active)
+        breathing = self._breathing()
+        return Outputs(heater=self._heater, vibration=vibration, led=self._led(now), power=active,
+                       breath=None if breathing is None
+                       else Breath(breathing.started_at, breathing.program.breaths_per_min))
+
+    def _breathing(self) -> Run | None:
+        """The session under way when it runs the `breathe` pattern."""
+        session = self._session
+        if (self.state is State.RUNNING and session is not None
+                and session.program.pattern is Pattern.BREATHE):
+            return session
+        return None
 
     def snapshot(self, now: float) -> Snapshot:
         session = self._session
@@ -171,7 +192,16 @@ class SessionModel:
             preheat_remaining_s=int(max(self._preheat_until - now, 0.0))
             if self.state is State.PREHEAT else 0,
             breaths_per_min=program.breaths_per_min,
+            breath_s=self._breath_s(now),
+            occupied=self.occupied,
         )
+
+    def _breath_s(self, now: float) -> float | None:
+        breathing = self._breathing()
+        if breathing is None:
+            return None
+        return round(breath_into_s(now - breathing.started_at,
+                                   breathing.program.breaths_per_min), 3)
 
     def next_deadline(self, now: float) -> float:
         """The latest time by which the controller must send a Tick."""
@@ -181,6 +211,8 @@ class SessionModel:
         session = self._session
         if self.state is State.RUNNING and session is not None:
             deadlines.append(session.started_at + session.planned_s)
+            if not self._someone_on():
+                deadlines.append(self._left_at + self.rules.vacated_grace_s)
             if self.rules.motor_kind == "relay" and session.program.pattern is Pattern.BREATHE:
                 # The relay follows inhale and exhale: switch at the edge, not up to a tick late.
                 deadlines.append(session.started_at + next_breath_edge(
@@ -193,11 +225,15 @@ class SessionModel:
             deadlines.append(self.cooldown_until)
         if self.state is not State.FAULT:
             deadlines.append(self._supervisor.next_deadline())
+        deadlines.append(self._nobody_until)
         # A deadline already past has done its work (a stale sensor, say): waiting for it
         # again would spin the controller.
         return min((d for d in deadlines if d > now), default=now + IDLE_TICK_S)
 
-    def _led(self) -> Led:
+    def _led(self, now: float) -> Led:
+        paused = self.state is State.RUNNING and not self._someone_on()
+        if paused or (self.state is State.IDLE and now < self._nobody_until):
+            return Led.NOBODY
         return {
             State.IDLE: Led.IDLE,
             State.PREHEAT: Led.AWAITING_PRESS,
@@ -362,8 +398,10 @@ class SessionModel:
         session = self._session
         # A session exists only while running or preheating, and a stopped heat has no
         # setpoint; setpoints sit a degree under the trip, so the cut comes before it.
+        # A preheat warms the empty mat for its person; a session heats only its person.
         if (
             session is None
+            or (self.state is State.RUNNING and not self._someone_on())
             or setpoint is None
             or surface is None
             or not self._supervisor.heat_allowed(now)
@@ -388,6 +426,10 @@ class SessionModel:
         return self.rules.setpoint(session.program.heat)
 
     # --- helpers ------------------------------------------------------------
+
+    def _someone_on(self) -> bool:
+        """Someone lies on the mat, or no occupancy sensor says otherwise."""
+        return self.occupied is not False
 
     def _under_way(self) -> Run:
         """The session or preheat, for code that runs only while one is under way."""

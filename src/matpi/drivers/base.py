@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from matpi.core.errors import DriverError
-from matpi.core.events import Event, Led, Reading
+from matpi.core.events import Breath, Event, Led, Reading
 
 Post = Callable[[Event], None]
 """Puts an event on the controller's queue; safe to call from any thread."""
@@ -53,7 +53,9 @@ class Thermometer(Protocol):
 class Indicator(Protocol):
     """The status LED (and buzzer): shows one pattern per state."""
 
-    def show(self, led: Led) -> None: ...
+    def show(self, led: Led, breath: Breath | None = None) -> None:
+        """`breath`: while `breathe` runs, the pace a PWM LED follows (Led.RUNNING)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -1,7 +1,6 @@
 """The tactile button on the mat, decoded into press, long press and double press."""
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from gpiozero import DigitalInputDevice
@@ -11,29 +10,7 @@ from matpi.core.errors import DriverError
 from matpi.core.events import DoublePress, Event, LongPress, Press
 from matpi.drivers.base import Post
 from matpi.drivers.gpio import ClosedByWith, Pin, build_device, released_on_error
-
-
-class _OneShot:
-    """A restartable timer whose late firing, after a cancel or restart, is recognised."""
-
-    def __init__(self) -> None:
-        self._timer: threading.Timer | None = None
-        self._generation = 0
-
-    def start(self, delay_s: float, fire: Callable[[int], None]) -> None:
-        self.cancel()
-        self._timer = threading.Timer(delay_s, fire, args=(self._generation,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def cancel(self) -> None:
-        self._generation += 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def is_current(self, generation: int) -> bool:
-        return generation == self._generation
+from matpi.drivers.oneshot import OneShot
 
 
 class ButtonGestures(ClosedByWith):
@@ -79,8 +56,8 @@ class ButtonGestures(ClosedByWith):
         self._hold_s = hold_s
         self._double_press_s = double_press_s
         self._lock = threading.Lock()
-        self._settle = _OneShot()
-        self._gesture = _OneShot()
+        self._settle = OneShot()
+        self._gesture = OneShot()
         self._closed = False
         self._input: Any = build_device(
             self.ROLE,

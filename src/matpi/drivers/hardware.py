@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from matpi.config.settings import HardwareConfig, SensorConfig
 from matpi.core.errors import DriverError
-from matpi.core.events import Led
+from matpi.core.events import Breath, Led
 from matpi.drivers.base import Dimmer, Indicator, MatDrivers, Post, Switch, Thermometer
 from matpi.drivers.board import BoardLink
 from matpi.drivers.button import ButtonGestures
@@ -26,6 +26,7 @@ from matpi.drivers.gpio import (
     make_pin_factory,
 )
 from matpi.drivers.led import StatusLed
+from matpi.drivers.occupancy import OccupancySensor
 from matpi.drivers.thermometers import DS18B20, W1_DEVICES, NtcThermistor
 
 LOCK_NAME = "matpi.lock"
@@ -49,7 +50,7 @@ class NoMotor:
 class NoIndicator:
     """A mat without a status LED."""
 
-    def show(self, led: Led) -> None:
+    def show(self, led: Led, breath: Breath | None = None) -> None:
         pass
 
     def close(self) -> None:
@@ -67,6 +68,9 @@ def build_gpio_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES)
         indicator = _indicator(hw, factory, undo)
         thermometers = _thermometers(hw.sensors, factory, w1_dir, undo)
         closers: list[Callable[[], None]] = [] if factory is None else [factory.close]
+        occupancy = _occupancy(hw, post, factory, undo)
+        if occupancy is not None:
+            closers.append(occupancy.close)
         button = _button(hw, post, factory, undo)
         if button is not None:
             closers.append(button.close)
@@ -102,6 +106,9 @@ def build_board_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES
         extra = _thermometers(hw.sensors[1:], factory, w1_dir, undo)
         closers: list[Callable[[], None]] = [] if factory is None else [factory.close]
         closers.append(link.close)
+        occupancy = _occupancy(hw, post, factory, undo)
+        if occupancy is not None:
+            closers.append(occupancy.close)
         button = _button(hw, post, factory, undo)
         if button is not None:
             closers.append(button.close)
@@ -185,6 +192,19 @@ def _button(
                             double_press_s=b.double_press_s, pin_factory=factory)
     undo.callback(button.close)
     return button
+
+
+def _occupancy(
+    hw: HardwareConfig, post: Post, factory: Any, undo: ExitStack
+) -> OccupancySensor | None:
+    """The occupancy sensor posting whether someone lies on the mat, or none."""
+    o = hw.occupancy
+    if o.pin is None:
+        return None
+    sensor = OccupancySensor(o.pin, post, active_high=o.active_high, debounce_s=o.debounce_s,
+                             pin_factory=factory)
+    undo.callback(sensor.close)
+    return sensor
 
 
 def _motor(hw: HardwareConfig, factory: Any) -> Dimmer:

@@ -12,9 +12,10 @@ is closed (or welded) and the master power relay is closed, as on a real mat.
 """
 
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 
-from matpi.core.events import Led, Reading
+from matpi.core.events import Breath, Led, Reading
 from matpi.core.padmodel import PadModel
 from matpi.drivers.base import MatDrivers
 from matpi.drivers.clock import Clock
@@ -28,6 +29,10 @@ class SimFault(StrEnum):
     SENSOR_OFF_HEATER = "sensor_off_heater"
     RELAY_WELDED = "relay_welded"
     HEATER_OPEN = "heater_open"
+    OCCUPANCY_STUCK_OCCUPIED = "occupancy_stuck_occupied"
+    """The occupancy sensor reads someone on the mat, whoever is there."""
+    OCCUPANCY_STUCK_EMPTY = "occupancy_stuck_empty"
+    """The occupancy sensor reads the mat empty, whoever is there."""
 
 
 _SENSOR_FAULTS = {SimFault.SENSOR_DISCONNECTED, SimFault.SENSOR_STUCK, SimFault.SENSOR_OFF_HEATER}
@@ -48,7 +53,11 @@ class SimulatedMat:
         self._power = True
         self.motor_duty = 0.0
         self.led = Led.IDLE
+        self.breath: Breath | None = None
+        """The pace the LED breathes with, while the `breathe` pattern runs."""
         self.person_lying = False
+        """Someone lies on the mat: their back takes heat from the pad (the model's body)."""
+        self._occupancy_watchers: list[Callable[[], None]] = []
         self.faults: set[SimFault] = set()
         self._sensor_faults: dict[str, set[SimFault]] = {}
         self._stuck_c: dict[str, float] = {}
@@ -100,8 +109,35 @@ class SimulatedMat:
     def heater_demand(self) -> bool:
         return self._heater_demand
 
+    def set_person(self, lying: bool) -> None:
+        """Someone lies down on the mat, or gets up; the occupancy sensor (if any) follows."""
+        with self._lock:
+            self._advance()
+            self.person_lying = lying
+        self._tell_occupancy()
+
+    def occupancy_sensed(self) -> bool:
+        """What the occupancy sensor reads now, faults included."""
+        if SimFault.OCCUPANCY_STUCK_OCCUPIED in self.faults:
+            return True
+        if SimFault.OCCUPANCY_STUCK_EMPTY in self.faults:
+            return False
+        return self.person_lying
+
+    def watch_occupancy(self, changed: Callable[[], None]) -> None:
+        """`changed` is called (as on an input's edge) whenever the sensed value may change."""
+        self._occupancy_watchers.append(changed)
+
+    def _tell_occupancy(self) -> None:
+        for changed in self._occupancy_watchers:
+            changed()
+
     def inject(self, fault: SimFault, active: bool = True, *, sensor: str | None = None) -> None:
         """Start (or end) one simulated hardware failure; sensor faults may hit one sensor."""
+        self._inject(fault, active, sensor)
+        self._tell_occupancy()
+
+    def _inject(self, fault: SimFault, active: bool, sensor: str | None) -> None:
         with self._lock:
             self._advance()
             faults = self.faults
@@ -213,8 +249,9 @@ class SimIndicator:
     def __init__(self, mat: SimulatedMat) -> None:
         self._mat = mat
 
-    def show(self, led: Led) -> None:
+    def show(self, led: Led, breath: Breath | None = None) -> None:
         self._mat.led = led
+        self._mat.breath = breath
 
     def close(self) -> None:
         pass

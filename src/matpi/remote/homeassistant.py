@@ -192,7 +192,16 @@ def entities(rules: Rules, topics: Topics) -> list[Entity]:
             "state_topic": topics.button, "event_types": list(BUTTON_GESTURES),
             "icon": "mdi:gesture-tap-button",
         }),
+        *([_occupancy_entity(state)] if rules.occupancy_sensor else []),
     ]
+
+
+def _occupancy_entity(state: dict[str, Any]) -> Entity:
+    """Only with an occupancy sensor: without one the mat cannot know."""
+    return Entity("binary_sensor", "occupancy", "Occupancy", {
+        **state, "device_class": "occupancy",
+        "value_template": "{{ 'ON' if value_json.occupied else 'OFF' }}",
+    })
 
 
 def discovery_messages(
@@ -228,12 +237,22 @@ def discovery_messages(
     return messages
 
 
+def absent_messages(device: DeviceConfig, rules: Rules, mqtt: MqttConfig) -> list[tuple[str, str]]:
+    """An empty retained config for each optional entity this mat lacks: a sensor taken out
+    of the config takes its entity out of Home Assistant."""
+    node = _topic_safe(device.id)
+    have = {e.key for e in entities(rules, Topics.of(mqtt, device))}
+    return [(_config_topic(mqtt, node, entity), "")
+            for entity in entities(Rules(occupancy_sensor=True), Topics.of(mqtt, device))
+            if entity.key not in have]
+
+
 def removal_messages(device: DeviceConfig, mqtt: MqttConfig) -> list[tuple[str, str]]:
     """An empty retained payload for every config topic: Home Assistant drops the entities."""
     node = _topic_safe(device.id)
-    # Topics do not depend on the rules; the defaults give the same list.
+    # Topics do not depend on the rules; the defaults, with every optional part, list them all.
     return [(_config_topic(mqtt, node, entity), "")
-            for entity in entities(Rules(), Topics.of(mqtt, device))]
+            for entity in entities(Rules(occupancy_sensor=True), Topics.of(mqtt, device))]
 
 
 def status_topic(mqtt: MqttConfig) -> str:

@@ -42,7 +42,13 @@ from matpi.core.events import (
 from matpi.core.rules import Rules
 from matpi.remote.coalesce import SettingsCoalescer
 from matpi.remote.commands import Command, Rejection, RemoteCommands
-from matpi.remote.homeassistant import Topics, button_event, discovery_messages, status_topic
+from matpi.remote.homeassistant import (
+    Topics,
+    absent_messages,
+    button_event,
+    discovery_messages,
+    status_topic,
+)
 from matpi.remote.mqttclient import MqttError, make_client
 from matpi.remote.payloads import SessionEnd, button_gestures, notice_payload, state_payload
 from matpi.remote.tally import Tally
@@ -117,7 +123,7 @@ class MqttBridge:
         self._status_topic = status_topic(config)
         self._commands = commands or RemoteCommands(rules)
         self._discovery = (discovery_messages(device, rules, config, version=version)
-                           if config.discovery else [])
+                           + absent_messages(device, rules, config) if config.discovery else [])
         self.heartbeat_s = HEARTBEAT_S
         self.birth_delay_max_s = BIRTH_DELAY_MAX_S
         """Both may be shortened before `start` (tests do)."""

@@ -17,13 +17,19 @@ ENDS_AT_TOLERANCE_S = 2.0
 """`ends_at` moves only when the end moves by more than this: Home Assistant records
 every change, and rounding alone would shift it by a second now and then."""
 
-_SNAPSHOT_FIELDS = tuple(f.name for f in dataclasses.fields(Snapshot))
+_SNAPSHOT_FIELDS = tuple(f.name for f in dataclasses.fields(Snapshot) if f.compare)
+_MOMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Snapshot) if not f.compare)
 _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-def state_payload(snapshot: Snapshot, ends_at: str | None) -> str:
-    """The retained state: every Snapshot field, plus `ends_at` (ISO 8601) while running."""
-    values: dict[str, Any] = {name: getattr(snapshot, name) for name in _SNAPSHOT_FIELDS}
+def state_payload(snapshot: Snapshot, ends_at: str | None, *, moment: bool = False) -> str:
+    """The state: every Snapshot field, plus `ends_at` (ISO 8601) while running.
+
+    `moment` adds the fields that change at every step (`breath_s`): the page draws
+    with them; MQTT leaves them out, as it publishes only what a person would see change.
+    """
+    fields = _SNAPSHOT_FIELDS + _MOMENT_FIELDS if moment else _SNAPSHOT_FIELDS
+    values: dict[str, Any] = {name: getattr(snapshot, name) for name in fields}
     values["ends_at"] = ends_at
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
 

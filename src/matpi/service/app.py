@@ -24,6 +24,7 @@ from matpi.drivers.boardsim import simulated_board
 from matpi.drivers.clock import Clock, clock_mark
 from matpi.drivers.deadman import RefreshedHeater
 from matpi.drivers.hardware import build_board_mat, build_gpio_mat
+from matpi.drivers.occupancy import SettledLevel
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimThermometer, SimulatedMat
 from matpi.remote.commands import RemoteCommands, StartLimiter
@@ -177,12 +178,25 @@ def _drivers(
         # The board reads the first sensor; the others sit on the Pi, as on a real board mat.
         drivers = simulated_board(sim, inbox.put, sensor=first)
         drivers.thermometers += [SimThermometer(sim, name) for name in others]
-        return drivers
+        return _sensing_occupancy(config, sim, drivers, inbox)
     if sim is not None:
-        return sim.drivers(config.rules.sensors, SIM_POLL_S)
+        return _sensing_occupancy(config, sim, sim.drivers(config.rules.sensors, SIM_POLL_S),
+                                  inbox)
     if config.hardware.driver == "board":
         return build_board_mat(config.hardware, inbox.put)
     return build_gpio_mat(config.hardware, inbox.put)
+
+
+def _sensing_occupancy(config: Config, sim: SimulatedMat, drivers: MatDrivers,
+                       inbox: "queue.SimpleQueue[Event]") -> MatDrivers:
+    """The simulated mat's occupancy sensor, when the rules have one: it reads the
+    simulated person, debounced as the real one is."""
+    if config.rules.occupancy_sensor:
+        level = SettledLevel(sim.occupancy_sensed, inbox.put, config.hardware.occupancy.debounce_s)
+        sim.watch_occupancy(level.changed)
+        level.changed()
+        drivers.closers.append(level.close)
+    return drivers
 
 
 def _restore(

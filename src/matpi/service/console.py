@@ -57,6 +57,10 @@ def describe(s: Snapshot) -> str:
         f"dose {s.dose_cem43:.3f} CEM43",
         f"today {s.today_min:.0f} min",
     ]
+    if s.occupied is not None:
+        paused = s.state is State.RUNNING and not s.occupied
+        parts.append("PAUSED: nobody on the mat" if paused
+                     else "someone on the mat" if s.occupied else "mat empty")
     if s.fault:
         parts.append(f"FAULT: {s.fault} (hold the button on the mat to reset)")
     return "  ".join(parts)
@@ -130,13 +134,16 @@ class StateLinePrinter:
 
 
 HELP = ("space press · h long press · d double press · b person on/off · "
-        "f sensor fault · w weld relay · o sensor off heater · s sensor stuck · q quit")
+        "f sensor fault · w weld relay · o sensor off heater · s sensor stuck · "
+        "x occupancy stuck occupied · e occupancy stuck empty · q quit")
 
 _FAULT_KEYS = {
     "f": SimFault.SENSOR_DISCONNECTED,
     "w": SimFault.RELAY_WELDED,
     "o": SimFault.SENSOR_OFF_HEATER,
     "s": SimFault.SENSOR_STUCK,
+    "x": SimFault.OCCUPANCY_STUCK_OCCUPIED,
+    "e": SimFault.OCCUPANCY_STUCK_EMPTY,
 }
 
 
@@ -184,7 +191,7 @@ class InteractiveMat:
         elif key == "d":
             self._post(DoublePress())
         elif key == "b":
-            self._mat.person_lying = not self._mat.person_lying
+            self._mat.set_person(not self._mat.person_lying)
         elif key in _FAULT_KEYS:
             fault = _FAULT_KEYS[key]
             self._mat.inject(fault, fault not in self._mat.faults)

@@ -169,8 +169,8 @@ class Controller:
             self._drivers.motor.off()
         if power is not None and not outputs.power and (last is None or last.power):
             power.off()
-        if last is None or outputs.led != last.led:
-            self._drivers.indicator.show(outputs.led)
+        if last is None or (outputs.led, outputs.breath) != (last.led, last.breath):
+            self._drivers.indicator.show(outputs.led, outputs.breath)
         self._applied = outputs
 
     def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:

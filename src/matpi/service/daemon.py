@@ -82,12 +82,14 @@ def _act_from_stdin(mat: Mat) -> None:
         words = line.split()
         if len(words) == 1 and words[0] in SIM_GESTURES:
             mat.controller.post(SIM_GESTURES[words[0]])
+        elif words[:1] == ["person"] and words[1:] in (["on"], ["off"]):
+            mat.sim.set_person(words[1] == "on")
         elif words[:1] == ["fault"] and len(words) in (2, 3) and words[1] in set(SimFault) \
                 and words[2:] in ([], ["off"]):
             mat.sim.inject(SimFault(words[1]), active=words[2:] != ["off"])
         elif words:
             print(f"matpi run --sim-stdin: {line.strip()!r}: not understood; one of "
-                  f"{', '.join(SIM_GESTURES)}, or fault NAME [off] with NAME one of "
+                  f"{', '.join(SIM_GESTURES)}, person on|off, or fault NAME [off] with NAME one of "
                   f"{', '.join(SimFault)}", file=sys.stderr, flush=True)
 
 

@@ -33,8 +33,9 @@ def status_text(s: Snapshot, *, dose_max_cem43: float, fault_clearable: bool = T
     numbers that matter in that state."""
     match s.state:
         case State.RUNNING:
-            return (f"running {s.program}, {_minutes(s.remaining_s)} left, {_temperatures(s)}, "
-                    f"dose {s.dose_cem43:.1f}/{dose_max_cem43:g}")
+            paused = ", paused: nobody on the mat" if s.occupied is False else ""
+            return (f"running {s.program}{paused}, {_minutes(s.remaining_s)} left, "
+                    f"{_temperatures(s)}, dose {s.dose_cem43:.1f}/{dose_max_cem43:g}")
         case State.PREHEAT:
             return f"preheat {s.program}, waiting for a press at the mat, {_temperatures(s)}"
         case State.COOLDOWN:
