@@ -651,6 +651,31 @@ MUTATIONS: list[Mutation] = [
              "                raise SensorUnreadable(str(exc)) from exc",
              "tests/test_web_hardening.py::test_a_read_error_of_the_sensor_is_a_bad_reading_"
              "never_skipped"),
+    # --- occupancy (issue #15): heat and vibration only with someone on the mat
+    mutation("occupancy: a session heats with the mat empty", "src/matpi/core/sessionmodel.py",
+             "            or (self.state is State.RUNNING and not self._someone_on())\n", "",
+             "tests/test_occupancy.py"),
+    mutation("occupancy: a session vibrates with the mat empty", "src/matpi/core/sessionmodel.py",
+             "session is not None and self._someone_on():", "session is not None:",
+             "tests/test_occupancy.py"),
+    mutation("occupancy: a press on an empty mat starts a session", SESSION,
+             "        row(IDLE,      Press,         _nobody_on,        STAY,     _refuse_on_empty),\n",
+             "", "tests/test_occupancy.py"),
+    mutation("occupancy: a press with nobody confirms a preheat", SESSION,
+             "        row(PREHEAT,   Press,         _nobody_on,        STAY,     _refuse_on_empty),\n",
+             "", "tests/test_occupancy.py"),
+    mutation("occupancy: a vacated session never ends", SESSION,
+             "        row(RUNNING,   Time,          _vacated_too_long, COOLDOWN, _end_vacated),\n",
+             "", "tests/test_occupancy.py"),
+    mutation("occupancy: the mat counts as occupied until the sensor speaks",
+             "src/matpi/core/sessionmodel.py",
+             "self.occupied: bool | None = False if rules.occupancy_sensor else None",
+             "self.occupied: bool | None = True if rules.occupancy_sensor else None",
+             "tests/test_occupancy.py"),
+    mutation("occupancy: a grace time past the ceiling", RULES,
+             '"vacated_grace_s": (5.0, limits.MAX_VACATED_GRACE_S),',
+             '"vacated_grace_s": (5.0, 3600.0),',
+             "tests/test_occupancy_drivers.py"),
 ]
 
 # --- the machinery --------------------------------------------------------------------

@@ -7,6 +7,7 @@ after the grace time, ends the session and counts it. A remote preheat warms the
 mat for its person, within its own bound, and only someone lying on it can confirm it.
 """
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from matpi.core.events import (
     State,
     Stop,
 )
-from matpi.core.rules import Rules
+from matpi.core.rules import CeilingError, Rules
 from matpi.core.sessionmodel import NOBODY_SHOWN_S
 
 
@@ -231,3 +232,8 @@ def test_no_heat_and_no_vibration_in_a_session_with_the_mat_empty(moves: list[ob
             assert not mat.heater
     for ended in sessions_ended(mat):
         assert ended.elapsed_s <= mat.rules.session_max_min * 60.0
+
+
+def test_the_grace_time_cannot_pass_its_ceiling() -> None:
+    with pytest.raises(CeilingError, match="vacated_grace_s"):
+        Rules(occupancy_sensor=True, vacated_grace_s=limits.MAX_VACATED_GRACE_S + 1.0)
