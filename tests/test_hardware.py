@@ -8,13 +8,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
 from matpi.config.load import load_config
-from matpi.config.settings import Config, SensorConfig
+from matpi.config.settings import Config, OccupancyConfig, SensorConfig
 from matpi.core.errors import DriverError
 from matpi.core.events import Event, State
 from matpi.core.session import SessionMachine
@@ -113,6 +114,37 @@ def test_selftest_switches_each_output_and_waits_for_the_button(
     assert all(c.passed for c in checks), table(checks)
     assert heater_states[-2:] == [0, 1]  # on (active-low), then off again
     assert "PASS" in table(checks)
+
+
+@pytest.mark.parametrize(("edges", "detail"), [
+    (["low", "high"], ""),
+    (["low"], "did not see anyone get up within 1 s"),
+    ([], "did not see anyone lie down within 1 s"),
+])
+def test_selftest_waits_for_someone_to_lie_down_and_get_up(
+    mock_config: Path, w1_dir: Path, edges: list[str], detail: str
+) -> None:
+    config = load_config(mock_config)
+    hardware = replace(config.hardware, occupancy=OccupancyConfig(pin=17, debounce_s=0.05))
+    gestures: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    drivers = build_gpio_mat(hardware, gestures.put, w1_dir=w1_dir)
+
+    def lie_down_and_get_up() -> None:
+        for edge in edges:
+            time.sleep(0.2)
+            getattr(drivers.pin_factory.pin(17), f"drive_{edge}")()
+
+    mover = threading.Thread(target=lie_down_and_get_up)
+    mover.start()
+    try:
+        checks = run_selftest(drivers, gestures, has_button=False, has_occupancy=True,
+                              button_timeout_s=1.0, say=lambda line: None, sleep=lambda s: None)
+    finally:
+        mover.join(timeout=5)
+        drivers.close()
+    [occupancy] = [c for c in checks if c.part == "occupancy sensor"]
+    assert occupancy.passed is (not detail)
+    assert detail in occupancy.detail
 
 
 def test_selftest_reports_a_missing_sensor_and_no_press(mock_config: Path, tmp_path: Path) -> None:

@@ -315,6 +315,7 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
             try:
                 checks = run_selftest(drivers, gestures,
                                       has_button=config.hardware.button.pin is not None,
+                                      has_occupancy=config.hardware.occupancy.pin is not None,
                                       button_timeout_s=args.button_timeout)
             finally:
                 drivers.close()

@@ -2,7 +2,8 @@
 
 Sensors are read first (a wrong wiring shows before anything switches), then
 every output is switched on briefly (the heater for at most 1 s), then the
-button must be pressed. Each part gets one row: PASS or FAIL and why.
+button must be pressed, and someone must lie down on the mat and get up again
+(with an occupancy sensor). Each part gets one row: PASS or FAIL and why.
 """
 
 import queue
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from matpi.core import limits
-from matpi.core.events import DoublePress, Event, Led, LongPress, Press
+from matpi.core.events import DoublePress, Event, Led, LongPress, Occupancy, Press
 from matpi.drivers.base import MatDrivers
 
 MAX_HEATER_ON_S = 1.0
@@ -30,6 +31,7 @@ def run_selftest(
     gestures: "queue.SimpleQueue[Event]",
     *,
     has_button: bool,
+    has_occupancy: bool = False,
     button_timeout_s: float = 30.0,
     say: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
@@ -49,6 +51,8 @@ def run_selftest(
         drivers.all_off()
     if has_button:
         checks.append(_button(gestures, button_timeout_s, say))
+    if has_occupancy:
+        checks.append(_occupancy(gestures, button_timeout_s, say))
     return checks
 
 
@@ -107,6 +111,28 @@ def _button(
         if isinstance(event, Press | LongPress | DoublePress):
             return Check("button", True, f"{type(event).__name__} seen")
     return Check("button", False, f"no press within {timeout_s:g} s: check the wiring to GND")
+
+
+def _occupancy(
+    gestures: "queue.SimpleQueue[Event]", timeout_s: float, say: Callable[[str], None]
+) -> Check:
+    """Both edges: a sensor that only ever reads one level would pass on one."""
+    say(f"occupancy sensor: lie down on the mat, then get up (waiting {timeout_s:g} s) ...")
+    deadline = time.monotonic() + timeout_s
+    wanted = [True, False]
+    while wanted and (left := deadline - time.monotonic()) > 0:
+        try:
+            event = gestures.get(timeout=left)
+        except queue.Empty:
+            break
+        if isinstance(event, Occupancy) and event.occupied == wanted[0]:
+            wanted.pop(0)
+    if not wanted:
+        return Check("occupancy sensor", True, "saw someone lie down and get up")
+    missing = "lie down" if wanted == [True, False] else "get up"
+    return Check("occupancy sensor", False,
+                 f"did not see anyone {missing} within {timeout_s:g} s: check the wiring, "
+                 "and [occupancy] active_high")
 
 
 def table(checks: list[Check]) -> str:
