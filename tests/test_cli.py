@@ -78,6 +78,11 @@ def test_sigterm_stops_a_running_session_cleanly() -> None:
         # On a real mat only a press at the mat begins heat, never the command line.
         (["run", "--config", "config/matpi.toml", "--start", "neck"],
          "--start goes with --simulate"),
+        (["run", "--config", "config/matpi.toml", "--sim-occupancy"],
+         "--sim-occupancy goes with --simulate"),
+        # The simulated mat starts empty: a start at launch could never begin.
+        (["run", "--simulate", "--sim-occupancy", "--start", "back", "--once"],
+         "--start cannot go with --sim-occupancy"),
     ],
 )
 def test_bad_arguments_are_explained(args: list[str], message: str) -> None:

@@ -178,7 +178,9 @@ def test_a_remote_preheat_warms_the_empty_mat_and_waits_for_the_person() -> None
     assert mat.heater  # a preheat is for an empty mat, within its own bound
     [refused] = mat.send(Press())  # a press nobody lies behind
     assert isinstance(refused, Refused) and refused.command == "press"
-    assert mat.machine.state is State.PREHEAT
+    assert mat.machine.state is State.PREHEAT and mat.led is Led.NOBODY
+    mat.run_for(NOBODY_SHOWN_S)
+    assert mat.led is Led.AWAITING_PRESS
     mat.lie_down()
     mat.send(Press())
     assert mat.machine.state is State.RUNNING and mat.heater

@@ -232,7 +232,8 @@ class SessionModel:
 
     def _led(self, now: float) -> Led:
         paused = self.state is State.RUNNING and not self._someone_on()
-        if paused or (self.state is State.IDLE and now < self._nobody_until):
+        refused = self.state in (State.IDLE, State.PREHEAT) and now < self._nobody_until
+        if paused or refused:
             return Led.NOBODY
         return {
             State.IDLE: Led.IDLE,
