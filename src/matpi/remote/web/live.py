@@ -4,7 +4,8 @@ one Server-Sent Events queue per open page.
 Everything here runs in the web server's event loop thread: the controller's
 listener only hands snapshots over (`WebServer.listener`), so nothing here
 needs a lock. The state JSON is the MQTT `state` payload, so a script reads
-the same fields from either.
+the same fields from either, plus `breath_s`, which `state_json` moves on to the
+moment it is read.
 
 Stream events, each `event: NAME` and one line of JSON:
 
@@ -19,11 +20,12 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tornado.ioloop import IOLoop
 
 from matpi.core.events import Notice, Snapshot, State
+from matpi.core.patterns import breath_into_s
 from matpi.remote.payloads import SessionEnd, notice_payload, state_payload
 from matpi.remote.tally import Tally
 
@@ -93,7 +95,10 @@ class LiveState:
 
     def __init__(self, *, now: Callable[[], float], wall: Callable[[], float]) -> None:
         self._now = now
-        self.state_json: str | None = None
+        self._state_json: str | None = None
+        self._snapshot: Snapshot | None = None
+        self._ends_at_text: str | None = None
+        self._built_at = 0.0
         self._state: State | None = None
         self.curve = Curve()
         self._ends_at = SessionEnd(wall)
@@ -111,13 +116,28 @@ class LiveState:
         if point is not None:
             messages.append(sse("point", json.dumps(point)))
         messages += [sse("notice", notice_payload(n)) for n in notices]
-        self.state_json = state_payload(snapshot, self._ends_at(snapshot))
-        messages.append(sse("state", self.state_json))
+        self._snapshot, self._ends_at_text, self._built_at = snapshot, self._ends_at(snapshot), now
+        self._state_json = state_payload(snapshot, self._ends_at_text, moment=True)
+        messages.append(sse("state", self._state_json))
         message = "".join(messages)
         for subscriber in list(self._subscribers):
             subscriber.send(message)
             if subscriber.closed:
                 self._subscribers.discard(subscriber)
+
+    @property
+    def state_json(self) -> str | None:
+        """The latest state, None before the first; `breath_s` is moved on to now.
+
+        A page that polls /api/state gets it seconds after the snapshot; without the move
+        its breathing guide would lag the motor by that much until the next poll.
+        """
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.breath_s is None:
+            return self._state_json
+        since_s = self._now() - self._built_at
+        breath_s = round(breath_into_s(snapshot.breath_s + since_s, snapshot.breaths_per_min), 3)
+        return state_payload(replace(snapshot, breath_s=breath_s), self._ends_at_text, moment=True)
 
     def subscribe(self) -> Subscriber | None:
         """A new stream, primed with the curve and the state; None if too many are open."""

@@ -10,6 +10,7 @@ const POLL_MS = 5000;           // reading /api/state, while the live stream is 
 const STREAM_RETRY_MS = 30000;  // trying the live stream again, while polling
 const QUICK_FAILURES = 3;       // stream errors in a row, no state between, before polling
 const STALL_MS = 5000;          // a countdown the mat updates every second, silent this long
+const INHALE_SHARE = 0.4;       // the inhale's share of a breath, as core/patterns.py paces the motor
 
 const view = {
   options: null,     // /api/options: programs, levels, patterns, ranges, limits
@@ -33,6 +34,16 @@ const link = {
   pollFailed: false,  // the last poll got no state
   pollTimer: null,
   retryTimer: null,
+};
+
+/** The breathing guide: where the mat said the breath was, and when that came. Each state
+    message sets it again, so the drawing never drifts from the motor for long. */
+const breath = {
+  into_s: null,   // seconds into the breath at `at`; null when no breath is paced
+  at: 0,          // performance.now() when the state with it arrived
+  period_s: 10,   // one breath: 60 / breaths_per_min
+  frame: 0,       // the requested animation frame, 0 when none
+  inhaling: null, // what the words say now
 };
 
 const STATE_WORDS = {
@@ -303,6 +314,7 @@ async function poll() {
 
 function received(state) {
   view.state = state;
+  followBreath(state);
   link.knownAt = Date.now();
   link.fresh = true;
   render();
@@ -367,6 +379,7 @@ function renderLink() {
 function render() {
   renderLink();
   renderControls();
+  renderBreath();
   const s = view.state;
   const o = view.options;
   if (!s || !o) return;
@@ -379,6 +392,7 @@ function render() {
   stateLine.textContent = STATE_WORDS[s.state] || s.state;
   stateLine.dataset.state = s.state;
   $("state-detail").textContent = detail(s, o);
+  renderPresence(s);
   renderRing(s, o);
 
   // null: no valid reading is recent (a sensor fault, say). Never an old number instead.
@@ -405,6 +419,73 @@ function render() {
   $("today").textContent = Math.round(s.today_min);
   $("streak").textContent = s.streak_days;
   $("streak-label").textContent = s.streak_days === 1 ? "day in a row" : "days in a row";
+}
+
+/** Whether someone lies on the mat, when it has a sensor to tell (null: it has none). */
+function renderPresence(s) {
+  const known = s.occupied === true || s.occupied === false;
+  const chip = $("occupied");
+  chip.hidden = !known;
+  chip.textContent = s.occupied ? "on the mat" : "mat empty";
+  chip.dataset.occupied = s.occupied ? "yes" : "no";
+  // The mat pauses heat and vibration, and ends the session if nobody comes back.
+  $("paused").hidden = !(s.state === "running" && s.occupied === false);
+}
+
+// --- the breathing guide ------------------------------------------------------------
+// A disc in the ring, drawn every frame from the mat's last breath_s moved on by the time
+// since it came: between two messages the page keeps time by itself. Only while live: a
+// guide that went on breathing would hide that the page has lost the mat. Nobody on the
+// mat: the motor is paused, so there is nothing to follow.
+
+/** Where the breath is now: {inhaling, into_s}; null when no guide is shown. */
+function breathNow() {
+  if (breath.into_s === null) return null;
+  const into_s = (breath.into_s + (performance.now() - breath.at) / 1000) % breath.period_s;
+  return { inhaling: into_s < INHALE_SHARE * breath.period_s, into_s };
+}
+
+/** The motor's breathe level (core/patterns.py breath_level): raised-cosine halves, 0 when
+    a breath starts, 1 at the end of the inhale, 0 again at the end of the exhale. */
+function breathLevel({ inhaling, into_s }) {
+  const inhale_s = INHALE_SHARE * breath.period_s;
+  const rising = inhaling ? into_s / inhale_s
+    : 1 - (into_s - inhale_s) / (breath.period_s - inhale_s);
+  return (1 - Math.cos(Math.PI * rising)) / 2;
+}
+
+/** A state came: the guide starts again from where it says the breath is (null: none). */
+function followBreath(state) {
+  const pacing = Number.isFinite(state.breath_s) && state.breaths_per_min > 0;
+  breath.into_s = pacing ? state.breath_s : null;
+  breath.at = performance.now();
+  if (pacing) breath.period_s = 60 / state.breaths_per_min;
+}
+
+function renderBreath() {
+  const s = view.state;
+  const shown = link.fresh && breath.into_s !== null && s !== null && s.occupied !== false;
+  $("breath").hidden = !shown;
+  $("breath-words").hidden = !shown;
+  if (shown && !breath.frame) {
+    drawBreath();  // the words at once, even in a background tab that draws no frames
+  } else if (!shown && breath.frame) {
+    cancelAnimationFrame(breath.frame);
+    breath.frame = 0;
+    breath.inhaling = null;
+  }
+}
+
+/** One frame of the guide; it asks for the next. */
+function drawBreath() {
+  breath.frame = requestAnimationFrame(drawBreath);
+  const phase = breathNow();
+  // The size, or without motion the strength, is app.css's to choose from the level.
+  $("breath-disc").style.setProperty("--level", breathLevel(phase).toFixed(3));
+  if (phase.inhaling !== breath.inhaling) {
+    breath.inhaling = phase.inhaling;
+    $("breath-words").textContent = phase.inhaling ? "Breathe in" : "Breathe out";
+  }
 }
 
 /** What may be pressed. Without live data only Stop: stopping is always safe, and any
@@ -683,6 +764,7 @@ function showLogin() {
   clearInterval(link.retryTimer);
   link.mode = "off";
   link.fresh = false;
+  renderBreath();
   $("app").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
@@ -729,6 +811,9 @@ window.addEventListener("resize", () => {
     if (view.history) drawDays(view.history);
   }, 150);
 });
+
+// For tests and the curious: the phase the breathing guide draws now, or null.
+window.matpiBreath = () => ($("breath").hidden ? null : breathNow());
 
 wireControls();
 setInterval(tick, 1000);
