@@ -483,9 +483,18 @@ def test_awaiting_press_blinks_fast_and_fault_faster(pwm_factory: Any) -> None:
 
 
 def test_cooldown_pulses_through_levels_between_off_and_on(pwm_factory: Any) -> None:
-    levels = history(shown_for(pwm_factory, Led.COOLDOWN))
+    # Past one whole fade in: a loaded machine may start the pulse late.
+    levels = history(shown_for(pwm_factory, Led.COOLDOWN, seconds=2.5))
     assert any(0 < level < 1 for level in levels)
     assert max(levels) > 0.9
+
+
+def test_nobody_on_the_mat_is_a_double_blink(pwm_factory: Any) -> None:
+    pin = shown_for(pwm_factory, Led.NOBODY, seconds=2.6)
+    flashes = on_durations(pin)
+    assert set(history(pin)) == {0, 1}
+    assert 4 <= len(flashes) <= 6  # two every 1.2 s
+    assert all(flash < 0.3 for flash in flashes)
 
 
 def test_showing_the_same_led_again_does_not_restart_the_pattern(pwm_factory: Any) -> None:
