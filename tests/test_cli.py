@@ -82,7 +82,7 @@ def test_sigterm_stops_a_running_session_cleanly() -> None:
          "--sim-occupancy goes with --simulate"),
         # The simulated mat starts empty: a start at launch could never begin.
         (["run", "--simulate", "--sim-occupancy", "--start", "back", "--once"],
-         "--start cannot go with --sim-occupancy"),
+         "--start cannot go with an occupancy sensor"),
     ],
 )
 def test_bad_arguments_are_explained(args: list[str], message: str) -> None:

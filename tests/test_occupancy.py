@@ -137,6 +137,24 @@ def test_away_for_the_grace_time_ends_the_session_and_counts_it() -> None:
     assert mat.machine.state is State.COOLDOWN and mat.machine.usage.minutes_today == 2.5
 
 
+def test_the_grace_counts_from_the_first_leave_and_the_controller_wakes_for_it() -> None:
+    """A sensor repeating "empty" must not restart the grace: only a leave does."""
+    mat = sensing(grace_s=30.0)
+    mat.lie_down()
+    mat.send(Press())
+    mat.run_for(10.0)
+    mat.get_up()
+    left_at = mat.now
+    for _ in range(5):
+        mat.run_for(5.0)
+        mat.send(Occupancy(False))
+    mat.run_for(4.5)
+    assert mat.machine.next_deadline(mat.now) == left_at + 30.0  # inside its last second
+    mat.run_for(left_at + 30.0 - mat.now, every_s=0.5)
+    [ended] = sessions_ended(mat)
+    assert ended.reason is EndReason.VACATED and ended.elapsed_s == 40.0
+
+
 def test_leaving_and_returning_many_times_never_extends_a_session() -> None:
     """A stuck or flickering sensor: the session still ends at its planned time."""
     mat = sensing()

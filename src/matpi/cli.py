@@ -222,12 +222,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if given and not simulate:
             print(f"matpi run: {flag} goes with --simulate", file=sys.stderr)
             return 2
-    if args.sim_occupancy and args.start is not None:
-        print("matpi run: --start cannot go with --sim-occupancy: the simulated mat starts "
-              "empty, and nothing starts on an empty mat; use --sim-stdin and send "
-              "`person on`, then `press`", file=sys.stderr)
-        return 2
     config = _with_sim_occupancy(args, config)
+    if config.rules.occupancy_sensor and args.start is not None:
+        print("matpi run: --start cannot go with an occupancy sensor (--sim-occupancy or "
+              "[occupancy] pin): the simulated mat starts empty, and nothing starts on an "
+              "empty mat; use --sim-stdin and send `person on`, then `press`", file=sys.stderr)
+        return 2
     if simulate and _scaled_history(args, "matpi run"):
         return 2
     if args.config is None:

@@ -49,14 +49,15 @@ class SettledLevel:
             self._settle.cancel()
 
     def _on_settled(self, generation: int) -> None:
+        # Posted under the lock: a timer thread held up after its read must not let a
+        # later level overtake it in the controller's queue (posting never blocks).
         with self._lock:
             if self._closed or not self._settle.is_current(generation):
                 return
             occupied = self._read()
-            if occupied == self._posted:
-                return
-            self._posted = occupied
-        self._post(Occupancy(occupied))
+            if occupied != self._posted:
+                self._posted = occupied
+                self._post(Occupancy(occupied))
 
 
 class OccupancySensor(ClosedByWith):
