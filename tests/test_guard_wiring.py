@@ -77,10 +77,12 @@ DOCUMENTED: dict[str, tuple[float, float]] = {
     "runaway_settle_s": (0.0, 120.0),
     "runaway_window_s": (10.0, 300.0),
     "runaway_rise_c": (0.3, 2.0),
+    "vacated_grace_s": (5.0, 300.0),
 }
 """The range of every setting of `Rules`: 30 min a session, trip at 45 °C, 9 CEM43 a
 session and a day, 120 min a day, 10 min of preheat, reset below 35 °C, 120 s and
-300 °C·s for the not-heating check, 2 °C for the runaway check."""
+300 °C·s for the not-heating check, 2 °C for the runaway check, 300 s for a session
+to wait for its person."""
 
 PAD_DOCUMENTED: dict[str, tuple[float, float]] = {
     "heater_w": (5.0, 1000.0),
