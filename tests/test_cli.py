@@ -1,6 +1,7 @@
 """The `matpi` command run as a user would: a whole simulated session, signals, errors."""
 
 import os
+import pty
 import select
 import signal
 import subprocess
@@ -126,3 +127,41 @@ def test_output_cut_short_by_its_reader_ends_quietly() -> None:
         os.close(write_end)
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
     assert done.returncode == 0
+
+
+def test_the_terminal_mat_shows_its_page_and_the_person_on_it() -> None:
+    """`matpi simulate --sim-occupancy`: what a new user tries first, on a pseudo-terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal mat
+        os.execv(sys.executable, [sys.executable, "-m", "matpi", "simulate", "--sim-occupancy",
+                                  "--web-port", "0"])
+    seen = b""
+
+    def screen_shows(*texts: bytes) -> bool:
+        nonlocal seen
+        deadline = time.monotonic() + 15.0
+        while not all(t in seen for t in texts):
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            if select.select([fd], [], [], 0.2)[0]:
+                seen += os.read(fd, 65536)
+        return True
+
+    try:
+        assert screen_shows(b"the mat's page: http://127.0.0.1:", b"mat empty")
+        os.write(fd, b"b")  # lie down
+        assert screen_shows(b"person lying", b"someone on the mat")
+        os.write(fd, b"q")
+    finally:
+        _reap(pid)
+        os.close(fd)
+
+
+def _reap(pid: int, timeout_s: float = 10.0) -> None:
+    """Wait for the child to quit; kill it past the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)

@@ -134,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--config", type=Path, help="config file (its limits and programs)")
     simulate.add_argument("--speed", type=_speed, default=1.0, help="time scale (default 1)")
     simulate.add_argument("--state-dir", type=Path, help="keep history here (default: none)")
+    simulate.add_argument("--web-port", type=_port, metavar="PORT",
+                          help="serve the mat's page on this port (default 8080; 0: any free)")
     _sim_occupancy_option(simulate)
     simulate.set_defaults(command=_cmd_simulate)
     return parser
@@ -303,6 +305,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if _scaled_history(args, "matpi simulate"):
         return 2
     config = _with_sim_occupancy(args, config)
+    if args.config is None:
+        config = replace(config, web=SIM_WEB)
+    if args.web_port is not None:
+        config = replace(config, web=replace(config.web, port=args.web_port))
     with ExitStack() as stack:
         state_dir = _state_dir(args, True, stack)
         mat = assemble(config, state_dir, simulate=True, speed=args.speed)

@@ -122,9 +122,14 @@ def run_in_terminal(mat: Mat, broker: str) -> int:
     """The simulated `mat` in this terminal: keys act on it, a status block redraws live."""
     assert mat.sim is not None
     bridge = mat.bridge
-    terminal = InteractiveMat(mat.controller.post, mat.sim, links=lambda: (
-        "MQTT: off" if bridge is None
-        else f"MQTT: {'connected to' if bridge.connected else 'not connected to'} {broker}"))
+    web = mat.web
+
+    def links() -> str:
+        mqtt = ("MQTT: off" if bridge is None
+                else f"MQTT: {'connected to' if bridge.connected else 'not connected to'} {broker}")
+        return mqtt + (f"  ·  the mat's page: {web.url}" if web is not None and web.url else "")
+
+    terminal = InteractiveMat(mat.controller.post, mat.sim, links=links)
     mat.controller.add_listener(terminal.listener)
     thread = threading.Thread(target=mat.controller.run, name="matpi-controller")
     thread.start()
