@@ -21,9 +21,10 @@ from matpi.core.events import Event, State
 from matpi.core.session import SessionMachine
 from matpi.drivers.base import MatDrivers
 from matpi.drivers.clock import Clock
-from matpi.drivers.hardware import assign_ds18b20, build_gpio_mat, pin_lock
+from matpi.drivers.hardware import assign_ds18b20, build_gpio_mat
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.selftest import run_selftest, table
+from matpi.drivers.statedir import pin_lock
 from matpi.service.controller import Controller
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "matpi.toml"

@@ -14,7 +14,8 @@ from conftest import HandClock
 from matpi.config.load import load_config
 from matpi.core.errors import ConfigError
 from matpi.core.events import Event, Occupancy
-from matpi.drivers.occupancy import OccupancySensor, SettledLevel
+from matpi.drivers.occupancy import OccupancySensor
+from matpi.drivers.settled import SettledLevel
 from matpi.drivers.sim import SimFault, SimulatedMat
 
 DEBOUNCE_S = 0.05

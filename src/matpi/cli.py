@@ -22,9 +22,9 @@ from matpi.core.events import (
 )
 from matpi.drivers.bootpins import DEFAULT_OUTPUTS, config_txt_lines, pi_outputs
 from matpi.drivers.clock import Clock
-from matpi.drivers.hardware import build_gpio_mat, default_state_dir, pin_lock
 from matpi.drivers.selftest import run_selftest, table
 from matpi.drivers.sim import SimFault
+from matpi.drivers.statedir import default_state_dir, pin_lock
 from matpi.remote.homeassistant import discovery_messages, removal_messages
 from matpi.remote.mqttclient import MqttError, publish_once
 from matpi.remote.web.security import PasswordError, PasswordFile
@@ -32,7 +32,6 @@ from matpi.service.app import assemble
 from matpi.service.daemon import run_in_terminal, serve
 from matpi.service.journal import setup_logging
 from matpi.service.outputsrecord import OutputsRecordError, remember_outputs
-from matpi.service.safeoff import latch_watchdog_fault, safe_off
 from matpi.store.history import HISTORY_FILENAME, History
 from matpi.store.historyview import render_history
 
@@ -322,6 +321,8 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     gestures: queue.SimpleQueue[Event] = queue.SimpleQueue()
     try:
         with pin_lock(default_state_dir()):
+            from matpi.drivers.hardware import build_gpio_mat  # gpiozero: only for real pins
+
             drivers = build_gpio_mat(config.hardware, gestures.put)
             try:
                 checks = run_selftest(drivers, gestures,
@@ -345,6 +346,8 @@ def _cmd_safe_off(args: argparse.Namespace) -> int:
 
     try:
         state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+        from matpi.service.safeoff import latch_watchdog_fault, safe_off  # gpiozero, serial
+
         safe_off(args.config, state_dir, say=say)
         latch_watchdog_fault(state_dir, os.environ.get("SERVICE_RESULT", ""))
     except Exception as exc:  # every step has its own guard; this is the last one

@@ -26,12 +26,12 @@ from gpiozero.exc import (
 from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from matpi.config.settings import PIN_FACTORIES
 from matpi.core.errors import DriverError
 
 Pin = int | str
 """A pin as gpiozero names it: 17, "GPIO17", "BOARD11" or "J8:11"."""
 
-PIN_FACTORY_NAMES = ("auto", "lgpio", "rpigpio", "mock")
 
 _PIN_LIBRARIES = {
     "lgpio": ("lgpio", "sudo apt install python3-lgpio (or pip install lgpio)"),
@@ -63,7 +63,7 @@ def make_pin_factory(name: str) -> Factory | None:
         return MockFactory(pin_class=MockPWMPin)
     if name not in _PIN_LIBRARIES:
         raise DriverError(
-            f"unknown pin factory {name!r}: choose one of {', '.join(PIN_FACTORY_NAMES)}"
+            f"unknown pin factory {name!r}: choose one of {', '.join(PIN_FACTORIES)}"
         )
     library, install = _PIN_LIBRARIES[name]
     factory = None

@@ -5,12 +5,10 @@ half-way (a busy pin, a missing library, a silent board) closes what was
 already taken and leaves every output off.
 """
 
-import fcntl
-import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from matpi.config.settings import HardwareConfig, SensorConfig
 from matpi.core.errors import DriverError
@@ -29,7 +27,6 @@ from matpi.drivers.led import StatusLed
 from matpi.drivers.occupancy import OccupancySensor
 from matpi.drivers.thermometers import DS18B20, W1_DEVICES, NtcThermistor
 
-LOCK_NAME = "matpi.lock"
 BOARD_POLL_S = 0.5
 """How often the board's telemetry is sampled: it arrives at 10 Hz and goes stale after 1 s."""
 
@@ -255,45 +252,3 @@ def assign_ds18b20(sensors: Sequence[SensorConfig], w1_dir: Path) -> dict[str, s
         f"{len(free)} DS18B20 under {w1_dir} ({', '.join(free)}) for {len(unnamed)} sensor(s) "
         f"without device_id ({', '.join(unnamed)}): set device_id in each [[sensors]]"
     )
-
-
-def default_state_dir() -> Path:
-    """systemd's StateDirectory when run as the service, else the user's state folder."""
-    if "STATE_DIRECTORY" in os.environ:
-        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-    system = Path("/var/lib/matpi")
-    if system.is_dir() and os.access(system, os.W_OK):
-        return system
-    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
-    return base / "matpi"
-
-
-@contextmanager
-def pin_lock(state_dir: Path) -> Iterator[IO[str]]:
-    """Hold the mat's pins for this process; a second holder (service, self-test) is refused.
-
-    Raises:
-        DriverError: another matpi process holds the pins, naming its pid.
-    """
-    path = state_dir / LOCK_NAME
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+", encoding="ascii")  # noqa: SIM115 - closed by the with below
-    except OSError as exc:
-        raise DriverError(f"cannot open the pin lock {path}: {exc.strerror}; if a run as root "
-                          f"left it behind: sudo chown matpi:matpi {path}") from exc
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise DriverError(
-                f"another matpi (pid {holder}) holds the mat's pins ({path}); stop it first, "
-                "e.g. `sudo systemctl stop matpi`"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield handle

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from matpi.config.settings import HardwareConfig
+from matpi.config.settings import PIN_FACTORIES, HardwareConfig
 from matpi.core.errors import MatpiError
 from matpi.drivers.bootpins import HEATER, MOTOR, POWER, PiOutput, pi_outputs
-from matpi.drivers.gpio import PIN_FACTORY_NAMES
 
 OUTPUTS_FILE: Final = "outputs.json"
 RECORD_VERSION: Final = 1
@@ -143,7 +142,7 @@ def read_last_outputs(state_dir: Path) -> tuple[LastOutputs | None, list[str]]:
     inputs = data.get("inputs")
     return LastOutputs(
         driver=str(data.get("driver", "?")),
-        pin_factory=factory if factory in PIN_FACTORY_NAMES else "auto",
+        pin_factory=factory if factory in PIN_FACTORIES else "auto",
         outputs=tuple(outputs),
         board=board,
         inputs=frozenset(p for p in inputs if _is_pin(p)) if isinstance(inputs, list)
