@@ -311,7 +311,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         state_dir = _state_dir(args, True, stack)
         mat = assemble(config, state_dir, simulate=True, speed=args.speed)
-        return run_in_terminal(mat, f"{config.mqtt.host}:{config.mqtt.port}")
+        return run_in_terminal(mat, ", ".join(map(str, config.mqtt.brokers)))
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:

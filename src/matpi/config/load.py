@@ -20,8 +20,10 @@ from matpi.config.reader import Table, suggest
 from matpi.config.settings import (
     DEFAULT_HEATER_PIN,
     DEFAULT_POWER_PIN,
+    HOST_ORDERS,
     PIN_FACTORIES,
     BoardConfig,
+    BrokerAddress,
     ButtonConfig,
     Config,
     DeviceConfig,
@@ -417,10 +419,13 @@ def _pace(t: Table) -> float:
 
 
 def _mqtt(t: Table, device: DeviceConfig) -> MqttConfig:
+    port = t.integer("port", 1883, low=1, high=65535)
     config = MqttConfig(
         enabled=t.boolean("enabled", False),
         host=t.string("host", "localhost"),
-        port=t.integer("port", 1883, low=1, high=65535),
+        port=port,
+        hosts=_broker_addresses(t, port),
+        host_order=t.string("host_order", "in_order", choices=HOST_ORDERS),
         client_id=t.string("client_id", f"matpi-{device.id}"),
         keepalive_s=t.integer("keepalive_s", 30, low=5, high=3600),
         username=t.optional_string("username"),
@@ -445,6 +450,62 @@ def _mqtt(t: Table, device: DeviceConfig) -> MqttConfig:
                   "key_file")
     t.finish()
     return config
+
+
+HOSTS_EXAMPLE = '["mqtt1.local:1883", "mqtt2.local", "[fd00::5]:8883"]'
+
+
+def _broker_addresses(t: Table, default_port: int) -> tuple[BrokerAddress, ...]:
+    """`hosts`: the brokers of a cluster, each "host" or "host:port"; every bad entry named."""
+    entries = t.raw("hosts")
+    if entries is None:
+        return ()
+    if t.has("host"):
+        t.problem("hosts", entries, "set host (one broker) or hosts (several), not both")
+        return ()
+    if not isinstance(entries, list) or not entries:
+        t.problem("hosts", entries, f"must be a list of brokers like {HOSTS_EXAMPLE}")
+        return ()
+    addresses: list[BrokerAddress] = []
+    for i, entry in enumerate(entries):
+        address = _broker_address(entry, default_port)
+        if isinstance(address, str):
+            t.problem(f"hosts[{i}]", entry, address)
+        elif address in addresses:
+            t.problem(f"hosts[{i}]", entry, f"{address} is listed twice")
+        else:
+            addresses.append(address)
+    return tuple(addresses) if len(addresses) == len(entries) else ()
+
+
+def _broker_address(entry: object, default_port: int) -> BrokerAddress | str:
+    """One `hosts` entry, or what is wrong with it."""
+    form = 'must be "host" or "host:port" (IPv6 in brackets: "[fd00::5]:1883")'
+    if not isinstance(entry, str):
+        return f"{form}, a string in quotes"
+    if any(c.isspace() or c in "/@" for c in entry):
+        return f"{form}, without scheme, user, path or spaces"
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{form}: brackets hold an IPv6 address"
+        if not bracket or (rest and not rest.startswith(":")):
+            return form
+        port_text = rest[1:] if rest else None
+    elif entry.count(":") > 1:
+        return f"{form}: an IPv6 address needs brackets"
+    else:
+        host, colon, after = entry.partition(":")
+        port_text = after if colon else None
+        if not host or "[" in host or "]" in host:
+            return f"{form}: the host is missing or malformed"
+    if port_text is None:
+        return BrokerAddress(host, default_port)
+    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        return f"{form}: the port is a whole number from 1 to 65535"
+    return BrokerAddress(host, int(port_text))
 
 
 def _web(t: Table) -> WebConfig:

@@ -100,10 +100,28 @@ class HardwareConfig:
 
 
 @dataclass(frozen=True)
+class BrokerAddress:
+    """One broker of `[mqtt] hosts`, shown as the config writes it (IPv6 in brackets)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+HOST_ORDERS = ("in_order", "random")
+
+
+@dataclass(frozen=True)
 class MqttConfig:
     enabled: bool = False
     host: str = "localhost"
     port: int = 1883
+    hosts: tuple[BrokerAddress, ...] = ()
+    """Several brokers (the nodes of one cluster) instead of `host`; `port` is their default."""
+    host_order: str = "in_order"  # in_order | random
     client_id: str = ""
     keepalive_s: int = 30
     username: str | None = None
@@ -116,6 +134,11 @@ class MqttConfig:
     base_topic: str = "matpi"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+
+    @property
+    def brokers(self) -> tuple[BrokerAddress, ...]:
+        """Every broker to try, in the configured order: `hosts`, or `host` alone."""
+        return self.hosts or (BrokerAddress(self.host, self.port),)
 
 
 @dataclass(frozen=True)

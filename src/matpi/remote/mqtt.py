@@ -1,7 +1,8 @@
 """The MQTT bridge: paho-mqtt 2.x in its own thread, between a broker and the controller.
 
-The mat never needs the broker: `start` only schedules a connection, paho
-reconnects with backoff in its own thread, and every broker event is logged.
+The mat never needs the broker: `start` only schedules a connection, paho's
+thread reconnects (to the next of `[mqtt] hosts`, after a jittered delay: see
+`brokers`), and every broker event is logged.
 Incoming commands go through `RemoteCommands` and reach the core only as
 events posted to the controller; the controller's listener publishes what
 changed. Nothing here touches the mat's state.
@@ -32,7 +33,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from matpi import __version__
-from matpi.config.settings import DeviceConfig, MqttConfig
+from matpi.config.settings import BrokerAddress, DeviceConfig, MqttConfig
 from matpi.core.events import (
     Event,
     Notice,
@@ -40,6 +41,7 @@ from matpi.core.events import (
     Snapshot,
 )
 from matpi.core.rules import Rules
+from matpi.remote.brokers import Reconnect
 from matpi.remote.coalesce import SettingsCoalescer
 from matpi.remote.commands import Command, Rejection, RemoteCommands
 from matpi.remote.homeassistant import (
@@ -61,10 +63,6 @@ HEARTBEAT_S = 60.0
 BIRTH_DELAY_MAX_S = 5.0
 """Discovery follows Home Assistant's `online` after a random delay up to this, so that
 many devices do not answer a restart at the same instant."""
-
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
-"""paho's reconnect backoff doubles from the minimum up to the maximum."""
 
 CLOSE_TIMEOUT_S = 2.0
 """How long `close` waits for `offline` to reach the broker."""
@@ -95,7 +93,8 @@ def _tally(what: str) -> Tally:
 class MqttBridge:
     """Connects one mat to an MQTT broker and Home Assistant.
 
-    Threads: paho's network loop (commands in, connection events), a timer
+    Threads: paho's network loop (commands in, connection events, the wait
+    before the next broker is tried), a timer
     thread (heartbeat, delayed discovery), and the controller thread, which
     calls `listener`. None of them blocks another for longer than a publish
     takes to be queued.
@@ -145,7 +144,10 @@ class MqttBridge:
             "(each rejection is in the journal above)")
         self.not_sent = _tally("message(s) not sent at once: no broker connection (events "
                                "are dropped; the state and QoS 1 messages follow on reconnect)")
-        self._problem: str | None = None
+        self._problems: dict[BrokerAddress, str] = {}
+        """The last problem logged per broker, so that a retry does not log it again."""
+        self.reconnect = Reconnect(config.brokers, config.host_order)
+        """Its backoff may be shortened before `start` (tests do)."""
         self._timer = threading.Thread(target=self._run_timers, name="matpi-mqtt-timers",
                                        daemon=True)
         self._client: paho.Client | None = None
@@ -157,7 +159,9 @@ class MqttBridge:
             return
         client = self._client
         client.will_set(self._topics.availability, "offline", qos=QOS, retain=True)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # paho's own wait is off: it would retry the same broker, without jitter. The bridge
+        # waits in on_connect_fail and on_disconnect instead (`_try_next`).
+        client.reconnect_delay_set(0, 0)
         # No queue limit: paho counts every unacknowledged QoS 1 message against it while
         # connected too, and silently refused events and replies past 100. What is sent is
         # bounded here instead: nothing while disconnected, a state replaced by the next,
@@ -177,9 +181,9 @@ class MqttBridge:
         if self._client is None:
             log.error("MQTT disabled: %s", self._setup_error)
             return
-        log.info("MQTT: connecting to %s:%d", self._config.host, self._config.port)
-        self._client.connect_async(self._config.host, self._config.port,
-                                   self._config.keepalive_s)
+        address = self.reconnect.address
+        log.info("MQTT: connecting to %s", address)
+        self._client.connect_async(address.host, address.port, self._config.keepalive_s)
         self._client.loop_start()
         self._timer.start()
 
@@ -224,6 +228,7 @@ class MqttBridge:
             except (RuntimeError, ValueError) as exc:
                 log.warning("MQTT: could not publish offline: %s", exc)
         client.disconnect()
+        self.reconnect.stop()  # after disconnect: a backoff cut short finds paho told to stop
         client.loop_stop()
         self.replies_coalesced.close()
         self.not_sent.close()
@@ -233,11 +238,12 @@ class MqttBridge:
 
     def _on_connect(self, client: paho.Client, userdata: object, flags: object,
                     reason: Any, properties: object) -> None:
-        if reason.is_failure:
-            self._report(f"broker {self._where()} refused the connection: {reason}")
+        if reason.is_failure:  # on_disconnect follows and tries the next broker
+            self._report(f"refused the connection: {reason}")
             return
-        log.info("MQTT: connected to %s", self._where())
-        self._problem = None
+        log.info("MQTT: connected to %s", self.reconnect.address)
+        self._problems.clear()
+        self.reconnect.connected()
         commands = SubscribeOptions(qos=QOS, retainAsPublished=True)
         client.subscribe([(self._topics.commands, commands),
                           (self._status_topic, SubscribeOptions(qos=QOS))])
@@ -251,15 +257,32 @@ class MqttBridge:
         self._publish_discovery(client)
 
     def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
-        self._report(f"broker {self._where()} unreachable; retrying every "
-                     f"{RECONNECT_MIN_S}-{RECONNECT_MAX_S} s")
+        self._report("unreachable")
+        self._try_next(client)
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object,
                        reason: Any, properties: object) -> None:
         with self._lock:
             was_connected, self._connected = self._connected, False
         if was_connected and not self._closing:
-            log.warning("MQTT: connection to %s lost (%s); reconnecting", self._where(), reason)
+            log.warning("MQTT: connection to %s lost (%s)", self.reconnect.address, reason)
+        self._try_next(client)
+
+    def _try_next(self, client: paho.Client) -> None:
+        """Point paho at the next broker and wait the jittered delay here, in paho's thread.
+
+        No connection exists meanwhile, so nothing waits for this thread (the listener and
+        the timers publish nothing while disconnected), and `close` cuts the wait short.
+        paho connects to `address` as soon as this returns."""
+        with self._lock:  # `close` sets _closing under it: no new try is set up after it
+            if self._closing:
+                return
+            before = self.reconnect.address
+            address, delay_s = self.reconnect.next_attempt()
+            client.connect_async(address.host, address.port, self._config.keepalive_s)
+        level = logging.DEBUG if address == before else logging.INFO
+        log.log(level, "MQTT: trying %s in %.1f s", address, delay_s)
+        self.reconnect.wait(delay_s)
 
     def _on_message(self, client: paho.Client, userdata: object, message: Any) -> None:
         topic, payload = message.topic, message.payload
@@ -349,15 +372,12 @@ class MqttBridge:
             self._send(client, topic, payload, retain=True)
 
     def _report(self, problem: str) -> None:
-        """A broker problem: logged when it starts or changes, not at every retry."""
-        if problem != self._problem:
-            log.warning("MQTT: %s", problem)
-            self._problem = problem
-        else:
-            log.debug("MQTT: %s", problem)
-
-    def _where(self) -> str:
-        return f"{self._config.host}:{self._config.port}"
+        """A problem of the current broker: logged when it starts or changes, not at every
+        retry; kept per broker, so that going round several does not repeat it either."""
+        address = self.reconnect.address
+        level = logging.DEBUG if self._problems.get(address) == problem else logging.WARNING
+        log.log(level, "MQTT: broker %s %s", address, problem)
+        self._problems[address] = problem
 
 
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:

@@ -13,7 +13,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from matpi.config.settings import MqttConfig
+from matpi.config.settings import BrokerAddress, MqttConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,25 @@ def publish_once(config: MqttConfig, messages: list[tuple[str, str]], *,
     """Connect, publish every (topic, payload) retained at QoS 1, and disconnect.
 
     For `matpi discovery --remove` and the like, run while the daemon may be
-    running too: it uses its own client id.
+    running too: it uses its own client id. With several brokers, each is tried
+    in the listed order until one confirms every message.
 
     Raises:
-        MqttError: the broker could not be reached, refused us, or did not confirm in time.
+        MqttError: no broker could be reached, accepted us and confirmed in time.
     """
     client = make_client(config, f"{config.client_id or 'matpi'}-once-{os.getpid()}")
+    problems: list[str] = []
+    for address in config.brokers:
+        try:
+            _publish_to(client, address, config.keepalive_s, messages, timeout_s)
+            return
+        except MqttError as exc:
+            problems.append(f"MQTT broker {address}: {exc}")
+    raise MqttError("; ".join(problems))
+
+
+def _publish_to(client: paho.Client, address: BrokerAddress, keepalive_s: int,
+                messages: list[tuple[str, str]], timeout_s: float) -> None:
     connected = threading.Event()
     refusal: list[str] = []
 
@@ -46,14 +59,13 @@ def publish_once(config: MqttConfig, messages: list[tuple[str, str]], *,
 
     client.on_connect = on_connect
     try:
-        client.connect(config.host, config.port, config.keepalive_s)
+        client.connect(address.host, address.port, keepalive_s)
     except OSError as exc:
-        raise MqttError(f"MQTT broker {config.host}:{config.port}: {exc}") from exc
+        raise MqttError(str(exc)) from exc
     client.loop_start()
     try:
         if not connected.wait(timeout_s) or refusal:
-            why = refusal[0] if refusal else "no answer"
-            raise MqttError(f"MQTT broker {config.host}:{config.port}: {why}")
+            raise MqttError(refusal[0] if refusal else "no answer")
         infos = [client.publish(topic, payload, qos=QOS, retain=True)
                  for topic, payload in messages]
         deadline = time.monotonic() + timeout_s
@@ -61,10 +73,9 @@ def publish_once(config: MqttConfig, messages: list[tuple[str, str]], *,
             try:
                 info.wait_for_publish(timeout=max(deadline - time.monotonic(), 0.0))
             except (RuntimeError, ValueError) as exc:
-                raise MqttError(f"MQTT broker {config.host}:{config.port}: {exc}") from exc
+                raise MqttError(str(exc)) from exc
             if not info.is_published():
-                raise MqttError(f"MQTT broker {config.host}:{config.port}: publish not "
-                                f"confirmed within {timeout_s:g} s")
+                raise MqttError(f"publish not confirmed within {timeout_s:g} s")
     finally:
         client.disconnect()
         client.loop_stop()
