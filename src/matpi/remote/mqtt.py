@@ -20,6 +20,7 @@ while matpi is connected, and is refused every time instead of only on replay.
     bridge.close()
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -59,6 +60,22 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 60.0
 """The retained state is published again after this long without a change."""
+
+STATE_EVERY_S = 10.0
+"""A state whose only changes are counting numbers goes out at most this often: Home
+Assistant's recorder stores every state, and `ends_at` already lets it count down."""
+
+COUNTING_FIELDS = frozenset({
+    "elapsed_s", "remaining_s", "cooldown_remaining_s", "preheat_remaining_s",
+    "temperature_c", "vibration", "dose_cem43", "dose_today_cem43", "today_min",
+    "daily_remaining_min",
+})
+"""Snapshot fields that move on by themselves while a session runs or the mat cools:
+their changes alone wait for `STATE_EVERY_S`. Any other field (state, program, heat,
+heater, fault, occupancy, the end time...) goes out at once."""
+
+_SHOWN_FIELDS = tuple(f.name for f in dataclasses.fields(Snapshot)
+                      if f.compare and f.name not in COUNTING_FIELDS)
 
 BIRTH_DELAY_MAX_S = 5.0
 """Discovery follows Home Assistant's `online` after a random delay up to this, so that
@@ -125,13 +142,18 @@ class MqttBridge:
                            + absent_messages(device, rules, config) if config.discovery else [])
         self.heartbeat_s = HEARTBEAT_S
         self.birth_delay_max_s = BIRTH_DELAY_MAX_S
-        """Both may be shortened before `start` (tests do)."""
+        self.state_every_s = STATE_EVERY_S
+        """All three may be shortened before `start` (tests do)."""
         self._lock = threading.Lock()
         """Orders the state publishes of the controller, paho and timer threads."""
         self._wake = threading.Condition(self._lock)
         self._connected = False
         self._closing = False
         self._state_json: str | None = None
+        self._state_shown: tuple[object, ...] = ()
+        """What a person sees in `_state_json`: the fields outside COUNTING_FIELDS."""
+        self._shown_sent: tuple[object, ...] | None = None
+        self._json_sent: str | None = None
         self._state_sent_at = -math.inf
         self._discovery_due: float | None = None
         self._ends_at = SessionEnd(wall)
@@ -189,16 +211,22 @@ class MqttBridge:
 
     def listener(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         """Controller listener: publish the new state and the notices; only queues, never waits."""
-        payload = state_payload(snapshot, self._ends_at(snapshot))
+        ends_at = self._ends_at(snapshot)
+        payload = state_payload(snapshot, ends_at)
         client = self._client
         with self._lock:
             self._state_json = payload
+            self._state_shown = (*(getattr(snapshot, name) for name in _SHOWN_FIELDS), ends_at)
             if client is None or not self._connected:
                 # The retained state follows on reconnect; events are not kept for later.
                 for _ in notices:
                     self.not_sent.count()
                 return
-            self._publish_state(client, payload)
+            if (self._state_shown != self._shown_sent
+                    or time.monotonic() - self._state_sent_at >= self.state_every_s):
+                self._publish_state(client, payload)
+            else:
+                self._wake.notify()  # the timer sends it when its time comes
         for notice in notices:
             self._send(client, self._topics.event, notice_payload(notice))
             if isinstance(notice, Refused):
@@ -322,11 +350,14 @@ class MqttBridge:
                     self._discovery_due = None
                     discovery = True
                 client = self._client
+                held = self._state_json != self._json_sent
+                every_s = self.state_every_s if held else self.heartbeat_s
                 if (client is not None and self._connected and self._state_json is not None
-                        and now - self._state_sent_at >= self.heartbeat_s):
+                        and now - self._state_sent_at >= every_s):
                     self._publish_state(client, self._state_json)
-                heartbeat_in_s = self._state_sent_at + self.heartbeat_s - now
-                wait_s = heartbeat_in_s if heartbeat_in_s > 0 else self.heartbeat_s
+                    every_s = self.heartbeat_s
+                due_in_s = self._state_sent_at + every_s - now
+                wait_s = due_in_s if due_in_s > 0 else every_s
                 if self._discovery_due is not None:
                     wait_s = min(wait_s, self._discovery_due - now)
                 if not discovery:
@@ -340,6 +371,9 @@ class MqttBridge:
         """Caller holds the lock, so two threads cannot publish states out of order."""
         self._send(client, self._topics.state, payload, qos=QOS_STATE, retain=True)
         self._state_sent_at = time.monotonic()
+        self._json_sent = payload
+        self._shown_sent = self._state_shown
+        self._wake.notify()  # the timer counts its heartbeat from here
 
     def _send(self, client: paho.Client, topic: str, payload: str, *, qos: int = QOS,
               retain: bool = False) -> paho.MQTTMessageInfo:
