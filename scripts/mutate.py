@@ -392,8 +392,9 @@ MUTATIONS: list[Mutation] = [
     # the dose limit, the surface used, the guards of the transition table
     mutation("session: heat without a session",
              "src/matpi/core/sessionmodel.py",
-             "            session is None\n            or setpoint is None",
-             "            setpoint is None",
+             "            session is None\n"
+             "            or (self.state is State.RUNNING and not self._someone_on())\n",
+             "            (self.state is State.RUNNING and not self._someone_on())\n",
              PROPERTIES, equivalent="no session means no setpoint (kept for the type checker)"),
     mutation("session: heat without a setpoint",
              "src/matpi/core/sessionmodel.py",
@@ -536,10 +537,10 @@ MUTATIONS: list[Mutation] = [
              "('none', EndReason.CONFIRMED.value,",
              PREHEAT_ROW),
     mutation("history: a clock step's carry-over not saved", RECORDER,
-             "                self._history.carry_over(notice, now, now + "
+             "                self._writes.append(CarryOver(notice, now, now + "
              "snapshot.cooldown_remaining_s,\n"
-             "                                         None if self._mark is None else "
-             "self._mark())\n", "                pass\n", STEP_RESTART),
+             "                                              None if self._mark is None else "
+             "self._mark()))\n", "                pass\n", STEP_RESTART),
     mutation("history: a clock step's carry-over not restored", HISTORY,
              "        if carried is not None and carried[0] == day:", "        if False:",
              STEP_RESTART),
@@ -563,8 +564,8 @@ MUTATIONS: list[Mutation] = [
              "        if kind == \"ntc\" and index >= first_on_pi:",
              "        if kind == \"ntc\" and index >= first_on_pi and False:", NTC_CALIBRATED),
     mutation("history: the day's dose not saved", RECORDER,
-             "            wrote = self._save_dose(snapshot) or ",
-             "            wrote = False or ", DOSE_BETWEEN),
+             "        wrote = self._save_dose(snapshot) or ",
+             "        wrote = False or ", DOSE_BETWEEN),
     mutation("history: the day's saved dose not restored", HISTORY,
              "        usage.dose_today = max(usage.dose_today, self._saved_dose(day))",
              "        pass", DOSE_BETWEEN),

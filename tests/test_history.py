@@ -387,7 +387,9 @@ def test_a_wall_clock_behind_after_a_reboot_waits_one_cooldown_at_most(history: 
 
 class Rig:
     """A session machine with the recorder listening, both on one wall clock, which may be
-    wrong (`wall_error_s`) and be set; with `boot_id`, every write carries a clock mark."""
+    wrong (`wall_error_s`) and be set; with `boot_id`, every write carries a clock mark.
+    Each step waits for the writer thread, so a "crash" after any step is one with the
+    writer keeping up (tests/test_history_writer.py has one that does not)."""
 
     def __init__(self, history: History, rules: Rules | None = None, *, today: date = DAY,
                  wall_error_s: float = 0.0, boot_id: str | None = None,
@@ -417,6 +419,7 @@ class Rig:
         notices = self.machine.step(event, self.now, self.today)
         self.notices += notices
         self.recorder(self.machine.snapshot(self.now), notices)
+        assert self.recorder.flush(timeout_s=10.0)
 
     def read(self, temp_c: float) -> None:
         for name in self.rules.sensors:
@@ -517,7 +520,7 @@ def test_a_failed_write_is_reported_so_the_daemon_can_latch_a_fault(
     rig.send(Press())
     assert rig.errors == [WRITE_FAILED_FAULT]
     assert len(WRITE_FAILED_FAULT) < 255  # Home Assistant shows a fault text up to 255
-    assert "could not save a session" in caplog.text
+    assert "could not save the history" in caplog.text
 
 
 # --- `matpi history` ---------------------------------------------------------

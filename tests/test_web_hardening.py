@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 
 from conftest import wait_for
 from matpi.core.events import Reading
+from matpi.drivers.base import SensorUnreadable
 from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
-from matpi.drivers.thermometers import DS18B20, SensorUnreadable
+from matpi.drivers.thermometers import DS18B20
 from matpi.remote.tally import Tally
 from matpi.remote.web.live import MAX_SUBSCRIBERS
 from matpi.remote.web.logins import LoginLimiter

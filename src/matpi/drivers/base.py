@@ -38,6 +38,11 @@ class Dimmer(Protocol):
     def close(self) -> None: ...
 
 
+class SensorUnreadable(DriverError, OSError):
+    """The sensor could not be read this time for want of this process's resources; says
+    nothing about the mat. The poller skips the reading (see `drivers.thermometers`)."""
+
+
 class Thermometer(Protocol):
     """A temperature sensor. `read` may block for a conversion (a DS18B20 takes 750 ms)."""
 

@@ -4,9 +4,8 @@ import logging
 import threading
 
 from matpi.core.events import Reading
-from matpi.drivers.base import Post, Thermometer
+from matpi.drivers.base import Post, SensorUnreadable, Thermometer
 from matpi.drivers.clock import Clock
-from matpi.drivers.thermometers import SensorUnreadable
 
 log = logging.getLogger(__name__)
 

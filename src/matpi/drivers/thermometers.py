@@ -23,6 +23,7 @@ from gpiozero.pins import Factory
 
 from matpi.core.errors import DriverError
 from matpi.core.events import Reading
+from matpi.drivers.base import SensorUnreadable
 from matpi.drivers.gpio import build_device
 
 W1_DEVICES = Path("/sys/bus/w1/devices")
@@ -44,11 +45,6 @@ OPEN_SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 """What opening the sensor's file can fail with for want of this process's resources, not
 for anything of the sensor: out of file descriptors (the process's, the system's) or
 memory. A read that fails is the sensor's, always."""
-
-
-class SensorUnreadable(DriverError, OSError):
-    """The sensor could not be read this time for want of this process's resources; says
-    nothing about the mat. The poller skips the reading (see the module docstring)."""
 
 
 class SensorReadError(DriverError, ValueError):

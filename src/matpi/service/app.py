@@ -20,12 +20,10 @@ from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.core.usage import Usage
 from matpi.drivers.base import MatDrivers
-from matpi.drivers.boardsim import simulated_board
 from matpi.drivers.clock import Clock, clock_mark
 from matpi.drivers.deadman import RefreshedHeater
-from matpi.drivers.hardware import build_board_mat, build_gpio_mat
-from matpi.drivers.occupancy import SettledLevel
 from matpi.drivers.polling import ThermometerPoller
+from matpi.drivers.settled import SettledLevel
 from matpi.drivers.sim import SimThermometer, SimulatedMat
 from matpi.remote.commands import RemoteCommands, StartLimiter
 from matpi.remote.mqtt import MqttBridge
@@ -54,6 +52,7 @@ class Mat:
     bridge: MqttBridge | None
     history: History | None
     web: "WebServer | None" = None
+    recorder: HistoryRecorder | None = None
 
     def start_edges(self) -> None:
         """Sampling, MQTT and the page start; the controller thread is started by the caller.
@@ -73,12 +72,16 @@ class Mat:
                 log.error("web page off: %s", exc)
 
     def close(self) -> None:
-        """Stop sampling, outputs off and every device released, then say offline."""
+        """Stop sampling, outputs off and every device released, the history's last writes
+        saved, then say offline."""
         self.poller.close()
         try:
             self.drivers.close()
         finally:
-            if self.history is not None:
+            # The controller has stopped: its last writes (the session's end) are saved first.
+            if self.recorder is not None and not self.recorder.close():
+                log.error("history writes still pending at exit: the disk is stuck")
+            elif self.history is not None:
                 self.history.close()
             if self.bridge is not None:
                 self.bridge.close()
@@ -116,12 +119,14 @@ def assemble(
     controller = Controller(machine, drivers, clock, inbox=inbox,
                             alive=systemd.watchdog if watchdog_s else None,
                             alive_every_s=watchdog_s / 2 if watchdog_s else 0.0)
+    recorder = None
     if history is not None:
-        controller.add_listener(HistoryRecorder(
+        recorder = HistoryRecorder(
             history, clock.wall, monotonic=clock.now, cooldown_min=rules.cooldown_min,
             mark=_marker(clock),
             on_error=lambda why: inbox.put(DriverFault(why)),
-        ))
+        )
+        controller.add_listener(recorder)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
     # One limit on remote starts, however they arrive: MQTT and the page share it.
@@ -141,7 +146,7 @@ def assemble(
                         post=controller.post, clock=clock,
                         history_path=history.path if history is not None else None)
         controller.add_listener(web.listener)
-    return Mat(controller, drivers, poller, clock, sim, bridge, history, web)
+    return Mat(controller, drivers, poller, clock, sim, bridge, history, web, recorder)
 
 
 def _add_dead_man(drivers: MatDrivers, inbox: "queue.SimpleQueue[Event]") -> None:
@@ -173,8 +178,12 @@ def _marker(clock: Clock) -> Callable[[], ClockMark] | None:
 def _drivers(
     config: Config, sim: SimulatedMat | None, inbox: "queue.SimpleQueue[Event]", board_sim: bool
 ) -> MatDrivers:
+    # The drivers of real pins and of the serial board are imported only when used:
+    # gpiozero and pyserial cost a simulated mat about 10 MiB it has no use for.
     first, *others = config.rules.sensors
     if sim is not None and board_sim:
+        from matpi.drivers.boardsim import simulated_board
+
         # The board reads the first sensor; the others sit on the Pi, as on a real board mat.
         drivers = simulated_board(sim, inbox.put, sensor=first)
         drivers.thermometers += [SimThermometer(sim, name) for name in others]
@@ -182,6 +191,8 @@ def _drivers(
     if sim is not None:
         return _sensing_occupancy(config, sim, sim.drivers(config.rules.sensors, SIM_POLL_S),
                                   inbox)
+    from matpi.drivers.hardware import build_board_mat, build_gpio_mat
+
     if config.hardware.driver == "board":
         return build_board_mat(config.hardware, inbox.put)
     return build_gpio_mat(config.hardware, inbox.put)

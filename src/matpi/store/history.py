@@ -18,7 +18,8 @@ comes up with `UNUSABLE_FAULT` latched and a daily allowance of zero, so it
 refuses every session (LED in fault, the message in the journal) until the
 file is fixed or moved aside. A write failing while running is logged and
 reported to `recorder.HistoryRecorder`'s `on_error` as `WRITE_FAILED_FAULT`, which the
-daemon turns into a fault. Both reasons are short (Home Assistant shows at
+daemon turns into a fault. While the daemon runs, every write comes from one thread,
+`writer.HistoryWriter`'s. Both reasons are short (Home Assistant shows at
 most 255 characters); the journal has the whole story.
 
     history = History.open(state_dir / HISTORY_FILENAME)
@@ -154,6 +155,7 @@ class History:
         """Use `History.open`."""
         self._db = db
         self.path = path
+        self._batched = False
 
     @classmethod
     def open(cls, path: Path) -> "History":
@@ -168,6 +170,17 @@ class History:
         self._db.close()
 
     # --- writing --------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside is one transaction, one fsync: the writer thread saves all
+        the steps that waited during its last commit at once (see `writer`)."""
+        with self._transaction("save the history"):
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
 
     def record_session(self, row: SessionRow, *, cooldown_until_wall: float | None = None
                        ) -> SessionRow:
@@ -448,10 +461,14 @@ class History:
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[None]:
-        """One write transaction; any SQLite error becomes a HistoryError naming `what`."""
+        """One write transaction, or a part of the `batch` open; any SQLite error becomes a
+        HistoryError naming `what`."""
         try:
-            with rolled_back_on_error(self._db):
+            if self._batched:
                 yield
+            else:
+                with rolled_back_on_error(self._db):
+                    yield
         except sqlite3.Error as exc:
             raise HistoryError(f"history {self.path}: could not {what}: {exc}") from exc
 

@@ -1,10 +1,11 @@
-"""Writes what the controller does into the history: a listener in the controller thread.
+"""Decides what the controller's steps write into the history; a thread writes it.
 
 Sessions and preheats get their row when they start (end reason "interrupted")
 and are brought up to date every `CHECKPOINT_S` of monotonic time, each time
 with the cooldown that would follow them; faults, the day's dose, clock-step
 carry-overs and clock marks are saved as they happen. `history.History` stores
-and restores; this decides what to write, and when.
+and restores; this decides what to write, and when; `writer.HistoryWriter` writes it,
+in its own thread, so that no step of the controller waits for the disk.
 """
 
 import logging
@@ -14,7 +15,6 @@ from datetime import date
 
 from matpi.core import limits
 from matpi.core.clockmark import ClockMark
-from matpi.core.errors import HistoryError
 from matpi.core.events import (
     ClockSet,
     FaultCleared,
@@ -35,12 +35,26 @@ from matpi.store.history import (
     History,
     SessionRow,
 )
+from matpi.store.writer import (
+    CLOSE_TIMEOUT_S,
+    MAX_STALL_S,
+    CarryOver,
+    ClearFault,
+    HistoryWriter,
+    SaveDose,
+    SaveFault,
+    SaveMark,
+    SaveRow,
+    Write,
+)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_S = 5.0
 """How often a running session's row is saved: the most a crash or a power cut can make
-the daily cap forget (one small transaction, 360 in a 30-min session)."""
+the daily cap forget (one small transaction, 360 in a 30-min session), with the time of
+the commit under way and of the checkpoint's own; a commit stuck longer than
+`writer.MAX_STALL_S` is a failed write."""
 DOSE_STEP_CEM43 = 0.01
 """How much the day's dose grows before it is saved again."""
 
@@ -48,14 +62,20 @@ DOSE_STEP_CEM43 = 0.01
 class HistoryRecorder:
     """A controller listener that writes sessions, faults and cooldown to the history.
 
-    Runs in the controller thread: each write is one short transaction (one
-    fsync). A failed write is logged and `on_error(WRITE_FAILED_FAULT)` called,
-    which the daemon wires to a `DriverFault`: no session runs uncounted.
+    Runs in the controller thread and never waits there: each step's writes go, as one
+    immutable tuple, to a `HistoryWriter` thread that saves them in order. A failed
+    write is logged and `on_error(WRITE_FAILED_FAULT)` called (from the writer thread),
+    which the daemon wires to a `DriverFault`: no session runs uncounted. So is a writer
+    that falls behind (a commit stuck over `max_stall_s`, or its queue full): a crash
+    would then forget more than a checkpoint interval.
 
         recorder = HistoryRecorder(history, clock.wall, monotonic=clock.now,
                                    cooldown_min=rules.cooldown_min,
                                    on_error=lambda why: controller.post(DriverFault(why)))
+        ...
+        recorder.close()  # after the controller's last step: its final writes saved
 
+    The writer thread owns `history` from construction until `close` returns True.
     Rows carry wall times; when to checkpoint, and how long a preheat has run,
     follow the monotonic clock, so that a wall clock set back cannot stop the
     checkpoints.
@@ -71,35 +91,58 @@ class HistoryRecorder:
         on_error: Callable[[str], None],
         checkpoint_s: float = CHECKPOINT_S,
         mark: Callable[[], ClockMark] | None = None,
+        max_stall_s: float = MAX_STALL_S,
     ) -> None:
         """`mark`, when given (a mat on the real clock), is saved after every write, so that
         a restart can see a wall clock set while matpi was down."""
-        self._history = history
+        self._writer = HistoryWriter(history, on_error)
         self._wall = wall
         self._monotonic = monotonic
         self._opened_at = 0.0
         self._cooldown_s = cooldown_min * 60.0
         self._on_error = on_error
         self._checkpoint_s = checkpoint_s
+        self._max_stall_s = max_stall_s
         self._open: SessionRow | None = None
+        self._key = 0
         self._saved_at = 0.0
         self._dose_saved = (date.min, 0.0)
         self._mark = mark
+        self._writes: list[Write] = []
+        self._behind = False
 
     def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
-        try:
-            saved_at = self._saved_at
-            for notice in notices:
-                self._note(notice, snapshot)
-            if (self._open is not None and snapshot.state in (State.RUNNING, State.PREHEAT)
-                    and self._monotonic() - self._saved_at >= self._checkpoint_s):
-                self._checkpoint(snapshot)
-            wrote = self._save_dose(snapshot) or bool(notices) or self._saved_at != saved_at
-            if wrote and self._mark is not None:
-                self._history.save_mark(self._mark(), date.fromisoformat(snapshot.usage_day))
-        except HistoryError as exc:
-            log.error("%s", exc)
+        saved_at = self._saved_at
+        for notice in notices:
+            self._note(notice, snapshot)
+        if (self._open is not None and snapshot.state in (State.RUNNING, State.PREHEAT)
+                and self._monotonic() - self._saved_at >= self._checkpoint_s):
+            self._checkpoint(snapshot)
+        wrote = self._save_dose(snapshot) or bool(notices) or self._saved_at != saved_at
+        if wrote and self._mark is not None:
+            self._writes.append(SaveMark(self._mark(), date.fromisoformat(snapshot.usage_day)))
+        writes, self._writes = tuple(self._writes), []
+        self._watch_writer(queued=not writes or self._writer.submit(writes))
+
+    def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+        """Wait until every write handed over so far is saved (or its failure reported)."""
+        return self._writer.flush(timeout_s)
+
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+        """Save what the last steps handed over and end the writer thread; call it once the
+        controller has stopped. False after `timeout_s` (a stuck disk): the history is then
+        still the writer's, and must not be closed."""
+        return self._writer.close(timeout_s)
+
+    def _watch_writer(self, *, queued: bool) -> None:
+        """Report a writer that is behind, once until it catches up."""
+        stalled_s = self._writer.stalled_s()
+        behind = not queued or stalled_s > self._max_stall_s
+        if behind and not self._behind:
+            log.error("history writer behind: %s", "its queue is full, writes dropped"
+                      if not queued else f"one commit has taken {stalled_s:.1f} s")
             self._on_error(WRITE_FAILED_FAULT)
+        self._behind = behind
 
     def _note(self, notice: Notice, snapshot: Snapshot) -> None:
         now = self._wall()
@@ -112,6 +155,7 @@ class HistoryRecorder:
                     peak_c=snapshot.temperature_c, dose_cem43=0.0,
                     heat_level=snapshot.heat_level.value, pattern=snapshot.pattern.value,
                     kind=SESSION if isinstance(notice, SessionStarted) else PREHEAT)
+                self._key += 1
                 self._opened_at = self._monotonic()
                 self._save(row, now + self._left_s(row, snapshot) + self._cooldown_s)
             case SessionEnded() | PreheatEnded() if self._open is not None:
@@ -119,18 +163,18 @@ class HistoryRecorder:
                               end_reason=notice.reason.value, peak_c=notice.peak_c,
                               dose_cem43=notice.dose_cem43)
                 self._open = None
-                self._history.record_session(
-                    row, cooldown_until_wall=now + snapshot.cooldown_remaining_s)
+                self._writes.append(SaveRow(self._key, row, now + snapshot.cooldown_remaining_s,
+                                            last=True))
             case ClockSet():
-                self._history.carry_over(notice, now, now + snapshot.cooldown_remaining_s,
-                                         None if self._mark is None else self._mark())
+                self._writes.append(CarryOver(notice, now, now + snapshot.cooldown_remaining_s,
+                                              None if self._mark is None else self._mark()))
                 if self._open is not None:
                     # The open row, and the cooldown that follows it, in the new clock's terms.
                     self._checkpoint(snapshot)
             case FaultRaised(reason=reason):
-                self._history.record_fault(now, reason)
+                self._writes.append(SaveFault(now, reason))
             case FaultCleared():
-                self._history.clear_fault(now)
+                self._writes.append(ClearFault(now))
 
     def _checkpoint(self, snapshot: Snapshot) -> None:
         assert self._open is not None
@@ -157,15 +201,16 @@ class HistoryRecorder:
 
     def _save_dose(self, snapshot: Snapshot) -> bool:
         """The day's dose, whenever it grew by DOSE_STEP: a restart must not forget the warm
-        pad between sessions (the rows hold only sessions and preheats). True if saved."""
+        pad between sessions (the rows hold only sessions and preheats). True if handed over."""
         day, saved = date.fromisoformat(snapshot.usage_day), self._dose_saved
         dose = snapshot.dose_today_cem43
         if day == saved[0] and dose < saved[1] + DOSE_STEP_CEM43:
             return False
-        self._history.save_dose_today(day, dose)
+        self._writes.append(SaveDose(day, dose))
         self._dose_saved = (day, dose)
         return True
 
     def _save(self, row: SessionRow, cooldown_until_wall: float) -> None:
-        self._open = self._history.record_session(row, cooldown_until_wall=cooldown_until_wall)
+        self._writes.append(SaveRow(self._key, row, cooldown_until_wall))
+        self._open = row
         self._saved_at = self._monotonic()
