@@ -12,6 +12,12 @@ once the controller pings the watchdog the pings are counted too.
 
     .venv/bin/python bench/bench_daemon.py              # 60 s per run
     .venv/bin/python bench/bench_daemon.py --duration 10
+    .venv/bin/python bench/bench_daemon.py --mqtt       # issue 17's memory and idle rows
+
+With `--mqtt` it starts its own mosquitto and measures instead the rows of issue 17:
+simulated with MQTT connected and the page off; the same with the page; the GPIO path
+(the example config on gpiozero's mock pins and two fake DS18B20 files, run as the
+real `matpi run --config`) with MQTT; and prints the daemon's imports by package.
 """
 
 import argparse
@@ -94,7 +100,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(name: str, extra_args: list[str], duration_s: float) -> Run:
+GPIO_CHILD = """
+import functools, sys
+from pathlib import Path
+import matpi.drivers.hardware as hardware
+hardware.build_gpio_mat = functools.partial(hardware.build_gpio_mat, w1_dir=Path(sys.argv[1]))
+sys.argv = ["matpi", *sys.argv[2:]]
+from matpi.cli import main
+sys.exit(main())
+"""
+"""`matpi run` with the DS18B20s read from a folder of fake files (mock pins have no bus)."""
+
+IMPORTS_CHILD = """
+import sys
+from collections import Counter
+from matpi.cli import main
+sys.argv = ["matpi", *sys.argv[1:]]
+try:
+    main()
+finally:
+    top = Counter(name.split(".")[0] for name in sys.modules)
+    stdlib = sum(n for name, n in top.items() if name.lstrip("_") in sys.stdlib_module_names
+                 or name in sys.builtin_module_names)
+    others = [f"{k} {v}" for k, v in top.most_common()
+              if k.lstrip("_") not in sys.stdlib_module_names and k not in sys.builtin_module_names]
+    print("IMPORTS", ", ".join([*others, f"the standard library {stdlib}"]), file=sys.stderr)
+"""
+
+SENSOR_IDS = ("28-0316a2795aff", "28-0316a27b3c11")
+"""The example config's two DS18B20s."""
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "matpi.toml"
+
+
+def measure(name: str, extra_args: list[str], duration_s: float, *,
+            command: list[str] | None = None) -> Run:
     with tempfile.TemporaryDirectory(prefix="matpi-bench-") as folder, \
             socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(os.path.join(folder, "notify"))
@@ -107,7 +146,7 @@ def measure(name: str, extra_args: list[str], duration_s: float) -> Run:
         listener.start()
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "matpi", "run", "--simulate", *extra_args],
+            command or [sys.executable, "-m", "matpi", "run", "--simulate", *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         assert process.stdout is not None
         threading.Thread(target=drain, args=(process.stdout, first_line_at), daemon=True).start()
@@ -160,7 +199,12 @@ def main() -> int:
                         help="CPU measuring window of each run (default 60)")
     parser.add_argument("--program", default="back",
                         help="program of the session run (default back)")
+    parser.add_argument("--mqtt", action="store_true",
+                        help="issue 17's rows: MQTT connected, with and without the page, "
+                             "and the GPIO path")
     args = parser.parse_args()
+    if args.mqtt:
+        return mqtt_rows(args.duration)
 
     print(f"matpi daemon benchmark: {sys.executable} -m matpi run --simulate")
     print(f"Python {platform.python_version()} on {platform.machine()}, "
@@ -192,6 +236,93 @@ def main() -> int:
     expected_pings = args.duration / (WATCHDOG_USEC / 1e6 / 2)
     print(f"  watchdog: {idle.watchdog_pings} pings idle (about {expected_pings:.0f} expected "
           "in the window once the controller pings at half of WATCHDOG_USEC)")
+    return 0
+
+
+def mqtt_config(folder: Path, port: int, *, web: bool, gpio: bool = False) -> Path:
+    """The example config (mock pins) for the GPIO row, else a simulation's; MQTT on."""
+    from soak import free_port  # a script beside this one
+
+    base = EXAMPLE.read_text().replace('pin_factory = "auto"', 'pin_factory = "mock"') \
+        if gpio else ""
+    text = base.replace("[mqtt]\n", "[mqtt_example]\n") if gpio else base
+    path = folder / ("gpio.toml" if gpio else f"sim-{web}.toml")
+    path.write_text(strip_sections(text, ("mqtt_example", "web")) + f"""
+[mqtt]
+enabled = true
+host = "127.0.0.1"
+port = {port}
+
+[web]
+enabled = {"true" if web else "false"}
+listen = "127.0.0.1"
+port = {free_port()}
+""", encoding="utf-8")
+    return path
+
+
+def strip_sections(text: str, names: tuple[str, ...]) -> str:
+    """The TOML without the tables named (each up to the next table header)."""
+    kept, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skipping = line.strip("[] ") in names
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def fake_w1(folder: Path) -> Path:
+    for sensor_id in SENSOR_IDS:
+        device = folder / sensor_id
+        device.mkdir(parents=True)
+        (device / "w1_slave").write_text(
+            "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n")
+    return folder
+
+
+def imports_by_package(config: Path) -> str:
+    """The simulated daemon's modules by top-level package, from a run cut short."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS_CHILD, "run", "--simulate", "--config", str(config),
+         "--once", "--speed", "600", "--start", "neck"],
+        capture_output=True, text=True, timeout=120)
+    line = next((x for x in result.stderr.splitlines() if x.startswith("IMPORTS ")), "")
+    return line.removeprefix("IMPORTS ")
+
+
+def mqtt_rows(duration_s: float) -> int:
+    """Issue 17's memory and idle-CPU rows, against a mosquitto of our own."""
+    from soak import free_port, start_broker, stop  # a script beside this one
+
+    print(f"$ {sys.executable} {' '.join(sys.argv)}")
+    with tempfile.TemporaryDirectory(prefix="matpi-bench-mqtt-") as folder_name:
+        folder = Path(folder_name)
+        port = free_port()
+        broker = start_broker(folder, port)
+        try:
+            w1 = fake_w1(folder / "w1")
+            gpio = mqtt_config(folder, port, web=False, gpio=True)
+            rows = [
+                (measure("sim, MQTT", ["--config", str(mqtt_config(folder, port, web=False))],
+                         duration_s), 24.0),
+                (measure("GPIO, MQTT", [], duration_s, command=[
+                    sys.executable, "-c", GPIO_CHILD, str(w1), "run", "--config", str(gpio),
+                    "--state-dir", str(folder / "gpio-state")]), 30.0),
+                (measure("sim, MQTT, page",
+                         ["--config", str(mqtt_config(folder, port, web=True))], duration_s),
+                 34.0),
+            ]
+            imports = imports_by_package(mqtt_config(folder, port, web=False))
+        finally:
+            stop(broker)
+    print(f"\n{'run':<18} {'RSS':>8} {'target':>8} {'idle CPU':>9} {'start-up':<40}")
+    for run, target in rows:
+        print(f"{run.name:<18} {run.rss_mb:>5.1f} MiB {target:>5.0f} MiB {run.cpu_pct:>7.3f} % "
+              f"{startup_text(run)}")
+    print("\nidle CPU target with MQTT and the page: 0.05 % of a core (one 10 ms clock tick "
+          f"in {duration_s:g} s is {1 / duration_s:.3f} %)")
+    print(f"imports of the simulated daemon with MQTT, modules by package:\n  {imports}")
     return 0
 
 

@@ -39,7 +39,6 @@ log = logging.getLogger("matpi")
 
 DEFAULT_CONFIG = Path("/etc/matpi/matpi.toml")
 MAX_SPEED = 600.0
-SIM_POLL_S = 0.5
 SIM_WEB = WebConfig(enabled=True, listen="127.0.0.1")
 """The page of a simulation without a config file: this machine only."""
 

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIM_POLL_S = 0.5
+"""How often (mat seconds) a faster-than-real simulation reads its sensors: a loaded
+machine that falls behind its scaled clock must not make a reading stale. At real
+speed the simulated sensors are read as often as `[hardware] poll_s` reads real ones."""
 
 
 @dataclass
@@ -105,7 +108,7 @@ def assemble(
     clock = Clock(speed)
     inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
     sim = SimulatedMat(clock) if simulate else None
-    drivers = _drivers(config, sim, inbox, board_sim)
+    drivers = _drivers(config, sim, inbox, board_sim, real_time=speed == 1.0)
     _add_dead_man(drivers, inbox)
     history, saved, rules = _restore(config, state_dir, clock)
     now = clock.now()
@@ -176,7 +179,8 @@ def _marker(clock: Clock) -> Callable[[], ClockMark] | None:
 
 
 def _drivers(
-    config: Config, sim: SimulatedMat | None, inbox: "queue.SimpleQueue[Event]", board_sim: bool
+    config: Config, sim: SimulatedMat | None, inbox: "queue.SimpleQueue[Event]", board_sim: bool,
+    *, real_time: bool,
 ) -> MatDrivers:
     # The drivers of real pins and of the serial board are imported only when used:
     # gpiozero and pyserial cost a simulated mat about 10 MiB it has no use for.
@@ -189,8 +193,8 @@ def _drivers(
         drivers.thermometers += [SimThermometer(sim, name) for name in others]
         return _sensing_occupancy(config, sim, drivers, inbox)
     if sim is not None:
-        return _sensing_occupancy(config, sim, sim.drivers(config.rules.sensors, SIM_POLL_S),
-                                  inbox)
+        poll_s = config.hardware.poll_s if real_time else SIM_POLL_S
+        return _sensing_occupancy(config, sim, sim.drivers(config.rules.sensors, poll_s), inbox)
     from matpi.drivers.hardware import build_board_mat, build_gpio_mat
 
     if config.hardware.driver == "board":
