@@ -652,6 +652,16 @@ MUTATIONS: list[Mutation] = [
              "                raise SensorUnreadable(str(exc)) from exc",
              "tests/test_web_hardening.py::test_a_read_error_of_the_sensor_is_a_bad_reading_"
              "never_skipped"),
+    # --- the history's writer thread (issue #17): a failed or stuck disk is a fault
+    mutation("history writer: a failed write is not a fault", "src/matpi/store/writer.py",
+             "            self._on_error(WRITE_FAILED_FAULT)\n", "            pass\n",
+             "tests/test_history_writer.py"),
+    mutation("history writer: a rolled-back row id kept", "src/matpi/store/writer.py",
+             "            self._open = opened  # rolled back", "            pass  # rolled back",
+             "tests/test_history_writer.py"),
+    mutation("history writer: a stuck disk never reported", "src/matpi/store/recorder.py",
+             "behind = not queued or stalled_s > self._max_stall_s",
+             "behind = not queued", "tests/test_history_writer.py"),
     # --- occupancy (issue #15): heat and vibration only with someone on the mat
     mutation("occupancy: a session heats with the mat empty", "src/matpi/core/sessionmodel.py",
              "            or (self.state is State.RUNNING and not self._someone_on())\n", "",
