@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from bench_daemon import EXAMPLE, fake_w1  # a script beside this one
+
 from matpi.config.load import load_config
 from matpi.core.events import Event, Press
 from matpi.core.session import SessionMachine
@@ -35,21 +37,9 @@ from matpi.drivers.hardware import build_gpio_mat
 from matpi.drivers.polling import ThermometerPoller
 from matpi.service.controller import Controller
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "matpi.toml"
-SENSOR_IDS = ("28-0316a2795aff", "28-0316a27b3c11")
-"""The example config's two DS18B20s."""
 HEATER_PIN, BUTTON_PIN = 5, 27
 HELD_S = 0.1
 TIMEOUT_S = 5.0
-
-
-def fake_w1(folder: Path) -> Path:
-    for sensor_id in SENSOR_IDS:
-        device = folder / sensor_id
-        device.mkdir(parents=True)
-        (device / "w1_slave").write_text(
-            "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n")
-    return folder
 
 
 class PressTimes:

@@ -2,14 +2,16 @@
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from hypothesis import settings
 
+from broker import Broker
 from matpi.core.events import ButtonGesture, Event, Notice, Reading, Tick
 from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
@@ -121,3 +123,13 @@ def read_all(
     for name in machine.rules.sensors:
         notices += machine.step(Reading(name, value_c), now, today)
     return notices
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A mosquitto of this test's own, on a free loopback port (tests/broker.py)."""
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+

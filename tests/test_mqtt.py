@@ -164,14 +164,6 @@ def mqtt_config(broker: Broker, **options: Any) -> MqttConfig:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def observer(broker: Broker) -> Iterator[Observer]:
     o = Observer(broker).connect()
     yield o

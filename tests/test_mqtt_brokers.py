@@ -334,14 +334,6 @@ def test_close_during_a_long_backoff_is_prompt_and_problems_are_logged_once_per_
 # --- a fleet on one broker --------------------------------------------------------
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
 @needs_mosquitto
 def test_a_fleet_shares_one_broker_and_a_dashboard_sees_every_mat(broker: Broker) -> None:
     dashboard = Observer(broker, topics=("matpi/+/state",)).connect()

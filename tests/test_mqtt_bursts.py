@@ -33,14 +33,6 @@ pytestmark = needs_mosquitto
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def observer(broker: Broker) -> Iterator[Observer]:
     o = Observer(broker).connect()
     yield o

@@ -245,14 +245,6 @@ def mat_on_mqtt(tmp_path: Path, broker: Broker, *, sensor: bool) -> Iterator[Mat
         mat.close()
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
 def occupied_is(value: bool) -> Callable[[Snap], bool]:
     return lambda s: s["occupied"] is value
 
