@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 from hypothesis import settings
 
 from broker import Broker
@@ -132,4 +133,12 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    """Plain mock pins: on release they keep their last level, so histories end at off."""
+    mock = MockFactory()
+    yield mock
+    mock.close()
 

@@ -39,14 +39,6 @@ PI4B_REVISION = 0xC03111
 
 
 @pytest.fixture
-def factory() -> Iterator[Any]:
-    """Plain mock pins: on release they keep their last level, so histories end at off."""
-    mock = MockFactory()
-    yield mock
-    mock.close()
-
-
-@pytest.fixture
 def pwm_factory() -> Iterator[Any]:
     """PWM-capable mock pins, as make_pin_factory("mock") gives; released they read 0."""
     mock = MockFactory(pin_class=MockPWMPin)

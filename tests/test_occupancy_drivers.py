@@ -3,12 +3,10 @@ simulated one with its stuck faults, and the config that turns it on."""
 
 import queue
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero.pins.mock import MockFactory
 
 from conftest import HandClock
 from matpi.config.load import load_config
@@ -20,13 +18,6 @@ from matpi.drivers.sim import SimFault, SimulatedMat
 
 DEBOUNCE_S = 0.05
 WAIT_S = 3.0
-
-
-@pytest.fixture
-def factory() -> Iterator[Any]:
-    mock = MockFactory()
-    yield mock
-    mock.close()
 
 
 @pytest.fixture
