@@ -42,7 +42,6 @@ after 10 s.
 import argparse
 import json
 import os
-import pwd
 import shlex
 import shutil
 import signal
@@ -62,6 +61,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from soak import broker_config, free_port  # a script beside this one
 
 from matpi.config.load import load_config
 from matpi.remote.coalesce import WINDOW_S
@@ -183,24 +183,6 @@ def tail(path: Path, lines: int = 15) -> None:
 
 
 # --- the broker ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def broker_config(folder: Path, port: int) -> Path:
-    """mosquitto on 127.0.0.1:`port` as tests/broker.py runs it: nothing persisted."""
-    path = folder / "mosquitto.conf"
-    path.write_text("\n".join([
-        f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false",
-        "set_tcp_nodelay true", f"user {pwd.getpwuid(os.getuid()).pw_name}",
-        "log_dest stderr", "log_type error", "log_type warning", "",
-    ]), encoding="utf-8")
-    return path
 
 
 def accepts(port: int) -> bool:

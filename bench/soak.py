@@ -138,7 +138,7 @@ def wait_until(ready: Any, timeout_s: float, what: str, alive: Any = None) -> No
         time.sleep(0.05)
 
 
-def start_broker(folder: Path, port: int) -> subprocess.Popen[bytes]:
+def broker_config(folder: Path, port: int) -> Path:
     """mosquitto on 127.0.0.1:`port`, nothing persisted, as tests/broker.py runs it."""
     config = folder / "mosquitto.conf"
     config.write_text("\n".join([
@@ -146,6 +146,12 @@ def start_broker(folder: Path, port: int) -> subprocess.Popen[bytes]:
         "set_tcp_nodelay true", f"user {pwd.getpwuid(os.getuid()).pw_name}",
         "log_dest stderr", "log_type error", "log_type warning", "",
     ]), encoding="utf-8")
+    return config
+
+
+def start_broker(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """mosquitto on 127.0.0.1:`port` (`broker_config`), accepting when this returns."""
+    config = broker_config(folder, port)
     with (folder / "mosquitto.log").open("ab") as log:
         process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=log, stderr=log,
                                    start_new_session=True)
