@@ -30,6 +30,7 @@ from matpi.config.load import load_config
 from matpi.config.settings import Config, MqttConfig, WebConfig
 from matpi.core.errors import ConfigError
 from matpi.core.events import DriverFault, Press, Snapshot, State
+from matpi.core.patterns import INHALE_SHARE
 from matpi.core.rules import Rules
 from matpi.remote.web.live import MAX_SUBSCRIBERS
 from matpi.remote.web.logins import LoginLimiter
@@ -255,6 +256,7 @@ def test_options_list_what_the_page_may_offer(served: Served) -> None:
     assert [p["name"] for p in options["programs"]] == list(Rules().programs)
     assert options["heat_levels"] == ["off", "low", "medium", "high"]
     assert options["patterns"] == ["off", "steady", "pulse", "wave", "slow", "breathe"]
+    assert options["inhale_share"] == INHALE_SHARE  # the page's breathing guide reads it
     assert options["duration_min"] == {"min": 1.0, "max": 30.0}
     assert options["limits"]["dose_max_cem43"] == Rules().dose_max_cem43
     assert options["password"] is False

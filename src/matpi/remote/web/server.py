@@ -36,7 +36,7 @@ from tornado.web import Application
 from matpi.config.settings import DeviceConfig, WebConfig
 from matpi.core.clockmark import TimeSource
 from matpi.core.events import Event, Notice, Snapshot
-from matpi.core.patterns import Pattern
+from matpi.core.patterns import INHALE_SHARE, Pattern
 from matpi.core.programs import HeatLevel
 from matpi.core.rules import Rules
 from matpi.core.session import MIN_SESSION_MIN
@@ -215,6 +215,7 @@ def options(device: DeviceConfig, rules: Rules, password: bool) -> dict[str, obj
         "heat_levels": [h.value for h in HeatLevel],
         "setpoints_c": {h.value: c for h, c in rules.setpoints_c.items()},
         "patterns": [p.value for p in Pattern],
+        "inhale_share": INHALE_SHARE,  # the breathing guide follows the motor's own pace
         "intensity_pct": {"min": 0, "max": 100},
         "duration_min": {"min": MIN_SESSION_MIN, "max": rules.session_max_min},
         "limits": {"daily_max_min": rules.daily_max_min, "dose_max_cem43": rules.dose_max_cem43,

@@ -10,7 +10,6 @@ const POLL_MS = 5000;           // reading /api/state, while the live stream is 
 const STREAM_RETRY_MS = 30000;  // trying the live stream again, while polling
 const QUICK_FAILURES = 3;       // stream errors in a row, no state between, before polling
 const STALL_MS = 5000;          // a countdown the mat updates every second, silent this long
-const INHALE_SHARE = 0.4;       // the inhale's share of a breath, as core/patterns.py paces the motor
 
 const view = {
   options: null,     // /api/options: programs, levels, patterns, ranges, limits
@@ -442,13 +441,13 @@ function renderPresence(s) {
 function breathNow() {
   if (breath.into_s === null) return null;
   const into_s = (breath.into_s + (performance.now() - breath.at) / 1000) % breath.period_s;
-  return { inhaling: into_s < INHALE_SHARE * breath.period_s, into_s };
+  return { inhaling: into_s < view.options.inhale_share * breath.period_s, into_s };
 }
 
 /** The motor's breathe level (core/patterns.py breath_level): raised-cosine halves, 0 when
     a breath starts, 1 at the end of the inhale, 0 again at the end of the exhale. */
 function breathLevel({ inhaling, into_s }) {
-  const inhale_s = INHALE_SHARE * breath.period_s;
+  const inhale_s = view.options.inhale_share * breath.period_s;
   const rising = inhaling ? into_s / inhale_s
     : 1 - (into_s - inhale_s) / (breath.period_s - inhale_s);
   return (1 - Math.cos(Math.PI * rising)) / 2;
