@@ -267,16 +267,22 @@ def test_history_is_the_data_of_matpi_history_json(served: Served, tmp_path: Pat
     served.mat.controller.post(Press())
     wait_for(lambda: served.snapshot().state is State.RUNNING)
     assert served.command("stop").status == 202
-    # The page's state comes after the history is written (its listener runs later).
     wait_for(lambda: served.get("/api/state").json()["state"] == "cooldown")
 
+    def from_the_file() -> Any:
+        history = History.open(tmp_path / HISTORY_FILENAME)
+        try:
+            return json.loads(render_history(history, 30, served.mat.clock.today(), "json"))
+        finally:
+            history.close()
+
+    # The history's writer thread saves the session's end a moment after the state shows
+    # it: wait for the saved end, then the page and the file must agree.
+    expected = wait_for(lambda: (found := from_the_file())["sessions"][-1:]
+                        and found["sessions"][-1]["end_reason"] == "stopped" and found,
+                        what="the stopped session saved")
     reply = served.get("/api/history?days=30")
     assert reply.status == 200
-    history = History.open(tmp_path / HISTORY_FILENAME)
-    try:
-        expected = json.loads(render_history(history, 30, served.mat.clock.today(), "json"))
-    finally:
-        history.close()
     assert reply.json() == expected
     assert [s["kind"] for s in expected["sessions"]] == ["preheat", "session"]
 
