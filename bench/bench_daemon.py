@@ -127,6 +127,37 @@ finally:
     print("IMPORTS", ", ".join([*others, f"the standard library {stdlib}"]), file=sys.stderr)
 """
 
+MODULES_CHILD = """
+import os, sys, threading, time
+def dump():
+    time.sleep(float(os.environ["MATPI_BENCH_DUMP_AFTER_S"]))
+    names = sorted(n for n in sys.modules if n.split(".")[0] not in ("matpi", "__main__"))
+    print("MODULES", " ".join(names), file=sys.stderr, flush=True)
+    os._exit(0)
+threading.Thread(target=dump, daemon=True).start()
+exec(compile(os.environ["MATPI_BENCH_CHILD"], "<child>", "exec"))
+"""
+"""Runs a daemon (the source in MATPI_BENCH_CHILD) until it has settled, then prints every
+module it loaded that is not matpi's own."""
+
+FLOOR_CHILD = """
+import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS")))
+"""
+"""The RSS (KiB) of a process that loads the same libraries as a daemon, and no matpi code."""
+
+CLI_CHILD = """
+import sys
+from matpi.cli import main
+sys.argv = ["matpi", *sys.argv[1:]]
+sys.exit(main())
+"""
+
 SENSOR_IDS = ("28-0316a2795aff", "28-0316a27b3c11")
 """The example config's two DS18B20s."""
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "matpi.toml"
@@ -291,10 +322,36 @@ def imports_by_package(config: Path) -> str:
     return line.removeprefix("IMPORTS ")
 
 
+def floor_mb(child: str, args: list[str], folder: Path) -> float:
+    """The RSS of the libraries the daemon `child args` loads, without matpi: its floor."""
+    env = dict(os.environ, MATPI_BENCH_CHILD=child, MATPI_BENCH_DUMP_AFTER_S=str(SETTLE_S * 3),
+               STATE_DIRECTORY=str(folder / "floor-state"))
+    env.pop("NOTIFY_SOCKET", None)
+    dumped = subprocess.run([sys.executable, "-c", MODULES_CHILD, *args], capture_output=True,
+                            text=True, timeout=60, env=env)
+    line = next((x for x in dumped.stderr.splitlines() if x.startswith("MODULES ")), None)
+    if line is None:
+        raise SystemExit(f"no module list from {args}: {dumped.stderr[-500:]}")
+    floor = subprocess.run([sys.executable, "-c", FLOOR_CHILD, *line.split()[1:]],
+                           capture_output=True, text=True, timeout=60)
+    return int(floor.stdout.strip()) / 1024
+
+
+def compile_as_installed() -> None:
+    """pip compiles a package's modules when it installs it; a checkout with
+    PYTHONDONTWRITEBYTECODE set would compile matpi in every daemon and count the compiler's
+    memory as the daemon's."""
+    source = Path(__file__).resolve().parent.parent / "src" / "matpi"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True,
+                   timeout=120, env={k: v for k, v in os.environ.items()
+                                     if k != "PYTHONDONTWRITEBYTECODE"})
+
+
 def mqtt_rows(duration_s: float) -> int:
     """Issue 17's memory and idle-CPU rows, against a mosquitto of our own."""
     from soak import free_port, start_broker, stop  # a script beside this one
 
+    compile_as_installed()
     print(f"$ {sys.executable} {' '.join(sys.argv)}")
     with tempfile.TemporaryDirectory(prefix="matpi-bench-mqtt-") as folder_name:
         folder = Path(folder_name)
@@ -303,23 +360,29 @@ def mqtt_rows(duration_s: float) -> int:
         try:
             w1 = fake_w1(folder / "w1")
             gpio = mqtt_config(folder, port, web=False, gpio=True)
+            sim = ["run", "--simulate", "--config", str(mqtt_config(folder, port, web=False))]
+            gpio_args = [str(w1), "run", "--config", str(gpio), "--state-dir",
+                         str(folder / "gpio-state")]
+            page = ["run", "--simulate", "--config", str(mqtt_config(folder, port, web=True))]
             rows = [
-                (measure("sim, MQTT", ["--config", str(mqtt_config(folder, port, web=False))],
-                         duration_s), 24.0),
+                (measure("sim, MQTT", sim[2:], duration_s), 24.0,
+                 floor_mb(CLI_CHILD, sim, folder)),
                 (measure("GPIO, MQTT", [], duration_s, command=[
-                    sys.executable, "-c", GPIO_CHILD, str(w1), "run", "--config", str(gpio),
-                    "--state-dir", str(folder / "gpio-state")]), 30.0),
-                (measure("sim, MQTT, page",
-                         ["--config", str(mqtt_config(folder, port, web=True))], duration_s),
-                 34.0),
+                    sys.executable, "-c", GPIO_CHILD, *gpio_args]), 30.0,
+                 floor_mb(GPIO_CHILD, gpio_args, folder)),
+                (measure("sim, MQTT, page", page[2:], duration_s), 34.0,
+                 floor_mb(CLI_CHILD, page, folder)),
             ]
             imports = imports_by_package(mqtt_config(folder, port, web=False))
         finally:
             stop(broker)
-    print(f"\n{'run':<18} {'RSS':>8} {'target':>8} {'idle CPU':>9} {'start-up':<40}")
-    for run, target in rows:
-        print(f"{run.name:<18} {run.rss_mb:>5.1f} MiB {target:>5.0f} MiB {run.cpu_pct:>7.3f} % "
-              f"{startup_text(run)}")
+    print(f"\n{'run':<18} {'RSS':>8} {'target':>8} {'floor':>9} {'matpi':>9} {'idle CPU':>9} "
+          f"{'start-up':<40}")
+    for run, target, floor in rows:
+        print(f"{run.name:<18} {run.rss_mb:>5.1f} MiB {target:>5.0f} MiB {floor:>5.1f} MiB "
+              f"{run.rss_mb - floor:>5.1f} MiB {run.cpu_pct:>7.3f} % {startup_text(run)}")
+    print("floor: a process that loads the same libraries as that daemon (every module it has "
+          "loaded once settled) and no matpi code; matpi: the rest")
     print("\nidle CPU target with MQTT and the page: 0.05 % of a core (one 10 ms clock tick "
           f"in {duration_s:g} s is {1 / duration_s:.3f} %)")
     print(f"imports of the simulated daemon with MQTT, modules by package:\n  {imports}")

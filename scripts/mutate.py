@@ -662,6 +662,15 @@ MUTATIONS: list[Mutation] = [
     mutation("history writer: a stuck disk never reported", "src/matpi/store/recorder.py",
              "behind = not queued or stalled_s > self._max_stall_s",
              "behind = not queued", "tests/test_history_writer.py"),
+    # --- the controller's wait (issue #17): a stop asked by a signal is never left waiting
+    mutation("netloop: a signal handler's put does not wake the wait",
+             "src/matpi/remote/netloop.py",
+             "        if self._selecting or not self.on_loop_thread():",
+             "        if not self.on_loop_thread():", "tests/test_netloop.py"),
+    mutation("netloop: a put from another thread does not wake the wait",
+             "src/matpi/remote/netloop.py",
+             "        if self._selecting or not self.on_loop_thread():\n            self._wake()",
+             "        if self._selecting:\n            self._wake()", "tests/test_netloop.py"),
     # --- occupancy (issue #15): heat and vibration only with someone on the mat
     mutation("occupancy: a session heats with the mat empty", "src/matpi/core/sessionmodel.py",
              "            or (self.state is State.RUNNING and not self._someone_on())\n", "",

@@ -1,7 +1,6 @@
 """The `matpi` command: run the mat, check a config, simulate one in a terminal."""
 
 import argparse
-import getpass
 import json
 import logging
 import os
@@ -20,20 +19,16 @@ from matpi.core.errors import ConfigError, DriverError, HistoryError
 from matpi.core.events import (
     Event,
 )
-from matpi.drivers.bootpins import DEFAULT_OUTPUTS, config_txt_lines, pi_outputs
 from matpi.drivers.clock import Clock
-from matpi.drivers.selftest import run_selftest, table
 from matpi.drivers.sim import SimFault
 from matpi.drivers.statedir import default_state_dir, pin_lock
 from matpi.remote.homeassistant import discovery_messages, removal_messages
 from matpi.remote.mqttclient import MqttError, publish_once
-from matpi.remote.web.security import PasswordError, PasswordFile
 from matpi.service.app import assemble
 from matpi.service.daemon import run_in_terminal, serve
 from matpi.service.journal import setup_logging
 from matpi.service.outputsrecord import OutputsRecordError, remember_outputs
 from matpi.store.history import HISTORY_FILENAME, History
-from matpi.store.historyview import render_history
 
 log = logging.getLogger("matpi")
 
@@ -314,6 +309,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
+    from matpi.drivers.selftest import run_selftest, table
+
     config = _load(args.config)
     if config is None:
         return 1
@@ -356,6 +353,8 @@ def _cmd_safe_off(args: argparse.Namespace) -> int:
 
 def _cmd_boot_config(args: argparse.Namespace) -> int:
     """Always 0: with a broken config the default pins' lines are the best answer."""
+    from matpi.drivers.bootpins import DEFAULT_OUTPUTS, config_txt_lines, pi_outputs
+
     try:
         outputs = pi_outputs(load_config(args.config).hardware)
     except Exception as exc:  # ConfigError, or a file that is not even text
@@ -392,6 +391,8 @@ def _cmd_discovery(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    from matpi.store.historyview import render_history
+
     if args.days < 1:
         print(f"matpi history: --days {args.days}: must be 1 or more", file=sys.stderr)
         return 2
@@ -412,6 +413,10 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_web_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from matpi.remote.web.security import PasswordError, PasswordFile
+
     path = args.file
     if path is None:
         config = _load(args.config)

@@ -6,7 +6,6 @@ allowed, so that a maker fixing a config sees all of it at once:
     matpi.toml: [limits] session_max_min = 90: must be at most 30 (matpi ceiling)
 """
 
-import difflib
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """A '; did you mean X?' tail for a misspelt key, or nothing."""
+    import difflib  # only a config with a mistake needs it: not loaded in a running mat
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
 

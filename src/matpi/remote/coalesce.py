@@ -32,21 +32,15 @@ def _fields(change: Adjust) -> frozenset[str]:
                      if value is not None and name != "source")
 
 
-def _timer(delay_s: float, action: Callable[[], None]) -> None:
-    timer = threading.Timer(delay_s, action)
-    timer.daemon = True
-    timer.start()
-
-
 class SettingsCoalescer:
     """Posts events to the controller, coalescing settings changes; thread-safe.
 
-        coalescer = SettingsCoalescer(controller.post)
+        coalescer = SettingsCoalescer(controller.post, call_later=loop.call_later)
         coalescer.post(Adjust(Source.REMOTE, intensity_pct=40.0))
     """
 
     def __init__(self, post: Post, *, window_s: float = WINDOW_S,
-                 call_later: CallLater = _timer,
+                 call_later: CallLater,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._post = post
         self._window_s = window_s

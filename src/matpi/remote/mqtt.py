@@ -1,8 +1,11 @@
-"""The MQTT bridge: paho-mqtt 2.x in its own thread, between a broker and the controller.
+"""The MQTT bridge: paho-mqtt 2.x on the controller's loop, between a broker and the mat.
 
-The mat never needs the broker: `start` only schedules a connection, paho's
-thread reconnects (to the next of `[mqtt] hosts`, after a jittered delay: see
-`brokers`), and every broker event is logged.
+The mat never needs the broker: `start` only schedules a connection, a
+connector thread makes it and each reconnection (to the next of `[mqtt]
+hosts`, after a jittered delay: see `brokers`), and every broker event is
+logged. Once connected, the socket is served by the controller's `NetLoop`:
+a command is read, checked and posted on the thread that applies it, and the
+state it changes is written on the thread that made it.
 Incoming commands go through `RemoteCommands` and reach the core only as
 events posted to the controller; the controller's listener publishes what
 changed. Nothing here touches the mat's state.
@@ -13,10 +16,12 @@ Topics live under `<base_topic>/<device_id>` (see `homeassistant.Topics`):
 speaks MQTT 5 so that a command published with retain is seen as retained even
 while matpi is connected, and is refused every time instead of only on replay.
 
-    bridge = MqttBridge(config.mqtt, config.device, config.rules, controller.post)
+    loop = NetLoop()
+    controller = Controller(machine, drivers, clock, inbox=loop)
+    bridge = MqttBridge(config.mqtt, config.device, config.rules, controller.post, loop=loop)
     controller.add_listener(bridge.listener)
     bridge.start()
-    ...
+    ...                       # the controller runs, then stops
     bridge.close()
 """
 
@@ -24,7 +29,9 @@ import dataclasses
 import json
 import logging
 import math
+import queue
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +60,7 @@ from matpi.remote.homeassistant import (
     status_topic,
 )
 from matpi.remote.mqttclient import MqttError, make_client
+from matpi.remote.netloop import NetLoop, TimerHandle
 from matpi.remote.payloads import SessionEnd, button_gestures, notice_payload, state_payload
 from matpi.remote.tally import Tally
 
@@ -84,6 +92,12 @@ many devices do not answer a restart at the same instant."""
 CLOSE_TIMEOUT_S = 2.0
 """How long `close` waits for `offline` to reach the broker."""
 
+MISC_S = 1.0
+"""How often paho checks the keepalive while connected, as its own loop does."""
+
+_STOP = object()
+"""Ends the bridge's own loop thread."""
+
 KNOWN_COMMANDS = frozenset(Command)
 REPORT_INTERVAL_S = 60.0
 """A count of what could not be sent is logged at once, then at most once a minute."""
@@ -110,15 +124,17 @@ def _tally(what: str) -> Tally:
 class MqttBridge:
     """Connects one mat to an MQTT broker and Home Assistant.
 
-    Threads: paho's network loop (commands in, connection events, the wait
-    before the next broker is tried), a timer
-    thread (heartbeat, delayed discovery), and the controller thread, which
-    calls `listener`. None of them blocks another for longer than a publish
-    takes to be queued.
+    Threads: the loop's thread (the controller's, when the daemon passes its
+    `NetLoop`; a thread of the bridge's own otherwise) reads and writes the
+    socket, runs the timers (heartbeat, held state, discovery, keepalive) and
+    calls `listener`; a connector thread makes each connection (DNS, TCP, TLS
+    and the wait before the next try may take seconds) and hands the socket
+    to the loop. No other thread touches the client while it is connected.
 
-        bridge = MqttBridge(config.mqtt, config.device, config.rules, controller.post)
+        bridge = MqttBridge(config.mqtt, config.device, config.rules, controller.post,
+                            loop=inbox)
         bridge.start()
-        bridge.close()
+        bridge.close()    # once the loop's thread has stopped
     """
 
     def __init__(
@@ -131,10 +147,11 @@ class MqttBridge:
         wall: Callable[[], float] = time.time,
         version: str = __version__,
         commands: RemoteCommands | None = None,
+        loop: NetLoop | None = None,
     ) -> None:
-        """`commands` lets the daemon share one start limit between MQTT and the web page."""
+        """`commands` lets the daemon share one start limit between MQTT and the web page;
+        `loop` is the controller's inbox, so that commands and states cross no thread."""
         self._config = config
-        self._post = post
         self._topics = Topics.of(config, device)
         self._status_topic = status_topic(config)
         self._commands = commands or RemoteCommands(rules)
@@ -144,23 +161,22 @@ class MqttBridge:
         self.birth_delay_max_s = BIRTH_DELAY_MAX_S
         self.state_every_s = STATE_EVERY_S
         """All three may be shortened before `start` (tests do)."""
-        self._lock = threading.Lock()
-        """Orders the state publishes of the controller, paho and timer threads."""
-        self._wake = threading.Condition(self._lock)
+        self._loop = loop or NetLoop()
+        self._own_thread = (threading.Thread(target=self._serve, name="matpi-mqtt", daemon=True)
+                            if loop is None else None)
         self._connected = False
         self._closing = False
         self._state_json: str | None = None
         self._state_shown: tuple[object, ...] = ()
         """What a person sees in `_state_json`: the fields outside COUNTING_FIELDS."""
         self._shown_sent: tuple[object, ...] | None = None
-        self._json_sent: str | None = None
         self._state_sent_at = -math.inf
-        self._discovery_due: float | None = None
+        self._state_timer: TimerHandle | None = None
+        self._misc_timer: TimerHandle | None = None
         self._ends_at = SessionEnd(wall)
         """When the running session ends: epoch seconds and as published."""
-        self._coalescer = SettingsCoalescer(post)
+        self._coalescer = SettingsCoalescer(post, call_later=self._loop.call_later)
         self._replies_on_way: dict[str, paho.MQTTMessageInfo] = {}
-        self._replies_lock = threading.Lock()
         self.replies_coalesced = _tally(
             "error replies not sent: a reply to the same command was still on its way "
             "(each rejection is in the journal above)")
@@ -170,8 +186,10 @@ class MqttBridge:
         """The last problem logged per broker, so that a retry does not log it again."""
         self.reconnect = Reconnect(config.brokers, config.host_order)
         """Its backoff may be shortened before `start` (tests do)."""
-        self._timer = threading.Thread(target=self._run_timers, name="matpi-mqtt-timers",
-                                       daemon=True)
+        self._connect_wanted = threading.Event()
+        self._next_delay_s = 0.0
+        self._connector = threading.Thread(target=self._run_connector,
+                                           name="matpi-mqtt-connect", daemon=True)
         self._client: paho.Client | None = None
         self._setup_error: str | None = None
         try:
@@ -181,18 +199,19 @@ class MqttBridge:
             return
         client = self._client
         client.will_set(self._topics.availability, "offline", qos=QOS, retain=True)
-        # paho's own wait is off: it would retry the same broker, without jitter. The bridge
-        # waits in on_connect_fail and on_disconnect instead (`_try_next`).
-        client.reconnect_delay_set(0, 0)
         # No queue limit: paho counts every unacknowledged QoS 1 message against it while
         # connected too, and silently refused events and replies past 100. What is sent is
         # bounded here instead: nothing while disconnected, a state replaced by the next,
         # one error reply per command on its way, settings changes coalesced.
         client.max_queued_messages_set(0)
         client.on_connect = _guarded(self._on_connect)
-        client.on_connect_fail = _guarded(self._on_connect_fail)
         client.on_disconnect = _guarded(self._on_disconnect)
         client.on_message = _guarded(self._on_message)
+        client.on_socket_close = _guarded(self._on_socket_close)
+        # paho then only queues what is published: the loop writes it when the socket can
+        # take it, and `_tell` at once. A QoS 1 command's acknowledgement no longer goes out
+        # before the command is applied, and the connector thread never writes.
+        client.on_socket_register_write = _wants_write
 
     @property
     def connected(self) -> bool:
@@ -203,30 +222,138 @@ class MqttBridge:
         if self._client is None:
             log.error("MQTT disabled: %s", self._setup_error)
             return
-        address = self.reconnect.address
-        log.info("MQTT: connecting to %s", address)
-        self._client.connect_async(address.host, address.port, self._config.keepalive_s)
-        self._client.loop_start()
-        self._timer.start()
+        log.info("MQTT: connecting to %s", self.reconnect.address)
+        if self._own_thread is not None:
+            self._own_thread.start()
+        self._connector.start()
+        self._connect_wanted.set()
 
     def listener(self, snapshot: Snapshot, notices: list[Notice]) -> None:
-        """Controller listener: publish the new state and the notices; only queues, never waits."""
-        ends_at = self._ends_at(snapshot)
-        payload = state_payload(snapshot, ends_at)
+        """Controller listener: publish the new state and the notices; never waits."""
+        if self._loop.on_loop_thread():
+            self._tell(snapshot, notices)
+        else:  # a loop of the bridge's own: the client is its thread's alone
+            self._loop.call_soon(lambda: self._tell(snapshot, notices))
+
+    def close(self) -> None:
+        """Publish `offline` (retained), disconnect cleanly and stop the threads.
+
+        The loop's own thread must have stopped (the controller's, when shared): the
+        caller drives the loop here until the broker confirms `offline`."""
+        if self._closing:
+            return
+        self._closing = True
+        self.reconnect.stop()
+        self._connect_wanted.set()
+        if self._own_thread is not None and self._own_thread.is_alive():
+            self._loop.put(_STOP)
+            self._own_thread.join(timeout=CLOSE_TIMEOUT_S)
+        if self._connector.is_alive():
+            self._connector.join(timeout=CLOSE_TIMEOUT_S)
+        self._cancel_timers()
         client = self._client
-        with self._lock:
-            self._state_json = payload
-            self._state_shown = (*(getattr(snapshot, name) for name in _SHOWN_FIELDS), ends_at)
-            if client is None or not self._connected:
-                # The retained state follows on reconnect; events are not kept for later.
-                for _ in notices:
-                    self.not_sent.count()
+        if client is not None:
+            self._say_goodbye(client)
+        self.replies_coalesced.close()
+        self.not_sent.close()
+
+    def _say_goodbye(self, client: paho.Client) -> None:
+        connected, self._connected = self._connected, False
+        if connected:  # no state follows: nothing runs the loop but this thread now
+            info = client.publish(self._topics.availability, "offline", qos=QOS, retain=True)
+            if not self._loop.drive(info.is_published, CLOSE_TIMEOUT_S):
+                log.warning("MQTT: offline not confirmed within %g s", CLOSE_TIMEOUT_S)
+        client.disconnect()
+        client.loop_write()  # DISCONNECT, and paho closes the socket once it is written
+        log.info("MQTT: disconnected")
+
+    def _serve(self) -> None:
+        """The bridge's own loop thread, when no loop was given."""
+        while True:
+            try:
+                if self._loop.get(timeout=60.0) is _STOP:
+                    return
+            except queue.Empty:
+                continue
+
+    # --- the connector thread ---------------------------------------------------
+
+    def _run_connector(self) -> None:
+        """Connects whenever the loop asks, after the delay it set; blocking is fine here."""
+        client = self._client
+        assert client is not None
+        while True:
+            self._connect_wanted.wait()
+            self.reconnect.wait(self._next_delay_s)
+            if self._closing:
                 return
-            if (self._state_shown != self._shown_sent
-                    or time.monotonic() - self._state_sent_at >= self.state_every_s):
-                self._publish_state(client, payload)
-            else:
-                self._wake.notify()  # the timer sends it when its time comes
+            address = self.reconnect.address
+            try:
+                client.connect(address.host, address.port, self._config.keepalive_s)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                self._report(f"unreachable ({exc})")
+                self._plan_next_try()
+                continue
+            self._connect_wanted.clear()
+            self._loop.call_soon(self._attach)
+
+    def _plan_next_try(self) -> None:
+        """The next broker and the jittered wait before it (see `brokers`)."""
+        before = self.reconnect.address
+        address, self._next_delay_s = self.reconnect.next_attempt()
+        level = logging.DEBUG if address == before else logging.INFO
+        log.log(level, "MQTT: trying %s in %.1f s", address, self._next_delay_s)
+
+    # --- the loop's thread ------------------------------------------------------
+
+    def _attach(self) -> None:
+        """The connector has sent CONNECT: the socket is the loop's from here on."""
+        client = self._client
+        sock = client.socket() if client is not None else None
+        if self._closing or client is None or not isinstance(sock, socket.socket):
+            return
+        self._loop.watch(sock, self._readable, self._writable, client.want_write)
+        self._misc_timer = self._loop.call_later(MISC_S, self._misc)
+
+    def _readable(self) -> None:
+        client = self._client
+        assert client is not None
+        client.loop_read()
+        sock = client.socket()
+        while sock is not None and getattr(sock, "pending", lambda: 0)() > 0:
+            client.loop_read()  # TLS: decrypted bytes that select cannot see
+            sock = client.socket()
+        # What the callbacks queued (a QoS 1 acknowledgement, an error reply) is written with
+        # the state or by the next turn of the loop, after the command has been applied.
+
+    def _writable(self) -> None:
+        assert self._client is not None
+        self._client.loop_write()
+
+    def _misc(self) -> None:
+        """Keepalive pings and the broker's silence, once a second while connected."""
+        assert self._client is not None
+        if self._client.socket() is None:
+            return
+        self._client.loop_misc()
+        if self._client.socket() is not None:
+            self._misc_timer = self._loop.call_later(MISC_S, self._misc)
+
+    def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        ends_at = self._ends_at(snapshot)
+        self._state_json = state_payload(snapshot, ends_at)
+        self._state_shown = (*(getattr(snapshot, name) for name in _SHOWN_FIELDS), ends_at)
+        client = self._client
+        if client is None or not self._connected:
+            # The retained state follows on reconnect; events are not kept for later.
+            for _ in notices:
+                self.not_sent.count()
+            return
+        if (self._state_shown != self._shown_sent
+                or time.monotonic() - self._state_sent_at >= self.state_every_s):
+            self._publish_state(client)
+        else:
+            self._schedule_state(self._state_sent_at + self.state_every_s)
         for notice in notices:
             self._send(client, self._topics.event, notice_payload(notice))
             if isinstance(notice, Refused):
@@ -234,40 +361,15 @@ class MqttBridge:
                 self._reply(client, notice.command, json.dumps(reply, ensure_ascii=False))
         for gesture in button_gestures(notices):
             self._send(client, self._topics.button, button_event(gesture))
-
-    def close(self) -> None:
-        """Publish `offline` (retained), disconnect cleanly and stop both threads."""
-        with self._wake:
-            if self._closing:
-                return
-            self._closing = True
-            self._wake.notify()
-        if self._timer.is_alive():
-            self._timer.join(timeout=CLOSE_TIMEOUT_S)
-        client = self._client
-        if client is None:
-            return
-        with self._lock:  # no state may follow offline
-            connected, self._connected = self._connected, False
-        if connected:
-            info = client.publish(self._topics.availability, "offline", qos=QOS, retain=True)
-            try:
-                info.wait_for_publish(timeout=CLOSE_TIMEOUT_S)
-            except (RuntimeError, ValueError) as exc:
-                log.warning("MQTT: could not publish offline: %s", exc)
-        client.disconnect()
-        self.reconnect.stop()  # after disconnect: a backoff cut short finds paho told to stop
-        client.loop_stop()
-        self.replies_coalesced.close()
-        self.not_sent.close()
-        log.info("MQTT: disconnected")
-
-    # --- paho's thread --------------------------------------------------------
+        if client.want_write():  # the state goes out now, not a turn of the loop later
+            client.loop_write()
 
     def _on_connect(self, client: paho.Client, userdata: object, flags: object,
                     reason: Any, properties: object) -> None:
-        if reason.is_failure:  # on_disconnect follows and tries the next broker
+        if reason.is_failure:  # the broker closes; on_disconnect tries the next broker
             self._report(f"refused the connection: {reason}")
+            return
+        if self._closing:
             return
         log.info("MQTT: connected to %s", self.reconnect.address)
         self._problems.clear()
@@ -275,48 +377,34 @@ class MqttBridge:
         commands = SubscribeOptions(qos=QOS, retainAsPublished=True)
         client.subscribe([(self._topics.commands, commands),
                           (self._status_topic, SubscribeOptions(qos=QOS))])
-        with self._lock:  # `close` sets _closing under it: online never follows offline
-            if self._closing:
-                return
-            self._send(client, self._topics.availability, "online", retain=True)
-            self._connected = True
-            if self._state_json is not None:
-                self._publish_state(client, self._state_json)
-        self._publish_discovery(client)
-
-    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
-        self._report("unreachable")
-        self._try_next(client)
+        self._send(client, self._topics.availability, "online", retain=True)
+        self._connected = True
+        if self._state_json is not None:
+            self._publish_state(client)
+        self._publish_discovery()
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object,
                        reason: Any, properties: object) -> None:
-        with self._lock:
-            was_connected, self._connected = self._connected, False
-        if was_connected and not self._closing:
+        was_connected, self._connected = self._connected, False
+        self._cancel_timers()
+        if self._closing:
+            return
+        if was_connected:
             log.warning("MQTT: connection to %s lost (%s)", self.reconnect.address, reason)
-        self._try_next(client)
+        self._plan_next_try()
+        self._connect_wanted.set()
 
-    def _try_next(self, client: paho.Client) -> None:
-        """Point paho at the next broker and wait the jittered delay here, in paho's thread.
-
-        No connection exists meanwhile, so nothing waits for this thread (the listener and
-        the timers publish nothing while disconnected), and `close` cuts the wait short.
-        paho connects to `address` as soon as this returns."""
-        with self._lock:  # `close` sets _closing under it: no new try is set up after it
-            if self._closing:
-                return
-            before = self.reconnect.address
-            address, delay_s = self.reconnect.next_attempt()
-            client.connect_async(address.host, address.port, self._config.keepalive_s)
-        level = logging.DEBUG if address == before else logging.INFO
-        log.log(level, "MQTT: trying %s in %.1f s", address, delay_s)
-        self.reconnect.wait(delay_s)
+    def _on_socket_close(self, client: paho.Client, userdata: object, sock: Any) -> None:
+        if isinstance(sock, socket.socket):
+            self._loop.unwatch(sock)
 
     def _on_message(self, client: paho.Client, userdata: object, message: Any) -> None:
         topic, payload = message.topic, message.payload
         if topic == self._status_topic:
             if payload == b"online" and self._discovery:
-                self._schedule_discovery()
+                delay_s = random.uniform(0.0, self.birth_delay_max_s)
+                log.info("MQTT: Home Assistant is online; discovery again in %.1f s", delay_s)
+                self._loop.call_later(delay_s, self._publish_discovery)
             return
         command = self._topics.command_name(topic)
         if command is None:
@@ -329,51 +417,39 @@ class MqttBridge:
         for event in outcome:
             self._coalescer.post(event)
 
-    # --- timers ---------------------------------------------------------------
-
-    def _schedule_discovery(self) -> None:
-        delay_s = random.uniform(0.0, self.birth_delay_max_s)
-        log.info("MQTT: Home Assistant is online; discovery again in %.1f s", delay_s)
-        with self._wake:
-            self._discovery_due = time.monotonic() + delay_s
-            self._wake.notify()
-
-    def _run_timers(self) -> None:
-        """Heartbeat and delayed discovery; asleep until the next one is due."""
-        while True:
-            discovery = False
-            with self._wake:
-                if self._closing:
-                    return
-                now = time.monotonic()
-                if self._discovery_due is not None and now >= self._discovery_due:
-                    self._discovery_due = None
-                    discovery = True
-                client = self._client
-                held = self._state_json != self._json_sent
-                every_s = self.state_every_s if held else self.heartbeat_s
-                if (client is not None and self._connected and self._state_json is not None
-                        and now - self._state_sent_at >= every_s):
-                    self._publish_state(client, self._state_json)
-                    every_s = self.heartbeat_s
-                due_in_s = self._state_sent_at + every_s - now
-                wait_s = due_in_s if due_in_s > 0 else every_s
-                if self._discovery_due is not None:
-                    wait_s = min(wait_s, self._discovery_due - now)
-                if not discovery:
-                    self._wake.wait(timeout=max(wait_s, 0.0))
-            if discovery and client is not None and self._connected:
-                self._publish_discovery(client)
-
     # --- helpers ----------------------------------------------------------------
 
-    def _publish_state(self, client: paho.Client, payload: str) -> None:
-        """Caller holds the lock, so two threads cannot publish states out of order."""
-        self._send(client, self._topics.state, payload, qos=QOS_STATE, retain=True)
+    def _publish_state(self, client: paho.Client) -> None:
+        """Publishes the latest state and counts the heartbeat from now."""
+        assert self._state_json is not None
+        self._send(client, self._topics.state, self._state_json, qos=QOS_STATE, retain=True)
         self._state_sent_at = time.monotonic()
-        self._json_sent = payload
         self._shown_sent = self._state_shown
-        self._wake.notify()  # the timer counts its heartbeat from here
+        if self._state_timer is not None:
+            self._state_timer.cancel()
+        self._state_timer = None
+        self._schedule_state(self._state_sent_at + self.heartbeat_s)
+
+    def _schedule_state(self, when: float) -> None:
+        """The state goes out again at `when` (or earlier, if already planned so)."""
+        if self._state_timer is not None and not self._state_timer.cancelled:
+            if self._state_timer.when <= when:
+                return
+            self._state_timer.cancel()
+        self._state_timer = self._loop.call_later(max(when - time.monotonic(), 0.0),
+                                                  self._state_due)
+
+    def _state_due(self) -> None:
+        """A held state or the heartbeat."""
+        self._state_timer = None
+        if self._client is not None and self._connected and self._state_json is not None:
+            self._publish_state(self._client)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._state_timer, self._misc_timer):
+            if timer is not None:
+                timer.cancel()
+        self._state_timer = self._misc_timer = None
 
     def _send(self, client: paho.Client, topic: str, payload: str, *, qos: int = QOS,
               retain: bool = False) -> paho.MQTTMessageInfo:
@@ -389,19 +465,21 @@ class MqttBridge:
         bad commands then costs one reply in flight per command, and a count. Unknown
         command names share one place, so that inventing names grows nothing."""
         key = command if command in KNOWN_COMMANDS else "?"
-        with self._replies_lock:
-            earlier = self._replies_on_way.get(key)
-            if earlier is not None and earlier.rc == paho.MQTT_ERR_SUCCESS \
-                    and not earlier.is_published():
-                self.replies_coalesced.count()
-                return
-            info = self._send(client, self._topics.error, payload)
-            if info.rc == paho.MQTT_ERR_SUCCESS:
-                self._replies_on_way[key] = info
-            else:
-                self._replies_on_way.pop(key, None)
+        earlier = self._replies_on_way.get(key)
+        if earlier is not None and earlier.rc == paho.MQTT_ERR_SUCCESS \
+                and not earlier.is_published():
+            self.replies_coalesced.count()
+            return
+        info = self._send(client, self._topics.error, payload)
+        if info.rc == paho.MQTT_ERR_SUCCESS:
+            self._replies_on_way[key] = info
+        else:
+            self._replies_on_way.pop(key, None)
 
-    def _publish_discovery(self, client: paho.Client) -> None:
+    def _publish_discovery(self) -> None:
+        client = self._client
+        if client is None or not self._connected:
+            return
         for topic, payload in self._discovery:
             self._send(client, topic, payload, retain=True)
 
@@ -414,9 +492,13 @@ class MqttBridge:
         self._problems[address] = problem
 
 
+def _wants_write(client: paho.Client, userdata: object, sock: Any) -> None:
+    """Nothing to do: the loop asks `want_write` before each wait."""
+
+
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
-    """A paho callback that logs its exceptions: one escaping would end paho's thread,
-    and MQTT with it."""
+    """A paho callback that logs its exceptions: one escaping would reach the loop, far
+    from its cause."""
 
     def guarded(*args: Any) -> None:
         try:

@@ -6,7 +6,6 @@ and on the way out the outputs go off before MQTT says offline.
 """
 
 import logging
-import queue
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 from matpi.config.settings import Config
 from matpi.core.clockmark import ClockMark
 from matpi.core.errors import HistoryError
-from matpi.core.events import DriverFault, Event
+from matpi.core.events import DriverFault
 from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.core.usage import Usage
@@ -27,6 +26,7 @@ from matpi.drivers.settled import SettledLevel
 from matpi.drivers.sim import SimThermometer, SimulatedMat
 from matpi.remote.commands import RemoteCommands, StartLimiter
 from matpi.remote.mqtt import MqttBridge
+from matpi.remote.netloop import NetLoop
 from matpi.service import systemd
 from matpi.service.controller import Controller
 from matpi.store.history import HISTORY_FILENAME, UNUSABLE_FAULT, History, Restored
@@ -106,7 +106,8 @@ def assemble(
         DriverError: a part could not be set up (named in the message).
     """
     clock = Clock(speed)
-    inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    # The controller waits on it, and the MQTT socket is served on the controller's thread.
+    inbox = NetLoop()
     sim = SimulatedMat(clock) if simulate else None
     drivers = _drivers(config, sim, inbox, board_sim, real_time=speed == 1.0)
     _add_dead_man(drivers, inbox)
@@ -137,7 +138,7 @@ def assemble(
     bridge = None
     if config.mqtt.enabled:
         bridge = MqttBridge(config.mqtt, config.device, rules, controller.post, wall=clock.wall,
-                            commands=commands)
+                            commands=commands, loop=inbox)
         controller.add_listener(bridge.listener)
     web = None
     if config.web.enabled:
@@ -152,7 +153,7 @@ def assemble(
     return Mat(controller, drivers, poller, clock, sim, bridge, history, web, recorder)
 
 
-def _add_dead_man(drivers: MatDrivers, inbox: "queue.SimpleQueue[Event]") -> None:
+def _add_dead_man(drivers: MatDrivers, inbox: NetLoop) -> None:
     """The heater switches itself off unless refreshed, and stays off once it had to:
     only the local fault reset (which the controller passes on as `reset`) rearms it."""
     heater = RefreshedHeater(
@@ -179,7 +180,7 @@ def _marker(clock: Clock) -> Callable[[], ClockMark] | None:
 
 
 def _drivers(
-    config: Config, sim: SimulatedMat | None, inbox: "queue.SimpleQueue[Event]", board_sim: bool,
+    config: Config, sim: SimulatedMat | None, inbox: NetLoop, board_sim: bool,
     *, real_time: bool,
 ) -> MatDrivers:
     # The drivers of real pins and of the serial board are imported only when used:
@@ -203,7 +204,7 @@ def _drivers(
 
 
 def _sensing_occupancy(config: Config, sim: SimulatedMat, drivers: MatDrivers,
-                       inbox: "queue.SimpleQueue[Event]") -> MatDrivers:
+                       inbox: NetLoop) -> MatDrivers:
     """The simulated mat's occupancy sensor, when the rules have one: it reads the
     simulated person, debounced as the real one is."""
     if config.rules.occupancy_sensor:

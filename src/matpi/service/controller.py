@@ -15,7 +15,7 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from matpi.core.events import (
     ClockStepped,
@@ -39,6 +39,16 @@ REFRESH_S = 1.0
 """Real seconds between refreshes of an output that is on: the heater's dead-man gives
 3 s, the mat board's 2 s for heater and motor alike."""
 
+class Inbox(Protocol):
+    """Where edges post and the controller waits: a `queue.SimpleQueue`, or the `NetLoop`
+    that also serves the MQTT socket while the controller waits."""
+
+    def put(self, item: Any) -> None: ...
+
+    def get(self, *, timeout: float) -> Any:
+        """Raises queue.Empty when nothing came within `timeout` seconds."""
+
+
 Listener = Callable[[Snapshot, list[Notice]], None]
 """Told of every new snapshot and notice, in the controller thread: must not block."""
 
@@ -57,7 +67,7 @@ class Controller:
         drivers: MatDrivers,
         clock: Clock,
         listeners: list[Listener] | None = None,
-        inbox: "queue.SimpleQueue[Any] | None" = None,
+        inbox: Inbox | None = None,
         alive: Callable[[], None] | None = None,
         alive_every_s: float = 0.0,
     ) -> None:
@@ -68,7 +78,7 @@ class Controller:
         self._drivers = drivers
         self._clock = clock
         self._listeners = list(listeners or [])
-        self._queue: queue.SimpleQueue[Event | _Shutdown] = inbox or queue.SimpleQueue()
+        self._queue: Inbox = inbox if inbox is not None else queue.SimpleQueue[Any]()
         self._applied: Outputs | None = None
         self._last_snapshot: Snapshot | None = None
         self._alive = alive
