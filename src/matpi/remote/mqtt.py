@@ -352,6 +352,7 @@ class MqttBridge:
         if (self._state_shown != self._shown_sent
                 or time.monotonic() - self._state_sent_at >= self.state_every_s):
             self._publish_state(client)
+            _flush(client)  # the state first, before the events are even written out
         else:
             self._schedule_state(self._state_sent_at + self.state_every_s)
         for notice in notices:
@@ -361,8 +362,7 @@ class MqttBridge:
                 self._reply(client, notice.command, json.dumps(reply, ensure_ascii=False))
         for gesture in button_gestures(notices):
             self._send(client, self._topics.button, button_event(gesture))
-        if client.want_write():  # the state goes out now, not a turn of the loop later
-            client.loop_write()
+        _flush(client)
 
     def _on_connect(self, client: paho.Client, userdata: object, flags: object,
                     reason: Any, properties: object) -> None:
@@ -490,6 +490,13 @@ class MqttBridge:
         level = logging.DEBUG if self._problems.get(address) == problem else logging.WARNING
         log.log(level, "MQTT: broker %s %s", address, problem)
         self._problems[address] = problem
+
+
+def _flush(client: paho.Client) -> None:
+    """Writes what is queued now rather than a turn of the loop later; never from inside a
+    paho callback (paho's own write may call back)."""
+    if client.want_write():
+        client.loop_write()
 
 
 def _wants_write(client: paho.Client, userdata: object, sock: Any) -> None:
