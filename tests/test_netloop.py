@@ -200,3 +200,25 @@ def test_drive_serves_sockets_until_done_and_leaves_the_items(
     assert answered == [b"puback"]
     assert not loop.drive(lambda: False, timeout_s=0.05)
     assert loop.get(timeout=0.0) == "an event for the stopped controller"
+
+
+def test_an_item_put_by_another_thread_just_before_the_wait_still_ends_it(
+    loop: NetLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """The race a wake byte closes: the loop has looked at its items and is about to wait
+    when another thread puts one."""
+    ours, _theirs = pair
+    asked: list[bool] = []
+
+    def wants_write() -> bool:  # called by the loop between its look at the items and select
+        if not asked:
+            asked.append(True)
+            poster = threading.Thread(target=loop.put, args=("late",))
+            poster.start()
+            poster.join(timeout=5.0)
+        return False
+
+    loop.watch(ours, lambda: None, lambda: None, wants_write)
+    started = time.monotonic()
+    assert loop.get(timeout=10.0) == "late"
+    assert time.monotonic() - started < PROMPT_S
