@@ -392,7 +392,9 @@ class MqttBridge:
         if was_connected:
             log.warning("MQTT: connection to %s lost (%s)", self.reconnect.address, reason)
         self._plan_next_try()
-        self._connect_wanted.set()
+        # Once paho has returned from the read that found the loss: the connector's
+        # reconnect must not overlap paho's own clean-up of the same client.
+        self._loop.call_soon(self._connect_wanted.set)
 
     def _on_socket_close(self, client: paho.Client, userdata: object, sock: Any) -> None:
         if isinstance(sock, socket.socket):
