@@ -46,7 +46,8 @@ class Backoff:
 
 
 class Reconnect:
-    """The broker address and delay for each try, for paho's thread only (`stop` aside)."""
+    """The broker address and delay for each try. One thread at a time: the bridge's
+    connector while it tries, the loop's when a connection is lost (`stop` from any)."""
 
     def __init__(self, brokers: tuple[BrokerAddress, ...], order: str, *,
                  backoff: Backoff | None = None, rng: random.Random | None = None,

@@ -232,7 +232,8 @@ class MqttBridge:
         """Controller listener: publish the new state and the notices; never waits."""
         if self._loop.on_loop_thread():
             self._tell(snapshot, notices)
-        else:  # a loop of the bridge's own: the client is its thread's alone
+        else:  # the client is the loop thread's alone (a loop of the bridge's own, or the
+            # controller's first step, before its first wait)
             self._loop.call_soon(lambda: self._tell(snapshot, notices))
 
     def close(self) -> None:
@@ -433,8 +434,9 @@ class MqttBridge:
         self._schedule_state(self._state_sent_at + self.heartbeat_s)
 
     def _schedule_state(self, when: float) -> None:
-        """The state goes out again at `when` (or earlier, if already planned so)."""
-        if self._state_timer is not None and not self._state_timer.cancelled:
+        """The state goes out again at `when` (or earlier, if already planned so). A timer
+        that is cancelled is always set to None, so one that is set is live."""
+        if self._state_timer is not None:
             if self._state_timer.when <= when:
                 return
             self._state_timer.cancel()

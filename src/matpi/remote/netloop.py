@@ -146,7 +146,8 @@ class NetLoop:
 
     def drive(self, until: Callable[[], bool], timeout_s: float) -> bool:
         """Serve sockets, timers and calls (items stay put) until `until()` or the timeout;
-        for a caller that owns the loop after its usual thread stopped (a clean close)."""
+        for a caller that owns the loop after its usual thread stopped (a clean close).
+        A call queued behind an item is left for the next `get`, in order."""
         deadline = self._monotonic() + timeout_s
         self._owner = threading.get_ident()
         while not until():

@@ -1,9 +1,10 @@
-"""The imperative shell: one thread, one queue, the only writer of outputs.
+"""The imperative shell: one thread, one inbox, the only writer of outputs.
 
 Edges (button, thermometer poller, MQTT, web, signals) call `post` and
 return. The loop feeds each event and the time to the pure session machine,
-applies the outputs it returns, tells the listeners, and sleeps on the queue
-until the machine's next deadline: no busy polling.
+applies the outputs it returns, tells the listeners, and waits on the inbox
+until the machine's next deadline: no busy polling. In the daemon the inbox is
+a `NetLoop`, which serves the MQTT socket on this thread while it waits.
 
 Heat is off at boot, off when an output fails (a latched fault), and off on
 the way out however the loop ends, exception included. A stop on request
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 REFRESH_S = 1.0
 """Real seconds between refreshes of an output that is on: the heater's dead-man gives
 3 s, the mat board's 2 s for heater and motor alike."""
+
 
 class Inbox(Protocol):
     """Where edges post and the controller waits: a `queue.SimpleQueue`, or the `NetLoop`
