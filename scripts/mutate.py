@@ -392,9 +392,8 @@ MUTATIONS: list[Mutation] = [
     # the dose limit, the surface used, the guards of the transition table
     mutation("session: heat without a session",
              "src/matpi/core/sessionmodel.py",
-             "            session is None\n"
-             "            or (self.state is State.RUNNING and not self._someone_on())\n",
-             "            (self.state is State.RUNNING and not self._someone_on())\n",
+             "            session is None\n            or (",
+             "            (",
              PROPERTIES, equivalent="no session means no setpoint (kept for the type checker)"),
     mutation("session: heat without a setpoint",
              "src/matpi/core/sessionmodel.py",
@@ -654,7 +653,9 @@ MUTATIONS: list[Mutation] = [
              "never_skipped"),
     # --- the history's writer thread (issue #17): a failed or stuck disk is a fault
     mutation("history writer: a failed write is not a fault", "src/matpi/store/writer.py",
-             "            self._on_error(WRITE_FAILED_FAULT)\n", "            pass\n",
+             "exc_info=not isinstance(exc, HistoryError))\n"
+             "            self._on_error(WRITE_FAILED_FAULT)\n",
+             "exc_info=not isinstance(exc, HistoryError))\n",
              "tests/test_history_writer.py"),
     mutation("history writer: a rolled-back row id kept", "src/matpi/store/writer.py",
              "            self._open = opened  # rolled back", "            pass  # rolled back",
@@ -676,7 +677,8 @@ MUTATIONS: list[Mutation] = [
              "            or (self.state is State.RUNNING and not self._someone_on())\n", "",
              "tests/test_occupancy.py"),
     mutation("occupancy: a session vibrates with the mat empty", "src/matpi/core/sessionmodel.py",
-             "session is not None and self._someone_on():", "session is not None:",
+             "if self.state is State.RUNNING and session is not None and self._someone_on():",
+             "if self.state is State.RUNNING and session is not None:",
              "tests/test_occupancy.py"),
     mutation("occupancy: a press on an empty mat starts a session", SESSION,
              "        row(IDLE,      Press,         _nobody_on,        STAY,     "
@@ -686,6 +688,14 @@ MUTATIONS: list[Mutation] = [
              "        row(PREHEAT,   Press,         _nobody_on,        STAY,     "
              "_refuse_on_empty),\n",
              "", "tests/test_occupancy.py"),
+    mutation("occupancy: a double press with nobody confirms a preheat", SESSION,
+             "        row(PREHEAT,   DoublePress,   _nobody_on,        STAY,     "
+             "_refuse_on_empty),\n",
+             "", "tests/test_occupancy.py"),
+    mutation("occupancy: a remote preheat heats someone lying on the mat",
+             "src/matpi/core/sessionmodel.py",
+             "            or (self.state is State.PREHEAT and self.occupied is True)\n", "",
+             "tests/test_occupancy.py"),
     mutation("occupancy: a vacated session never ends", SESSION,
              "        row(RUNNING,   Time,          _vacated_too_long, COOLDOWN, _end_vacated),\n",
              "", "tests/test_occupancy.py"),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from conftest import SIMULATED, Mat
 from matpi.core import limits
 from matpi.core.events import (
+    DoublePress,
     EndReason,
     Led,
     Occupancy,
@@ -56,6 +57,12 @@ def sensing(*, grace_s: float = 60.0, preheat_max_min: float = 10.0) -> Person:
     mat = Person(rules=rules, pad_c=25.0)
     mat.read(25.0)
     return mat
+
+
+def heats_after_its_rest(mat: Person) -> None:
+    """A relay heater switched off rests `min_off_s` before it may switch on again."""
+    mat.run_for(mat.machine.rules.min_off_s + 1.0)
+    assert mat.heater
 
 
 def sessions_ended(mat: Mat) -> list[SessionEnded]:
@@ -201,7 +208,45 @@ def test_a_remote_preheat_warms_the_empty_mat_and_waits_for_the_person() -> None
     assert mat.led is Led.AWAITING_PRESS
     mat.lie_down()
     mat.send(Press())
-    assert mat.machine.state is State.RUNNING and mat.heater
+    assert mat.machine.state is State.RUNNING
+    heats_after_its_rest(mat)
+
+
+def test_a_double_press_with_nobody_on_the_mat_does_not_confirm_a_preheat() -> None:
+    mat = sensing()
+    mat.send(Start(Source.REMOTE))
+    [refused] = mat.send(DoublePress())
+    assert isinstance(refused, Refused) and refused.command == "press"
+    assert mat.machine.state is State.PREHEAT
+
+
+def test_a_remote_preheat_does_not_heat_someone_already_lying_on_the_mat() -> None:
+    """Review: a remote start heated a sleeper for the whole preheat. Only a press at the
+    mat, by the person on it, may heat them."""
+    mat = sensing()
+    mat.lie_down()
+    mat.send(Start(Source.REMOTE))
+    assert mat.machine.state is State.PREHEAT
+    for _ in range(60):
+        mat.run_for(5.0)
+        assert not mat.heater
+    mat.send(Press())
+    assert mat.machine.state is State.RUNNING
+    heats_after_its_rest(mat)
+
+
+def test_someone_lying_down_during_a_preheat_stops_its_heat_until_they_press() -> None:
+    mat = sensing()
+    mat.send(Start(Source.REMOTE))
+    mat.run_for(60.0)
+    assert mat.heater
+    mat.lie_down()
+    assert not mat.heater
+    mat.run_for(30.0)
+    assert not mat.heater
+    mat.send(Press())
+    assert mat.machine.state is State.RUNNING
+    heats_after_its_rest(mat)
 
 
 def test_a_preheat_nobody_lies_down_for_ends_at_its_bound() -> None:

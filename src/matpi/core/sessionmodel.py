@@ -399,10 +399,12 @@ class SessionModel:
         session = self._session
         # A session exists only while running or preheating, and a stopped heat has no
         # setpoint; setpoints sit a degree under the trip, so the cut comes before it.
-        # A preheat warms the empty mat for its person; a session heats only its person.
+        # A preheat warms the empty mat for its person: someone already lying there (asleep,
+        # say) is heated only once they press. A session heats only its person.
         if (
             session is None
             or (self.state is State.RUNNING and not self._someone_on())
+            or (self.state is State.PREHEAT and self.occupied is True)
             or setpoint is None
             or surface is None
             or not self._supervisor.heat_allowed(now)
