@@ -28,7 +28,7 @@ stamps each message as it arrives. It measures:
   accepts. Figures: time from the kill until all are back, and the spread of
   each mat's first `online` after the kill, in 100 ms buckets: a herd shows as
   most mats in one bucket. A mat quicker than the observer's subscription is
-  timed at it, and counted in the table.
+  timed at it, counted in the table and left out of the buckets.
 
 The command line that reproduces the run is printed first, then one aligned
 table. Exit status: 0 when every mat came back after the restart, 1 otherwise,
@@ -59,9 +59,10 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+from bench_daemon import cpu_seconds, status_kb  # a script beside this one
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from soak import broker_config, free_port  # a script beside this one
+from soak import broker_config, free_port, percentile, stop, tail  # a script beside this one
 
 from matpi.config.load import load_config
 from matpi.remote.coalesce import WINDOW_S
@@ -176,12 +177,6 @@ def stop_all(mats: list[Mat]) -> tuple[int, int]:
     return killed, failed
 
 
-def tail(path: Path, lines: int = 15) -> None:
-    if path.exists():
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
-        print("\n".join(f"  | {line}" for line in text), file=sys.stderr)
-
-
 # --- the broker ----------------------------------------------------------------------
 
 
@@ -199,34 +194,6 @@ def wait_accepting(process: subprocess.Popen[bytes], port: int) -> None:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"mosquitto did not start on port {port}")
         time.sleep(0.01)
-
-
-def stop(process: subprocess.Popen[Any] | None) -> None:
-    """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT_S)
-
-
-# --- /proc -----------------------------------------------------------------------------
-
-
-def status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of every thread of the process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- MQTT clients ----------------------------------------------------------------------
@@ -375,18 +342,9 @@ def sender(port: int) -> paho.Client:
 # --- figures ---------------------------------------------------------------------------
 
 
-def pct(values: list[float], p: float) -> float:
-    """The p-th percentile, inclusive; p 0 and 100 are the least and the largest."""
-    if p <= 0:
-        return min(values)
-    if p >= 100 or len(values) == 1:
-        return max(values)
-    return statistics.quantiles(values, n=100, method="inclusive")[round(p) - 1]
-
-
 def spread_s(stamps_ns: list[int], origin_ns: int) -> str:
     seconds = [(s - origin_ns) / 1e9 for s in stamps_ns]
-    return f"{pct(seconds, 0):.3f} / {pct(seconds, 50):.3f} / {pct(seconds, 100):.3f} s"
+    return " / ".join(f"{percentile(seconds, p):.3f}" for p in (0, 50, 100)) + " s"
 
 
 def last_s(stamps: dict[str, int], origin_ns: int) -> float:
@@ -455,7 +413,7 @@ def start_fleet(fleet: Fleet) -> None:
     fleet.mats = [prepare(fleet.folder, i, fleet.port)
                   for i in range(fleet.args.mats)]
     observer = fleet.observer = Observer(fleet.port, fleet.expected)
-    broker_cpu = cpu_s(fleet.broker_pid())
+    broker_cpu = cpu_seconds(fleet.broker_pid())
     started = time.perf_counter_ns()
     for mat in fleet.mats:
         launch(mat)
@@ -465,7 +423,7 @@ def start_fleet(fleet: Fleet) -> None:
         missing = [m for m in fleet.mats if observer.seen.back_at(m.device_id) is None]
         dead = [m.device_id for m in fleet.mats if not m.running()]
         for mat in missing[:1]:
-            tail(mat.log)
+            tail(mat.log, lines=15)
         raise RuntimeError(f"{len(missing)} mat(s) not online and discovered within "
                            f"{fleet.args.timeout_s:g} s; ended: {', '.join(dead) or 'none'}")
     seen = observer.seen
@@ -476,14 +434,15 @@ def start_fleet(fleet: Fleet) -> None:
                     "each mat p0/p50/p100 " + spread_s(list(seen.online_at.values()), started))
     fleet.table.add("launch -> all discovered", f"{last_s(seen.discovered_at, started):.3f} s",
                     f"{per_mat} retained configs per mat")
-    fleet.table.add("broker CPU, launch", f"{cpu_s(fleet.broker_pid()) - broker_cpu:.2f} s")
+    fleet.table.add("broker CPU, launch",
+                    f"{cpu_seconds(fleet.broker_pid()) - broker_cpu:.2f} s")
 
 
 def run_commands(fleet: Fleet) -> None:
     """One command to each mat in turn, a hop before each; then memory per daemon."""
     observer = fleet.observer
     assert observer is not None
-    broker_cpu = cpu_s(fleet.broker_pid())
+    broker_cpu = cpu_seconds(fleet.broker_pid())
     send = sender(fleet.port)
     hop_ms: list[float] = []
     state_ms: list[float] = []
@@ -492,11 +451,13 @@ def run_commands(fleet: Fleet) -> None:
     deadline = time.monotonic() + fleet.args.timeout_s
     try:
         for round_ in range(fleet.args.commands_per_mat + 1):  # the first round warms up
+            if time.monotonic() > deadline:
+                break
             for mat in fleet.mats:
                 if time.monotonic() > deadline:
                     break
                 if not mat.running():
-                    tail(mat.log)
+                    tail(mat.log, lines=15)
                     raise RuntimeError(f"{mat.device_id} ended during the commands")
                 time.sleep(max(0.0, last_sent.get(mat.device_id, 0.0) + SPACING_S
                                - time.monotonic()))
@@ -513,7 +474,7 @@ def run_commands(fleet: Fleet) -> None:
                 state_ms.append(state / 1e6)
     finally:
         send.disconnect()
-    broker_cpu = cpu_s(fleet.broker_pid()) - broker_cpu
+    broker_cpu = cpu_seconds(fleet.broker_pid()) - broker_cpu
     planned = fleet.args.commands_per_mat * len(fleet.mats)
     if not state_ms:
         raise RuntimeError(f"no command reached its state ({sent} sent, {lost} lost)")
@@ -522,15 +483,15 @@ def run_commands(fleet: Fleet) -> None:
         note += f"; stopped at --timeout-s after {sent} of {planned}"
     table = fleet.table
     table.add("command -> state p50 / p99",
-              f"{statistics.median(state_ms):.3f} / {pct(state_ms, 99):.3f} ms", note)
+              f"{statistics.median(state_ms):.3f} / {percentile(state_ms, 99):.3f} ms", note)
     table.add("broker hop p50 / p99",
-              f"{statistics.median(hop_ms):.3f} / {pct(hop_ms, 99):.3f} ms",
+              f"{statistics.median(hop_ms):.3f} / {percentile(hop_ms, 99):.3f} ms",
               "same clients, just before each command")
     table.add("command -> state / hop",
               f"{statistics.median(state_ms) / statistics.median(hop_ms):.2f}x / "
-              f"{pct(state_ms, 99) / pct(hop_ms, 99):.2f}x", "p50 / p99")
+              f"{percentile(state_ms, 99) / percentile(hop_ms, 99):.2f}x", "p50 / p99")
     table.add("broker CPU, commands", f"{broker_cpu:.2f} s")
-    rss = [status_kib(m.pid, "VmRSS") / 1024 for m in fleet.mats]
+    rss = [status_kb(m.pid, "VmRSS") / 1024 for m in fleet.mats]
     table.add("daemon RSS min / median / max",
               f"{min(rss):.1f} / {statistics.median(rss):.1f} / {max(rss):.1f} MiB",
               f"VmRSS after the commands; {sum(rss):.0f} MiB in all")
@@ -569,11 +530,11 @@ def restart_broker(fleet: Fleet) -> bool:
     table = fleet.table
     pid = fleet.broker_pid()
     table.add("broker RSS before the restart",
-              f"{status_kib(pid, 'VmRSS') / 1024:.1f} MiB",
-              f"peak {status_kib(pid, 'VmHWM') / 1024:.1f} MiB")
+              f"{status_kb(pid, 'VmRSS') / 1024:.1f} MiB",
+              f"peak {status_kb(pid, 'VmHWM') / 1024:.1f} MiB")
     fleet.observer.close()
     fleet.observer = None
-    fleet.earlier_brokers_cpu_s += cpu_s(pid)
+    fleet.earlier_brokers_cpu_s += cpu_seconds(pid)
     killed = time.perf_counter_ns()
     fleet.broker.kill()
     fleet.broker.wait(timeout=STOP_TIMEOUT_S)
@@ -584,7 +545,7 @@ def restart_broker(fleet: Fleet) -> bool:
     ids = [m.device_id for m in fleet.mats]
     all_back = observer.wait(lambda seen: all(seen.back_at(i) is not None for i in ids),
                              fleet.args.timeout_s, fleet.all_running)
-    broker_cpu = cpu_s(fleet.broker_pid())
+    broker_cpu = cpu_seconds(fleet.broker_pid())
     seen = observer.seen
     back = {i: at for i in ids if (at := seen.back_at(i)) is not None}
     table.add("broker down", f"{(up - killed) / 1e6:.0f} ms",
@@ -605,22 +566,29 @@ def restart_broker(fleet: Fleet) -> bool:
         table.add("restart -> all back" if all_back else "restart -> last back",
                   f"{last_s(back, killed):.3f} s")
     if seen.online_at:
-        herd(table, list(seen.online_at.values()), killed, len(ids), len(seen.online_retained))
+        live = [at for i, at in seen.online_at.items() if i not in seen.online_retained]
+        herd(table, list(seen.online_at.values()), live, killed, len(ids))
     table.add("broker CPU, restart", f"{broker_cpu:.2f} s", "the new broker, until all back")
     table.add("broker RSS after the restart",
-              f"{status_kib(fleet.broker_pid(), 'VmRSS') / 1024:.1f} MiB")
+              f"{status_kb(fleet.broker_pid(), 'VmRSS') / 1024:.1f} MiB")
     return all_back
 
 
-def herd(table: Table, online_ns: list[int], killed_ns: int, mats: int, early: int) -> None:
-    """The spread of first reconnects after the kill, and how many fell in one bucket."""
-    buckets = Counter(int((s - killed_ns) / 1e9 / BUCKET_S) for s in online_ns)
-    largest = max(buckets.values())
+def herd(table: Table, online_ns: list[int], live_ns: list[int], killed_ns: int,
+         mats: int) -> None:
+    """The spread of first reconnects after the kill, and how many fell in one bucket.
+    The buckets hold only the `online`s that arrived live (`live_ns`): one already stored
+    when the observer subscribed is stamped at the subscription, as are all the others
+    stored by then, and would make a herd of its own."""
+    early = len(online_ns) - len(live_ns)
+    buckets = Counter(int((s - killed_ns) / 1e9 / BUCKET_S) for s in live_ns)
+    largest = max(buckets.values(), default=0)
     table.add("first reconnect p0 / p50 / p100", spread_s(online_ns, killed_ns),
               "the mat's first `online` after the kill"
               + (f"; {early} already stored when the observer subscribed" if early else ""))
     table.add(f"most reconnects in one {BUCKET_S * 1000:.0f} ms", f"{largest} of {mats}",
-              f"{len(buckets)} bucket(s) used")
+              f"{len(buckets)} bucket(s) used"
+              + (f"; the {early} stored before the subscription left out" if early else ""))
     shown = ", ".join(f"{b * BUCKET_S:.1f} s: {n}" for b, n in sorted(buckets.items()))
     table.add("reconnects by bucket", "", shown)
 
@@ -635,11 +603,11 @@ def bench(fleet: Fleet) -> int:
         start_fleet(fleet)
         run_commands(fleet)
         all_back = restart_broker(fleet)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         print(f"bench_fleet: {exc}", file=sys.stderr)
         fleet.table.print()
         return 2
-    broker_cpu = fleet.earlier_brokers_cpu_s + cpu_s(fleet.broker_pid())
+    broker_cpu = fleet.earlier_brokers_cpu_s + cpu_seconds(fleet.broker_pid())
     wall_s = time.monotonic() - started
     fleet.table.add("broker CPU, whole run", f"{broker_cpu:.2f} s",
                     f"{broker_cpu / wall_s * 100:.1f} % of a core over {wall_s:.0f} s")

@@ -14,7 +14,9 @@ measures for each:
   commands so that both see the same load.
 
 `time.perf_counter_ns()` is CLOCK_MONOTONIC, one clock for both processes.
-Prints p50 and p99 of each, and the ratio of each p99 to the hop's p99.
+Prints p50 and p99 of each, and the ratio of each p99 to the hop's p99: the verdict
+is that ratio against issue #17's target. Each p99 is also held to an absolute bound
+of this bench's own (5 ms, 10 ms), printed beside the verdict and not part of it.
 
 Commands are spaced by a little more than the bridge's coalescing window
 (`remote.coalesce.WINDOW_S`): a change that follows the last one within it is
@@ -22,6 +24,7 @@ held back on purpose (a dragged slider), and its wait is not the path's latency.
 """
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import socket
@@ -38,6 +41,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from soak import percentile  # a script beside this one
+
 from broker import Broker
 from matpi.remote.coalesce import WINDOW_S
 
@@ -45,17 +50,24 @@ BASE = "matpi/matpi"
 HOP_TOPIC = "bench/hop"
 INTENSITIES_PCT = (40, 41)
 WAIT_S = 5.0
-TARGETS = {  # path -> (absolute p99 ms, ratio to hop p99 at QoS 0, at QoS 1): issue #17
-    "command -> output": (5.0, 1.3, 1.3),
-    "command -> state": (10.0, 2.5, 2.8),
+TARGETS = {  # path -> (ratio of its p99 to the hop's p99 at QoS 0, at QoS 1): issue #17
+    "command -> output": (1.3, 1.3),
+    "command -> state": (2.5, 2.8),
 }
+ABSOLUTE_P99_MS = {  # path -> a p99 bound of this bench's own, not issue #17's: shown apart
+    "command -> output": 5.0,
+    "command -> state": 10.0,
+}
+STOP_WAIT_S = 10.0
+"""How long the mat's process may take to stop; past it, it is terminated."""
 
 
 # --- the mat, in its own process ----------------------------------------------
 
 
-def run_mat(host: str, port: int, pipe: Connection) -> None:
-    """A daemon's worth of mat; reports each motor duty change with its time."""
+def run_mat(host: str, port: int, pipe: Connection, run_s: float) -> None:
+    """A daemon's worth of mat; reports each motor duty change with its time. Stops when
+    told, when the bench has gone, or after `run_s` without a word from it."""
     from matpi.config.settings import DeviceConfig, MqttConfig
     from matpi.core.events import Adjust, Event, Press, SelectProgram, Source, State
     from matpi.core.patterns import Pattern
@@ -111,10 +123,12 @@ def run_mat(host: str, port: int, pipe: Connection) -> None:
         time.sleep(0.01)
     stages.clear()
     pipe.send("ready")
-    pipe.recv()  # "stop"
+    if pipe.poll(run_s):
+        with contextlib.suppress(EOFError):  # the bench has gone
+            pipe.recv()  # "stop"
     poller.close()
     controller.request_stop()
-    thread.join()
+    thread.join(STOP_WAIT_S)
     bridge.close()
     pipe.send((changes, stages.marks))
 
@@ -141,7 +155,8 @@ class Stages:
     def wrap(self, controller: Any, bridge: Any) -> None:
         client = bridge._client
         on_message, step, sock_send = client.on_message, controller._step, client._sock_send
-        listener = controller._listeners[-1]
+        at = controller._listeners.index(bridge.listener)  # bound methods compare equal
+        listener = controller._listeners[at]
 
         def timed_on_message(*args: Any) -> None:
             if args[2].topic.endswith("/intensity/set"):
@@ -171,7 +186,7 @@ class Stages:
 
         client.on_message = timed_on_message
         controller._step = timed_step
-        controller._listeners[-1] = timed_listener
+        controller._listeners[at] = timed_listener
         client._sock_send = timed_sock_send
 
 
@@ -230,41 +245,52 @@ def sender(broker: Broker) -> paho.Client:
 def measure(broker: Broker, qos: int, count: int) -> dict[str, list[float]]:
     """Latencies in ms: hop, command -> state, command -> output (the last from the child)."""
     parent, child = multiprocessing.get_context("spawn").Pipe()
+    run_s = 60.0 + 2 * (count + 10) * SPACING_S  # generous: the mat's wait for "stop"
     process = multiprocessing.get_context("spawn").Process(
-        target=run_mat, args=(broker.host, broker.port, child))
+        target=run_mat, args=(broker.host, broker.port, child, run_s), daemon=True)
     process.start()
-    if not parent.poll(30.0) or parent.recv() != "ready":
-        raise SystemExit("the mat did not start")
-    receiver = Receiver(broker, qos)
-    send = sender(broker)
-    hop_ms: list[float] = []
-    state_ms: list[float] = []
-    sent_ns: list[int] = []
-    seen_ns: list[int] = []
-    for i in range(count + 10):  # the first ten warm up
-        marker = f"hop-{i}".encode()
-        started = time.perf_counter_ns()
-        send.publish(HOP_TOPIC, marker, qos=qos)
-        hop = receiver.wait(HOP_TOPIC, marker) - started
-        intensity = INTENSITIES_PCT[i % 2]
-        started = time.perf_counter_ns()
-        send.publish(f"{BASE}/intensity/set", str(intensity), qos=qos)
-        seen = receiver.wait(f"{BASE}/state", f'"intensity_pct":{intensity}.0'.encode())
-        state = seen - started
-        send.loop(timeout=0.0)  # PUBACKs, at QoS 1
-        sent_ns.append(started)
-        seen_ns.append(seen)
-        time.sleep(SPACING_S)
-        if i >= 10:
-            hop_ms.append(hop / 1e6)
-            state_ms.append(state / 1e6)
-    parent.send("stop")
-    if not parent.poll(30.0):
-        raise SystemExit("the mat did not stop")
-    changes, marks = parent.recv()
-    process.join(timeout=10.0)
-    receiver.close()
-    send.disconnect()
+    stopped = False
+    try:
+        if not parent.poll(30.0) or parent.recv() != "ready":
+            raise SystemExit("the mat did not start")
+        receiver = Receiver(broker, qos)
+        send = sender(broker)
+        hop_ms: list[float] = []
+        state_ms: list[float] = []
+        sent_ns: list[int] = []
+        seen_ns: list[int] = []
+        for i in range(count + 10):  # the first ten warm up
+            marker = f"hop-{i}".encode()
+            started = time.perf_counter_ns()
+            send.publish(HOP_TOPIC, marker, qos=qos)
+            hop = receiver.wait(HOP_TOPIC, marker) - started
+            intensity = INTENSITIES_PCT[i % 2]
+            started = time.perf_counter_ns()
+            send.publish(f"{BASE}/intensity/set", str(intensity), qos=qos)
+            seen = receiver.wait(f"{BASE}/state", f'"intensity_pct":{intensity}.0'.encode())
+            state = seen - started
+            send.loop(timeout=0.0)  # PUBACKs, at QoS 1
+            sent_ns.append(started)
+            seen_ns.append(seen)
+            time.sleep(SPACING_S)
+            if i >= 10:
+                hop_ms.append(hop / 1e6)
+                state_ms.append(state / 1e6)
+        parent.send("stop")
+        stopped = True
+        if not parent.poll(30.0):
+            raise SystemExit("the mat did not stop")
+        changes, marks = parent.recv()
+        receiver.close()
+        send.disconnect()
+    finally:  # whatever went wrong above, the mat's process does not outlive this
+        if not stopped:
+            with contextlib.suppress(OSError):
+                parent.send("stop")
+        process.join(timeout=STOP_WAIT_S)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=STOP_WAIT_S)
     output_ms = []
     for i, (sent, (changed, duty)) in enumerate(zip(sent_ns, changes[-len(sent_ns):],
                                                      strict=True)):
@@ -298,10 +324,6 @@ def breakdown(stamps: dict[str, list[int]], count: int) -> dict[str, list[float]
             for start, end, what in BREAKDOWN}
 
 
-def percentile(values: list[float], pct: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
-
-
 def report(run: int, qos: int, figures: dict[str, list[float]]) -> None:
     hop_p99 = percentile(figures["hop"], 99)
     print(f"run {run}, QoS {qos}, {len(figures['hop'])} commands")
@@ -309,11 +331,12 @@ def report(run: int, qos: int, figures: dict[str, list[float]]) -> None:
         p50, p99 = statistics.median(values), percentile(values, 99)
         line = f"  {path:<40} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms"
         if path in TARGETS:
-            absolute, *ratios = TARGETS[path]
-            ratio, target = p99 / hop_p99, ratios[qos]
-            verdict = "ok" if p99 < absolute and ratio <= target else "MISSED"
-            line += (f"   p99/hop p99 {ratio:4.2f}x (target < {absolute:g} ms, <= {target}x) "
-                     f"{verdict}")
+            ratio, target = p99 / hop_p99, TARGETS[path][qos]
+            verdict = "ok" if ratio <= target else "MISSED"
+            absolute = ABSOLUTE_P99_MS[path]
+            line += (f"   p99/hop p99 {ratio:4.2f}x (target <= {target}x) {verdict}"
+                     f"   [bench's own bound p99 < {absolute:g} ms: "
+                     f"{'within' if p99 < absolute else 'over'}]")
         print(line)
     print(flush=True)
 

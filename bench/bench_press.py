@@ -11,6 +11,11 @@ fresh session machine: it presses the button for 100 ms and times, from the rele
   heater driver;
 - the whole, release -> heater on.
 
+One uncounted trial comes first: the first mat pays for cold imports and caches.
+Target (issue #17): release -> heater on, p99 <= 100 ms. The double-press window bounds it
+from below, with the button's settle after it: at 0.1 s, the least the config allows, that
+is already 150 ms, so the target is missed at every window the config allows.
+
     PYTHONPATH=src .venv/bin/python bench/bench_press.py               # 50 trials
     PYTHONPATH=src .venv/bin/python bench/bench_press.py --double-press-s 0.1
 """
@@ -28,8 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench_daemon import EXAMPLE, fake_w1  # a script beside this one
+from soak import percentile  # a script beside this one
 
 from matpi.config.load import load_config
+from matpi.config.settings import Config
 from matpi.core.events import Event, Press
 from matpi.core.session import SessionMachine
 from matpi.drivers.clock import Clock
@@ -40,6 +47,8 @@ from matpi.service.controller import Controller
 HEATER_PIN, BUTTON_PIN = 5, 27
 HELD_S = 0.1
 TIMEOUT_S = 5.0
+TARGET_MS = 100.0
+"""Issue #17: press at the mat -> heater on, p99 at most this after the release."""
 
 
 class PressTimes:
@@ -63,14 +72,11 @@ def wait(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.0002)
 
 
-def trial(config_path: Path, w1: Path, double_press_s: float) -> tuple[float, float]:
+def trial(config: Config, w1: Path) -> tuple[float, float]:
     """(release -> Press posted, Press posted -> heater on), in seconds, for one fresh mat."""
-    config = load_config(config_path)
-    hardware = replace(config.hardware,
-                       button=replace(config.hardware.button, double_press_s=double_press_s))
     inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
     stamps = PressTimes(inbox)
-    drivers = build_gpio_mat(hardware, stamps.post, w1_dir=w1)
+    drivers = build_gpio_mat(config.hardware, stamps.post, w1_dir=w1)
     heater, button = drivers.pin_factory.pin(HEATER_PIN), drivers.pin_factory.pin(BUTTON_PIN)
     clock = Clock()
     machine = SessionMachine(config.rules, clock.now(), clock.today())
@@ -97,9 +103,9 @@ def trial(config_path: Path, w1: Path, double_press_s: float) -> tuple[float, fl
 
 
 def row(name: str, seconds: list[float]) -> str:
-    ms = sorted(s * 1000.0 for s in seconds)
-    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
-    return (f"{name:<28} {statistics.median(ms):9.2f} {p99:9.2f} {ms[-1]:9.2f}")
+    ms = [s * 1000.0 for s in seconds]
+    return (f"{name:<28} {statistics.median(ms):9.2f} {percentile(ms, 99):9.2f} "
+            f"{max(ms):9.2f}")
 
 
 def main() -> int:
@@ -114,16 +120,25 @@ def main() -> int:
         config_path.write_text(EXAMPLE.read_text().replace('pin_factory = "auto"',
                                                           'pin_factory = "mock"'))
         w1 = fake_w1(Path(folder) / "w1")
-        settle_s = load_config(config_path).hardware.button.bounce_s
-        results = [trial(config_path, w1, args.double_press_s) for _ in range(args.trials)]
+        config = load_config(config_path)
+        button = replace(config.hardware.button, double_press_s=args.double_press_s)
+        config = replace(config, hardware=replace(config.hardware, button=button))
+        settle_s = button.bounce_s
+        trial(config, w1)  # warm-up, not counted
+        results = [trial(config, w1) for _ in range(args.trials)]
     decode = [r[0] for r in results]
     act = [r[1] for r in results]
     total = [d + a for d, a in results]
-    print(f"{args.trials} presses, double-press window {args.double_press_s * 1000:.0f} ms")
+    print(f"{args.trials} presses after one to warm up, double-press window "
+          f"{args.double_press_s * 1000:.0f} ms")
     print(f"{'ms':<28} {'p50':>9} {'p99':>9} {'max':>9}")
     print(row("release -> Press posted", decode))
     print(row("Press posted -> heater on", act))
     print(row("release -> heater on", total))
+    p99_ms = percentile([s * 1000.0 for s in total], 99)
+    print(f"target (issue #17): release -> heater on p99 <= {TARGET_MS:g} ms: {p99_ms:.2f} ms "
+          f"{'ok' if p99_ms <= TARGET_MS else 'MISSED'}: a single press is only known once "
+          "the double-press window has passed")
     print(f"bound: the double-press window ({args.double_press_s * 1000:.0f} ms) plus the "
           f"button's {1000 * settle_s:.0f} ms settle; "
           "the rest is the controller")

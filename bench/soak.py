@@ -53,6 +53,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,7 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -559,6 +561,19 @@ def show_growth(folder: Path, top: int = 12) -> None:
 
 
 # --- the report ----------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile, interpolated between the two nearest values (statistics'
+    inclusive method: p 50 is the median); p 0 and 100 are the least and the largest, and
+    a single value is every percentile. The benches beside this one share it."""
+    if not values:
+        raise ValueError("no values")
+    if p <= 0:
+        return min(values)
+    if p >= 100 or len(values) == 1:
+        return max(values)
+    return statistics.quantiles(values, n=100, method="inclusive")[round(p) - 1]
 
 
 FLOOR_OF = 3
