@@ -2,7 +2,9 @@
 simulated one with its stuck faults, and the config that turns it on."""
 
 import queue
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from conftest import HandClock
 from matpi.config.load import load_config
 from matpi.core.errors import ConfigError
 from matpi.core.events import Event, Occupancy
+from matpi.drivers import oneshot
 from matpi.drivers.occupancy import OccupancySensor
 from matpi.drivers.settled import SettledLevel
 from matpi.drivers.sim import SimFault, SimulatedMat
@@ -94,6 +97,94 @@ def test_after_close_nothing_is_posted_and_the_pin_is_released(
     sensor.close()
     assert quiet(events)
     OccupancySensor(17, events.put, debounce_s=DEBOUNCE_S, pin_factory=factory).close()
+
+
+class HandTimers:
+    """threading.Timer for `OneShot`, fired by the test: a timer fired after it was
+    cancelled is how a late timer thread looks."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+
+    def __call__(self, delay_s: float, fire: Callable[..., None],
+                 args: tuple[Any, ...] = ()) -> "HandTimers":
+        self.started.append((fire, args))
+        return self
+
+    daemon = False
+
+    def start(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+    def fire(self, index: int) -> None:
+        action, args = self.started[index]
+        action(*args)
+
+
+@pytest.fixture
+def timers(monkeypatch: pytest.MonkeyPatch) -> Iterator[HandTimers]:
+    hand = HandTimers()
+    monkeypatch.setattr(oneshot.threading, "Timer", hand)
+    yield hand
+
+
+def test_a_late_timer_of_an_earlier_edge_posts_nothing(
+    timers: HandTimers, events: "queue.Queue[Event]"
+) -> None:
+    """Only a level that held for the whole debounce counts: the first edge's timer, fired
+    late, must not post the level the second edge has not let settle yet."""
+    level = [True]
+    settled = SettledLevel(lambda: level[0], events.put, DEBOUNCE_S)
+    settled.changed()
+    level[0] = False
+    settled.changed()
+    timers.fire(0)
+    assert events.empty()
+    timers.fire(1)
+    assert events.get_nowait() == Occupancy(False)
+
+
+def test_an_edge_after_close_starts_no_timer(
+    timers: HandTimers, events: "queue.Queue[Event]"
+) -> None:
+    """The simulator keeps calling its watchers after the mat is closed."""
+    settled = SettledLevel(lambda: True, events.put, DEBOUNCE_S)
+    settled.close()
+    settled.changed()
+    assert timers.started == []
+
+
+def test_a_post_held_up_after_its_read_is_not_overtaken_by_a_later_level(
+    timers: HandTimers
+) -> None:
+    """Review: a timer thread held up between reading `occupied` and posting it let the
+    later `empty` reach the controller first, which then heated a paused session again."""
+    level = [True]
+    posted: list[Event] = []
+    held, release = threading.Event(), threading.Event()
+
+    def post(event: Event) -> None:
+        if not held.is_set():  # the first post: its thread is held up here
+            held.set()
+            release.wait(WAIT_S)
+        posted.append(event)
+
+    settled = SettledLevel(lambda: level[0], post, DEBOUNCE_S)
+    settled.changed()
+    first = threading.Thread(target=timers.fire, args=(0,))
+    first.start()
+    assert held.wait(WAIT_S)
+    level[0] = False  # the person gets up meanwhile
+    second = threading.Thread(target=lambda: (settled.changed(), timers.fire(1)))
+    second.start()
+    second.join(0.3)  # unlocked, the later level would be posted by now
+    release.set()
+    first.join(WAIT_S)
+    second.join(WAIT_S)
+    assert posted == [Occupancy(True), Occupancy(False)]
 
 
 def test_the_simulated_sensor_reads_the_person_and_its_stuck_faults() -> None:

@@ -42,7 +42,7 @@ class SettledLevel:
         # Posted under the lock: a timer thread held up after its read must not let a
         # later level overtake it in the controller's queue (posting never blocks).
         with self._lock:
-            if self._closed or not self._settle.is_current(generation):
+            if not self._settle.is_current(generation):  # restarted, or closed since
                 return
             occupied = self._read()
             if occupied != self._posted:
