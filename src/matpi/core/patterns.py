@@ -70,7 +70,7 @@ def breath_phase(elapsed_s: float, breaths_per_min: float) -> tuple[bool, float]
     """
     period_s = 60.0 / breaths_per_min
     inhale_s = INHALE_SHARE * period_s
-    into_s = max(elapsed_s, 0.0) % period_s
+    into_s = breath_into_s(elapsed_s, breaths_per_min)
     if into_s < inhale_s:
         return True, into_s / inhale_s
     return False, (into_s - inhale_s) / (period_s - inhale_s)

@@ -116,7 +116,7 @@ class StatusLed(ClosedByWith):
                 self._led.on()
             case Led.NOBODY:
                 self._led.source_delay = BREATH_STEP_S
-                self._led.source = _double_blink(time.monotonic())
+                self._led.source = _double_blink(self._clock)
             case Led.COOLDOWN:
                 self._led.pulse(fade_in_time=COOLDOWN_FADE_S, fade_out_time=COOLDOWN_FADE_S)
             case Led.FAULT:
@@ -144,8 +144,9 @@ class StatusLed(ClosedByWith):
             off_and_close(self._led)
 
 
-def _double_blink(start: float) -> Iterator[float]:
+def _double_blink(clock: Callable[[], float]) -> Iterator[float]:
     """Two short flashes and a pause, over and over: unlike any other state's pattern."""
+    start = clock()
     while True:
-        into_s = (time.monotonic() - start) % NOBODY_EVERY_S
+        into_s = (clock() - start) % NOBODY_EVERY_S
         yield 1.0 if any(on <= into_s < off for on, off in NOBODY_FLASHES_S) else 0.0

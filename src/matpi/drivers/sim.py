@@ -53,8 +53,6 @@ class SimulatedMat:
         self._power = True
         self.motor_duty = 0.0
         self.led = Led.IDLE
-        self.breath: Breath | None = None
-        """The pace the LED breathes with, while the `breathe` pattern runs."""
         self.person_lying = False
         """Someone lies on the mat: their back takes heat from the pad (the model's body)."""
         self._occupancy_watchers: list[Callable[[], None]] = []
@@ -250,8 +248,8 @@ class SimIndicator:
         self._mat = mat
 
     def show(self, led: Led, breath: Breath | None = None) -> None:
+        """`breath` is not kept: the simulated LED is shown by its state alone."""
         self._mat.led = led
-        self._mat.breath = breath
 
     def close(self) -> None:
         pass
