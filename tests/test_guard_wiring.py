@@ -20,7 +20,7 @@ import pytest
 
 from conftest import HandClock, Mat, wait_for
 from matpi.config.settings import Config
-from matpi.core.errors import DriverError
+from matpi.core.errors import DriverError, HistoryError
 from matpi.core.events import (
     DriverFault,
     EndReason,
@@ -48,9 +48,10 @@ from matpi.drivers.base import MatDrivers
 from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
+from matpi.service.app import Mat as Assembled
 from matpi.service.app import assemble
 from matpi.service.controller import Controller
-from matpi.store.history import HISTORY_FILENAME, History
+from matpi.store.history import HISTORY_FILENAME, WRITE_FAILED_FAULT, History, SessionRow
 from test_faults import STEP_S, Rig
 
 WAIT_S = 5.0
@@ -478,3 +479,64 @@ def test_a_starting_mat_settles_what_it_restored_in_its_clocks_terms(tmp_path: P
     assert state is not None and state[0] == mat.clock.today().isoformat()
     assert state[1] == pytest.approx(mat.clock.wall(), abs=60.0)
     assert state[2]  # the boot's id, to time the next restart by the boot clock
+
+
+def _running(mat: Assembled) -> threading.Thread:
+    thread = threading.Thread(target=mat.controller.run, name="controller")
+    thread.start()
+    mat.start_edges()
+    return thread
+
+
+def test_the_daemons_history_failure_is_a_fault_that_stops_the_heat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: `assemble` wires the writer's failures to the controller; a test that wires
+    its own never saw it removed."""
+    mat = assemble(Config(), tmp_path, simulate=True)
+    assert mat.sim is not None
+
+    def failing(self: History, *args: object, **kwargs: object) -> None:
+        raise HistoryError(f"history {self.path}: could not save the history: I/O error")
+
+    thread = _running(mat)
+    try:
+        monkeypatch.setattr(History, "record_session", failing)
+        mat.controller.post(Press())
+        wait_for(lambda: mat.controller.machine.fault == WRITE_FAILED_FAULT)
+        wait_for(lambda: mat.sim is not None and not mat.sim.heater_demand)
+    finally:
+        mat.controller.request_stop()
+        thread.join(WAIT_S)
+        mat.close()
+    assert not thread.is_alive()
+
+
+def test_a_clean_stop_waits_for_the_session_end_on_a_slow_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: nothing failed when `Mat.close` stopped waiting for the writer: on a fast
+    disk the end is saved before the history is closed anyway."""
+    mat = assemble(Config(), tmp_path, simulate=True)
+    assert mat.sim is not None
+    thread = _running(mat)
+    record = History.record_session
+
+    def slow(self: History, row: SessionRow, **kwargs: float | None) -> SessionRow:
+        time.sleep(0.3)  # a slow disk: every commit of a row takes this long
+        return record(self, row, **kwargs)
+
+    try:
+        mat.controller.post(Press())
+        wait_for(lambda: mat.sim is not None and mat.sim.heater_demand)
+        monkeypatch.setattr(History, "record_session", slow)
+        mat.controller.request_stop("SIGTERM")
+        thread.join(WAIT_S)
+    finally:
+        mat.close()
+    history = History.open(tmp_path / HISTORY_FILENAME)
+    try:
+        [row] = history.sessions(1, mat.clock.today())
+    finally:
+        history.close()
+    assert row.end_reason == "stopped"

@@ -9,6 +9,7 @@ in its own thread, so that no step of the controller waits for the disk.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -66,8 +67,10 @@ class HistoryRecorder:
     immutable tuple, to a `HistoryWriter` thread that saves them in order. A failed
     write is logged and `on_error(WRITE_FAILED_FAULT)` called (from the writer thread),
     which the daemon wires to a `DriverFault`: no session runs uncounted. So is a writer
-    that falls behind (a commit stuck over `max_stall_s`, or its queue full): a crash
-    would then forget more than a checkpoint interval.
+    that falls behind (a commit stuck over `max_stall_s`, or its queue full), at every
+    step while it is: a crash would then forget more than a checkpoint interval. No
+    write is dropped: a full queue's are kept for the next step, a failed commit's for
+    the next commit.
 
         recorder = HistoryRecorder(history, clock.wall, monotonic=clock.now,
                                    cooldown_min=rules.cooldown_min,
@@ -121,26 +124,35 @@ class HistoryRecorder:
         wrote = self._save_dose(snapshot) or bool(notices) or self._saved_at != saved_at
         if wrote and self._mark is not None:
             self._writes.append(SaveMark(self._mark(), date.fromisoformat(snapshot.usage_day)))
-        writes, self._writes = tuple(self._writes), []
-        self._watch_writer(queued=not writes or self._writer.submit(writes))
+        queued = not self._writes or self._writer.submit(tuple(self._writes))
+        if queued:
+            self._writes = []  # else kept, and handed over with the next step's
+        self._watch_writer(queued=queued)
 
     def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
         """Wait until every write handed over so far is saved (or its failure reported)."""
         return self._writer.flush(timeout_s)
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
-        """Save what the last steps handed over and end the writer thread; call it once the
-        controller has stopped. False after `timeout_s` (a stuck disk): the history is then
-        still the writer's, and must not be closed."""
-        return self._writer.close(timeout_s)
+        """Save what the last steps handed over (and any a full queue kept back) and end the
+        writer thread; call it once the controller has stopped. False after `timeout_s` (a
+        stuck disk): the history is then still the writer's, and must not be closed."""
+        deadline = time.monotonic() + timeout_s
+        if self._writes and not self._writer.submit(tuple(self._writes), timeout_s):
+            return False
+        self._writes = []
+        return self._writer.close(max(deadline - time.monotonic(), 0.0))
 
     def _watch_writer(self, *, queued: bool) -> None:
-        """Report a writer that is behind, once until it catches up."""
+        """Report a writer that is behind at every step until it catches up: a fault reset
+        while the disk is still stuck must fault again (the core ignores a repeat while
+        faulted). The log says it once."""
         stalled_s = self._writer.stalled_s()
         behind = not queued or stalled_s > self._max_stall_s
-        if behind and not self._behind:
-            log.error("history writer behind: %s", "its queue is full, writes dropped"
-                      if not queued else f"one commit has taken {stalled_s:.1f} s")
+        if behind:
+            if not self._behind:
+                log.error("history writer behind: %s", "its queue is full, writes kept back"
+                          if not queued else f"one commit has taken {stalled_s:.1f} s")
             self._on_error(WRITE_FAILED_FAULT)
         self._behind = behind
 
@@ -163,8 +175,7 @@ class HistoryRecorder:
                               end_reason=notice.reason.value, peak_c=notice.peak_c,
                               dose_cem43=notice.dose_cem43)
                 self._open = None
-                self._writes.append(SaveRow(self._key, row, now + snapshot.cooldown_remaining_s,
-                                            last=True))
+                self._writes.append(SaveRow(self._key, row, now + snapshot.cooldown_remaining_s))
             case ClockSet():
                 self._writes.append(CarryOver(notice, now, now + snapshot.cooldown_remaining_s,
                                               None if self._mark is None else self._mark()))

@@ -9,6 +9,10 @@ last one, so a slow disk adds latency, never a backlog.
     writer = HistoryWriter(history, on_error=lambda why: inbox.put(DriverFault(why)))
     writer.submit((SaveFault(wall, "trip: 45.6 °C"),))
     writer.close()  # everything submitted is saved (or reported) when this returns True
+
+A commit that fails is rolled back whole and its writes are kept: they go first in the
+next commit, so a disk that recovers loses nothing (a session's end, a fault, the day's
+dose), and one that does not keeps failing, and reporting, every commit.
 """
 
 import logging
@@ -30,7 +34,8 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 64
 """Steps' writes that may wait. Each commit saves everything waiting, so the queue holds
 what arrives during one commit: a step's writes every second or so on a mat, a few at
-simulation speeds. Full means a stuck disk: the step's writes are dropped and reported."""
+simulation speeds. Full means a stuck disk: the recorder keeps the step's writes for the
+next step, and reports it."""
 MAX_STALL_S = 2.0
 """Real seconds one commit may take before the disk counts as stuck. A disk that stuck
 used to stall the controller thread itself, and the heater's 3 s dead-man stopped the
@@ -47,8 +52,6 @@ class SaveRow:
     key: int
     row: SessionRow
     cooldown_until_wall: float
-    last: bool = False
-    """The row has ended: no later write updates it."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class HistoryWriter:
     """Owns `history` from here on: its thread is the only one that writes it.
 
     A commit that fails is rolled back whole, logged, and `on_error(WRITE_FAILED_FAULT)`
-    is called from the writer thread (the daemon posts it to the controller's inbox).
+    is called from the writer thread (the daemon posts it to the controller's inbox); its
+    writes are tried again, first, with the next commit.
     """
 
     def __init__(self, history: History, on_error: Callable[[str], None],
@@ -100,15 +104,19 @@ class HistoryWriter:
         self._submitted = 0
         self._done = 0
         self._progress = threading.Condition()
-        self._open: tuple[int, SessionRow] | None = None  # its key, and the row saved (its id)
+        self._open: tuple[int, int | None] | None = None
+        """The key of the row last saved, and its id in the history."""
+        self._unsaved: list[Write] = []
+        """A failed commit's writes, rolled back: they lead the next commit."""
         self._commit_started: float | None = None
         self._thread = threading.Thread(target=self._run, name="matpi-history", daemon=True)
         self._thread.start()
 
-    def submit(self, writes: tuple[Write, ...]) -> bool:
-        """Queue one step's `writes`, never waiting; False (nothing queued) when full."""
+    def submit(self, writes: tuple[Write, ...], timeout_s: float = 0.0) -> bool:
+        """Queue one step's `writes`, waiting at most `timeout_s` (the controller never
+        waits: 0); False (nothing queued) when the queue stayed full."""
         try:
-            self._queue.put_nowait(writes)
+            self._queue.put(writes, block=timeout_s > 0, timeout=timeout_s)
         except queue.Full:
             return False
         self._submitted += 1
@@ -145,8 +153,9 @@ class HistoryWriter:
                 while taken[-1] is not None:
                     taken.append(self._queue.get_nowait())
             steps = [step for step in taken if step is not None]
-            if any(steps):
-                self._commit([write for step in steps for write in step])
+            writes = self._unsaved + [write for step in steps for write in step]
+            if writes:
+                self._commit(writes)
             with self._progress:
                 self._done += len(steps)
                 self._progress.notify_all()
@@ -160,8 +169,10 @@ class HistoryWriter:
             with self._history.batch():
                 for write in writes:
                     self._apply(write)
+            self._unsaved = []
         except Exception as exc:  # a HistoryError, or a bug: either way nothing was saved
             self._open = opened  # rolled back: the row inserted in it does not exist
+            self._unsaved = writes
             log.error("%s", exc, exc_info=not isinstance(exc, HistoryError))
             self._on_error(WRITE_FAILED_FAULT)
         finally:
@@ -171,10 +182,10 @@ class HistoryWriter:
         history = self._history
         match write:
             case SaveRow(key=key, row=row):
-                known = self._open[1].id if self._open and self._open[0] == key else None
+                known = self._open[1] if self._open and self._open[0] == key else None
                 saved = history.record_session(replace(row, id=known),
                                                cooldown_until_wall=write.cooldown_until_wall)
-                self._open = None if write.last else (key, saved)
+                self._open = (key, saved.id)
             case SaveFault():
                 history.record_fault(write.at_wall, write.reason)
             case ClearFault():
