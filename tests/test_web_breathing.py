@@ -3,7 +3,7 @@
 The guide must breathe with the motor, so the browser tests run the simulated mat at
 --speed 1: its clock and the browser's then run together, and the page's phase can be
 compared with the mat's at the same instant. The occupancy lines are checked on states
-fed to the page, since the simulator has no occupancy sensor yet.
+fed to the page: each state exactly as the test needs it, without driving a person.
 """
 
 import json

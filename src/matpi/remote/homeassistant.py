@@ -241,10 +241,9 @@ def absent_messages(device: DeviceConfig, rules: Rules, mqtt: MqttConfig) -> lis
     """An empty retained config for each optional entity this mat lacks: a sensor taken out
     of the config takes its entity out of Home Assistant."""
     node = _topic_safe(device.id)
-    have = {e.key for e in entities(rules, Topics.of(mqtt, device))}
-    return [(_config_topic(mqtt, node, entity), "")
-            for entity in entities(Rules(occupancy_sensor=True), Topics.of(mqtt, device))
-            if entity.key not in have]
+    have = {_config_topic(mqtt, node, e) for e in entities(rules, Topics.of(mqtt, device))}
+    return [(topic, payload) for topic, payload in removal_messages(device, mqtt)
+            if topic not in have]
 
 
 def removal_messages(device: DeviceConfig, mqtt: MqttConfig) -> list[tuple[str, str]]:
