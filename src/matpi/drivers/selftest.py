@@ -8,7 +8,7 @@ button must be pressed, and someone must lie down on the mat and get up again
 
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from matpi.core import limits
@@ -98,16 +98,21 @@ def _led(drivers: MatDrivers, say: Callable[[str], None], sleep: Callable[[float
     return Check("status LED", True, "showed " + ", ".join(led.value for led in Led))
 
 
+def _arrivals(gestures: "queue.SimpleQueue[Event]", timeout_s: float) -> Iterator[Event]:
+    """The events the drivers post, as they come, until `timeout_s` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            yield gestures.get(timeout=left)
+        except queue.Empty:
+            return
+
+
 def _button(
     gestures: "queue.SimpleQueue[Event]", timeout_s: float, say: Callable[[str], None]
 ) -> Check:
     say(f"button: press the button on the mat now (waiting {timeout_s:g} s) ...")
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            event = gestures.get(timeout=left)
-        except queue.Empty:
-            break
+    for event in _arrivals(gestures, timeout_s):
         if isinstance(event, Press | LongPress | DoublePress):
             return Check("button", True, f"{type(event).__name__} seen")
     return Check("button", False, f"no press within {timeout_s:g} s: check the wiring to GND")
@@ -118,15 +123,12 @@ def _occupancy(
 ) -> Check:
     """Both edges: a sensor that only ever reads one level would pass on one."""
     say(f"occupancy sensor: lie down on the mat, then get up (waiting {timeout_s:g} s) ...")
-    deadline = time.monotonic() + timeout_s
     wanted = [True, False]
-    while wanted and (left := deadline - time.monotonic()) > 0:
-        try:
-            event = gestures.get(timeout=left)
-        except queue.Empty:
-            break
+    for event in _arrivals(gestures, timeout_s):
         if isinstance(event, Occupancy) and event.occupied == wanted[0]:
             wanted.pop(0)
+            if not wanted:
+                break
     if not wanted:
         return Check("occupancy sensor", True, "saw someone lie down and get up")
     missing = "lie down" if wanted == [True, False] else "get up"
