@@ -1,6 +1,7 @@
 """The controller's wait (`remote.netloop.NetLoop`): items, calls, timers and sockets served
 by one thread, woken by any other thread and by a signal handler. Every wait has a deadline."""
 
+import itertools
 import logging
 import os
 import queue
@@ -185,6 +186,49 @@ def test_a_signal_handler_on_the_loop_thread_wakes_the_wait(loop: NetLoop) -> No
         assert time.monotonic() - started < PROMPT_S
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_put_by_a_handler_after_the_look_at_the_items_still_ends_the_wait(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A signal handler runs on the loop's thread at any instruction: here just after the
+    loop found no item, while it prepares its wait (as `wants_write` is asked)."""
+    loop = NetLoop()
+    ours, _theirs = pair
+    asked: list[bool] = []
+
+    def wants_write() -> bool:
+        if not asked:
+            asked.append(True)
+            loop.put("stop")
+        return False
+
+    loop.watch(ours, lambda: None, lambda: None, wants_write)
+    try:
+        started = time.monotonic()
+        assert loop.get(timeout=10.0) == "stop"
+        assert time.monotonic() - started < PROMPT_S
+    finally:
+        loop.close()
+
+
+def test_a_put_by_a_handler_before_the_wait_begins_still_ends_it() -> None:
+    """The same handler, one step earlier: between the look at the items and the wait's
+    start (here, as the loop reads the clock for its time left)."""
+    reads = itertools.count()
+
+    def clock() -> float:
+        if next(reads) == 1:  # the first read sets the deadline; the second is the one
+            loop.put("stop")
+        return time.monotonic()
+
+    loop = NetLoop(monotonic=clock)
+    try:
+        started = time.monotonic()
+        assert loop.get(timeout=10.0) == "stop"
+        assert time.monotonic() - started < PROMPT_S
+    finally:
+        loop.close()
 
 
 def test_drive_serves_sockets_until_done_and_leaves_the_items(

@@ -88,9 +88,10 @@ class NetLoop:
     def put(self, item: Any) -> None:
         """Hand `item` to the thread that calls `get`; safe from any thread or signal handler."""
         self._items.append(item)
-        # The loop's own thread looks at the items before it waits, unless this is a signal
-        # handler run inside that wait (select resumes after the handler: it must be woken).
-        if self._selecting or not self.on_loop_thread():
+        # Outside `_turn` the loop's thread has yet to look at its items; inside, a wait may
+        # begin or be under way: another thread's put, or a signal handler's (which Python
+        # runs inside select, then resumes it), must wake it.
+        if self._selecting:
             self._wake()
 
     def call_soon(self, action: Action) -> None:
@@ -156,7 +157,7 @@ class NetLoop:
             now = self._monotonic()
             if now >= deadline:
                 return until()
-            self._turn(min(deadline - now, 0.05))
+            self._turn(min(deadline - now, 0.05), for_items=False)
         return True
 
     def close(self) -> None:
@@ -171,18 +172,26 @@ class NetLoop:
         with contextlib.suppress(OSError):
             self._wake_out.send(b"\0")
 
-    def _turn(self, wait_s: float) -> None:
-        """One wait in `select` (no longer than the next timer) and what it found."""
-        for sock, watch in self._watches.items():
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if watch.wants_write() else 0)
-            if events != watch.events:
-                watch.events = events
-                self._selector.modify(sock, events)
-        with self._timers_lock:
-            if self._timers:
-                wait_s = min(wait_s, self._timers[0].when - self._monotonic())
+    def _turn(self, wait_s: float, *, for_items: bool = True) -> None:
+        """One wait in `select` (no longer than the next timer) and what it found.
+
+        From here on a `put` on this thread is a signal handler's and wakes the wait: one
+        that ran after the loop's look at its items and before `select` would otherwise
+        wait out the whole timeout (a SIGTERM ignored for up to 5 s). `for_items`: any item
+        ends the wait (`get`), else only a call (`drive`)."""
         self._selecting = True
         try:
+            if self._items and (for_items or isinstance(self._items[0], _Call)):
+                return  # put by a handler that ran since the loop looked
+            for sock, watch in self._watches.items():
+                wants = watch.wants_write()
+                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants else 0)
+                if events != watch.events:
+                    watch.events = events
+                    self._selector.modify(sock, events)
+            with self._timers_lock:
+                if self._timers:
+                    wait_s = min(wait_s, self._timers[0].when - self._monotonic())
             ready = self._selector.select(None if math.isinf(wait_s) else max(wait_s, 0.0))
         finally:
             self._selecting = False
