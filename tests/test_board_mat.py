@@ -16,6 +16,7 @@ import pytest
 from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+import matpi.drivers.board
 import matpi.drivers.hardware
 from matpi.config.settings import BoardConfig, ButtonConfig, HardwareConfig, LedConfig, SensorConfig
 from matpi.core.errors import DriverError
@@ -235,7 +236,7 @@ def test_a_failure_half_way_closes_the_link_and_every_pi_pin(
             links.append(self)
 
     monkeypatch.setattr(matpi.drivers.hardware, "make_pin_factory", lambda name: factory)
-    monkeypatch.setattr(matpi.drivers.hardware, "BoardLink", RecordedLink)
+    monkeypatch.setattr(matpi.drivers.board, "BoardLink", RecordedLink)
     hw = board_hardware(scripted.port, **changes)
     with pytest.raises(DriverError, match=error) as caught:
         build_board_mat(hw, lambda event: None, w1_dir=tmp_path)

@@ -157,6 +157,15 @@ def _with_sim_occupancy(args: argparse.Namespace, config: Config) -> Config:
     return replace(config, rules=replace(config.rules, occupancy_sensor=True))
 
 
+def _with_web_options(args: argparse.Namespace, config: Config) -> Config:
+    """The page of a run without a config file (127.0.0.1, no password), and --web-port."""
+    if args.config is None:
+        config = replace(config, web=SIM_WEB)
+    if args.web_port is not None:
+        config = replace(config, web=replace(config.web, port=args.web_port))
+    return config
+
+
 def _speed(text: str) -> float:
     try:
         speed = float(text)
@@ -225,10 +234,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     if simulate and _scaled_history(args, "matpi run"):
         return 2
-    if args.config is None:
-        config = replace(config, web=SIM_WEB)
-    if args.web_port is not None:
-        config = replace(config, web=replace(config.web, port=args.web_port))
+    config = _with_web_options(args, config)
     with ExitStack() as stack:
         state_dir = _state_dir(args, simulate, stack)
         try:
@@ -298,10 +304,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if _scaled_history(args, "matpi simulate"):
         return 2
     config = _with_sim_occupancy(args, config)
-    if args.config is None:
-        config = replace(config, web=SIM_WEB)
-    if args.web_port is not None:
-        config = replace(config, web=replace(config.web, port=args.web_port))
+    config = _with_web_options(args, config)
     with ExitStack() as stack:
         state_dir = _state_dir(args, True, stack)
         mat = assemble(config, state_dir, simulate=True, speed=args.speed)

@@ -8,13 +8,12 @@ already taken and leaves every output off.
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matpi.config.settings import HardwareConfig, SensorConfig
 from matpi.core.errors import DriverError
 from matpi.core.events import Breath, Led
 from matpi.drivers.base import Dimmer, Indicator, MatDrivers, Post, Switch, Thermometer
-from matpi.drivers.board import BoardLink
 from matpi.drivers.button import ButtonGestures
 from matpi.drivers.gpio import (
     HeaterRelay,
@@ -26,6 +25,9 @@ from matpi.drivers.gpio import (
 from matpi.drivers.led import StatusLed
 from matpi.drivers.occupancy import OccupancySensor
 from matpi.drivers.thermometers import DS18B20, W1_DEVICES, NtcThermistor
+
+if TYPE_CHECKING:
+    from matpi.drivers.board import BoardLink
 
 BOARD_POLL_S = 0.5
 """How often the board's telemetry is sampled: it arrives at 10 Hz and goes stale after 1 s."""
@@ -65,12 +67,7 @@ def build_gpio_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES)
         indicator = _indicator(hw, factory, undo)
         thermometers = _thermometers(hw.sensors, factory, w1_dir, undo)
         closers: list[Callable[[], None]] = [] if factory is None else [factory.close]
-        occupancy = _occupancy(hw, post, factory, undo)
-        if occupancy is not None:
-            closers.append(occupancy.close)
-        button = _button(hw, post, factory, undo)
-        if button is not None:
-            closers.append(button.close)
+        closers += _inputs(hw, post, factory, undo)
         undo.pop_all()
     return MatDrivers(heater=heater, motor=motor, indicator=indicator,
                       thermometers=thermometers, poll_interval_s=hw.poll_s, power=power,
@@ -95,20 +92,15 @@ def build_board_mat(hw: HardwareConfig, post: Post, *, w1_dir: Path = W1_DEVICES
         factory = make_pin_factory(hw.pin_factory)
         if factory is not None:
             undo.callback(factory.close)
-        link = BoardLink(hw.board.port, hw.board.baud, post,
-                         thermometer_name=hw.sensors[0].name)
+        link = _board_link(hw.board.port, hw.board.baud, post,
+                          thermometer_name=hw.sensors[0].name)
         undo.callback(link.close)
         power = _power(hw, factory, undo)
         indicator = _indicator(hw, factory, undo)
         extra = _thermometers(hw.sensors[1:], factory, w1_dir, undo)
         closers: list[Callable[[], None]] = [] if factory is None else [factory.close]
         closers.append(link.close)
-        occupancy = _occupancy(hw, post, factory, undo)
-        if occupancy is not None:
-            closers.append(occupancy.close)
-        button = _button(hw, post, factory, undo)
-        if button is not None:
-            closers.append(button.close)
+        closers += _inputs(hw, post, factory, undo)
         undo.pop_all()
     return MatDrivers(heater=link.heater, motor=link.motor, indicator=indicator,
                       thermometers=[link.thermometer, *extra], poll_interval_s=BOARD_POLL_S,
@@ -127,10 +119,26 @@ def build_board_link_mat(
     Raises:
         DriverError: the port cannot be opened, or the board speaks another protocol.
     """
-    link = BoardLink(port, baud, post, thermometer_name=sensor)
+    link = _board_link(port, baud, post, thermometer_name=sensor)
     return MatDrivers(heater=link.heater, motor=link.motor, indicator=indicator or NoIndicator(),
                       thermometers=[link.thermometer], poll_interval_s=BOARD_POLL_S,
                       closers=[link.close], reset=link.clear_fault)
+
+
+def _board_link(port: str, baud: int, post: Post, *, thermometer_name: str) -> "BoardLink":
+    """The serial link to the mat board; pyserial and the protocol are loaded only for a mat
+    that has a board (0.7 MiB a directly wired mat does not carry)."""
+    from matpi.drivers.board import BoardLink
+
+    return BoardLink(port, baud, post, thermometer_name=thermometer_name)
+
+
+def _inputs(hw: HardwareConfig, post: Post, factory: Any,
+            undo: ExitStack) -> list[Callable[[], None]]:
+    """The occupancy sensor, then the button (last, so no gesture comes from a half-built
+    mat): the closers of those the config has."""
+    inputs = (_occupancy(hw, post, factory, undo), _button(hw, post, factory, undo))
+    return [part.close for part in inputs if part is not None]
 
 
 def _outputs(hw: HardwareConfig, undo: ExitStack) -> tuple[Any, Switch, Dimmer, Switch | None]:
@@ -180,8 +188,7 @@ def _thermometers(
 def _button(
     hw: HardwareConfig, post: Post, factory: Any, undo: ExitStack
 ) -> ButtonGestures | None:
-    """The button posting its gestures, or none; callers build it last, so no gesture comes
-    from a half-built mat."""
+    """The button posting its gestures, or none."""
     b = hw.button
     if b.pin is None:
         return None
