@@ -36,6 +36,29 @@ def test_a_lone_surrogate_is_refused(text: str) -> None:
         load_json(text)
 
 
+@pytest.mark.parametrize(("text", "path"), [
+    ('"\\ud800"', ""),
+    ('{"program": "back\\ud83d"}', "program"),
+    ('{"\\udfff": 1}', "\\udfff"),  # the key itself, escaped: UTF-8 can carry it
+    ('{"ok": "x", "\\udfff": 1}', "\\udfff"),
+    ('["ok", "\\udc00x"]', "[1]"),
+    ('{"value": {"program": ["back", "x\\udc00"]}}', "value.program[1]"),
+    ('{"value": [{"a": 1}, {"b\\ud800": "c"}]}', "value[1].b\\ud800"),
+])
+def test_a_lone_surrogate_names_where_it_is(text: str, path: str) -> None:
+    """Review: a surrogate in a key was reported as the whole body, not the key."""
+    with pytest.raises(JsonError, match="lone surrogate") as caught:
+        load_json(text)
+    assert caught.value.path == path
+
+
+@pytest.mark.parametrize("text", ["[" * 1000, "not json", b"\xff"])
+def test_other_errors_blame_the_whole_value(text: str | bytes) -> None:
+    with pytest.raises(JsonError) as caught:
+        load_json(text)
+    assert caught.value.path == ""
+
+
 def test_a_surrogate_pair_is_a_character_and_is_read() -> None:
     assert load_json('"\\ud83d\\ude00"') == "\U0001F600"
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +30,7 @@ from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.thermometers import DS18B20
 from matpi.remote.tally import Tally
+from matpi.remote.web.handlers import MAX_BODY_BYTES
 from matpi.remote.web.live import MAX_SUBSCRIBERS
 from matpi.remote.web.logins import LoginLimiter
 from matpi.remote.web.security import PasswordFile
@@ -43,10 +45,11 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 def raw_request(served: Served, method: str, path: str, body: bytes,
                 headers: dict[str, str]) -> Reply:
-    """A request whose headers are sent as given (http.client would fix Content-Length)."""
+    """A request whose headers are sent as given (http.client would fix Content-Length),
+    Host too: one added by http.client would make it two, a 400 before any other check."""
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=TIMEOUT_S)
     try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         for name, value in headers.items():
             connection.putheader(name, value.encode("latin-1"))
         connection.endheaders(body)
@@ -56,22 +59,27 @@ def raw_request(served: Served, method: str, path: str, body: bytes,
         connection.close()
 
 
-@pytest.mark.parametrize("body", [
-    b'{"command": "heat", "value": "\\ud800"}',
-    b'{"command": "\\udfff"}',
-    b'{"\\ud800": 1}',
-    b"[" * 3000,
-    b'{"command": "start", "value": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+@pytest.mark.parametrize(("body", "field"), [
+    (b'{"command": "heat", "value": "\\ud800"}', "value"),
+    (b'{"command": "\\udfff"}', "command"),
+    (b'{"\\ud800": 1}', "\\ud800"),  # the key itself, written so that it can be sent
+    (b'{"command": "start", "value": {"program": ["back", "x\\udc00"]}}',
+     "value.program[1]"),
+    (b'"\\ud800"', "body"),
+    (b'["\\ud800"]', "body[0]"),
+    (b"[" * 3000, "body"),
+    (b'{"command": "start", "value": ' + b"[" * 1000 + b"]" * 1000 + b"}", "body"),
 ])
-def test_lone_surrogates_and_deep_nesting_are_a_400_naming_the_body(
-    served: Served, body: bytes
+def test_lone_surrogates_and_deep_nesting_are_a_400_naming_where(
+    served: Served, body: bytes, field: str
 ) -> None:
-    """Before: 500 (a lone surrogate could not be encoded back; RecursionError)."""
+    """Before: 500 (a lone surrogate could not be encoded back; RecursionError); then a
+    surrogate was blamed on `body`, not on the key that holds it."""
     before = served.settings()
     reply = served.request("POST", "/api/command", body, {
         "Content-Type": "application/json", "Origin": served.origin})
     assert reply.status == 400, reply.text
-    assert reply.error["field"] == "body"
+    assert reply.error["field"] == field
     assert reply.error["allowed"].startswith("a JSON object (")
     assert served.settings() == before
 
@@ -84,16 +92,59 @@ def test_unicode_digits_in_days_are_a_400(served: Served, days: str) -> None:
     assert reply.error["field"] == "days"
 
 
-def test_a_content_length_in_unicode_digits_is_refused_by_tornado(served: Served) -> None:
-    """tornado answers it (a bare 400) before any handler: the page never sees it.
-
-    No body is sent: tornado closes at once, and bytes it never read would make the
-    kernel reset the connection before the client has read the answer."""
-    reply = raw_request(served, "POST", "/api/command", b"", {
-        "Host": f"127.0.0.1:{served.port}", "Content-Type": "application/json",
-        "Origin": served.origin, "Content-Length": "\xb2"})
+def test_thousands_of_digits_in_days_are_a_400(served: Served) -> None:
+    """Before: 500 (`int()` refuses more than 4,300 digits)."""
+    reply = served.get("/api/history?days=" + "7" * 5000)
     assert reply.status == 400
+    assert reply.error["field"] == "days"
+
+
+def post_with_length(served: Served, path: str, length: str) -> Reply:
+    """A JSON POST from this page whose Content-Length header is `length`, sent byte for
+    byte (latin-1), and no body: tornado closes a connection it refuses, and bytes it never
+    read would make the kernel reset it before the client has read the answer."""
+    return raw_request(served, "POST", path, b"", {
+        "Host": f"127.0.0.1:{served.port}", "Content-Type": "application/json",
+        "Origin": served.origin, "Content-Length": length})
+
+
+@pytest.mark.parametrize("path", ["/api/command", "/api/login"])
+@pytest.mark.parametrize("length", ["\xb2", "\xc2\xb2", "-1", "1_0", "+5", "0x10", "",
+                                    "5, 5", "1e3"])
+def test_a_content_length_that_is_not_ascii_digits_is_a_400_naming_it(
+    served: Served, path: str, length: str
+) -> None:
+    """Before: 500 for `²` (`"²".isdigit()` is true, `int("²")` raises), 413 naming the
+    body for the rest; the test sent two Host headers, so it only saw tornado's 400."""
+    reply = post_with_length(served, path, length)
+    assert reply.status == 400, reply.text
+    assert reply.error["field"] == "Content-Length"
+    assert reply.error["value"] == length
+    assert reply.error["allowed"] == "a whole number of bytes"
     assert served.get("/api/state").status == 200
+
+
+@pytest.mark.parametrize("path", ["/api/command", "/api/login"])
+@pytest.mark.parametrize("length", ["999999", "1234567890", "9" * 5000])
+def test_a_content_length_over_the_limit_is_a_413(
+    served: Served, path: str, length: str
+) -> None:
+    """Any number of digits: `int()` refuses more than 4,300 of them."""
+    reply = post_with_length(served, path, length)
+    assert reply.status == 413, reply.text
+    assert reply.error["field"] == "body"
+    assert reply.error["value"].endswith(" bytes")
+    assert reply.error["value"].startswith(length[:10])
+
+
+def test_the_raw_request_sends_one_host(served: Served) -> None:
+    """The helper itself: a well-formed request through it is answered by the handler."""
+    body = b'{"command": "nope"}'
+    reply = raw_request(served, "POST", "/api/command", body, {
+        "Host": f"127.0.0.1:{served.port}", "Content-Type": "application/json",
+        "Origin": served.origin, "Content-Length": str(len(body))})
+    assert reply.status == 400, reply.text
+    assert reply.error["field"] == "command"
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
@@ -413,6 +464,9 @@ def test_refused_streams_are_summed_up_not_logged_as_errors(
 
 # --- a fuzz of the whole HTTP surface ------------------------------------------------------
 
+MAX_QUERY_CHARS = 12 * 1024
+"""Below the page's header limit (16 KiB), past which tornado closes without an answer."""
+
 PATHS = ["/", "/static/app.js", "/api/state", "/api/options", "/api/history",
          "/api/command", "/api/login", "/api/logout", "/api/nothing", "/api/events"]
 
@@ -429,8 +483,15 @@ bodies = (json_values.map(lambda v: json.dumps(v).encode())
                       json_values)
           | st.binary(max_size=200)
           | st.sampled_from([b"[" * 3000, b'"\\ud800"', b'{"command": "\\udfff"}']))
-queries = st.sampled_from(["", "?days=7", "?days=%C2%B2", "?days=-1", "?days=99999",
-                           "?days=%EF%BC%91", "?days=", "?x=%FF"])
+days_texts = (st.text(alphabet="0123456789\u00b2\u0663", max_size=6000)
+              | st.text()
+              | st.integers(4000, 6000).map(lambda n: "7" * n)  # past int()'s 4,300 digits
+              | st.tuples(st.text(max_size=8), st.text(alphabet="0123456789", min_size=1,
+                                                       max_size=6000)).map("".join))
+queries = (st.sampled_from(["", "?days=7", "?days=%C2%B2", "?days=-1", "?days=99999",
+                            "?days=%EF%BC%91", "?days=", "?x=%FF"])
+           | days_texts.map(lambda days: "?days=" + quote(days, safe=""))
+           .filter(lambda query: len(query) < MAX_QUERY_CHARS))
 
 
 @pytest.fixture(scope="module")
@@ -459,6 +520,28 @@ def test_no_request_gets_a_500_or_changes_what_it_may_not(
     reply = fuzzed.request(method, path + query, body, headers)
     assert reply.status < 500, (reply.status, reply.text[:300])
     assert fuzzed.snapshot().fault == fault_before  # nothing remote may clear or raise one
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(["/api/command", "/api/login", "/api/logout"]),
+       length=st.text(st.characters(max_codepoint=0xFF, exclude_characters="\r\n"),
+                      max_size=12)
+       | st.integers(0, 10**12).map(str)
+       | st.tuples(st.sampled_from(["", " ", "+", "-", "0", "\xb2", "\t"]),
+                   st.integers(0, 10**10).map(str),
+                   st.sampled_from(["", " ", "_0", ",5", "\xb2", ".0"])).map("".join))
+def test_no_content_length_gets_a_500_or_a_dropped_connection(
+    fuzzed: Served, path: str, length: str
+) -> None:
+    """Before: `²` got a 500 and was the one value tried (and that behind a second Host)."""
+    read = length.strip(" \t")  # as tornado reads the header
+    body = b""
+    if re.fullmatch(r"[0-9]{1,9}", read) and int(read) <= MAX_BODY_BYTES:
+        body = b" " * int(read)  # a length the page takes: the body it waits for
+    reply = raw_request(fuzzed, "POST", path, body, {
+        "Host": f"127.0.0.1:{fuzzed.port}", "Content-Type": "application/json",
+        "Origin": fuzzed.origin, "Content-Length": length})
+    assert reply.status < 500, (reply.status, reply.text[:300])
 
 
 def test_one_patient_guesser_never_fills_the_budget_of_everyone() -> None:

@@ -16,7 +16,15 @@ MAX_DEPTH = 8
 
 
 class JsonError(ValueError):
-    """Remote text that is not JSON matpi reads; the message says why, for the reply."""
+    """Remote text that is not JSON matpi reads; the message says why, for the reply.
+
+    `path` says where, so that a reply can name the key at fault: `program`,
+    `value.program[1]`, or "" when the whole text is (not JSON, nested too deep, a
+    string alone)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def load_json(text: str | bytes) -> Any:
@@ -58,16 +66,24 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
-def _check_strings(value: Any) -> None:
+def _check_strings(value: Any, path: str = "") -> None:
     """Every string and key is text UTF-8 can carry (the depth is bounded, so recursing
-    here is safe)."""
+    here is safe); `path` is where `value` is, for the error."""
     if isinstance(value, str):
-        if any("\ud800" <= char <= "\udfff" for char in value):
-            raise JsonError("a string holds a lone surrogate (\\ud800-\\udfff)")
+        if _has_surrogate(value):
+            raise JsonError("a string holds a lone surrogate (\\ud800-\\udfff)", path)
     elif isinstance(value, list):
-        for item in value:
-            _check_strings(item)
+        for index, item in enumerate(value):
+            _check_strings(item, f"{path}[{index}]")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_strings(key)
-            _check_strings(item)
+            # The key written so that UTF-8 can carry it: the error names it in a reply.
+            shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+            inner = f"{path}.{shown}" if path else shown
+            if _has_surrogate(key):
+                raise JsonError("a key holds a lone surrogate (\\ud800-\\udfff)", inner)
+            _check_strings(item, inner)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= char <= "\udfff" for char in text)

@@ -9,6 +9,7 @@ as events posted to the controller.
 import asyncio
 import json
 import logging
+import re
 from typing import Any
 
 import tornado.web
@@ -26,6 +27,11 @@ from matpi.remote.web.handlers import (
 from matpi.remote.web.security import same_origin
 
 log = logging.getLogger(__name__)
+
+CONTENT_LENGTH = re.compile(r"[0-9]+")
+"""A Content-Length is ASCII digits only (tornado's rule); anything else is a 400."""
+LONGEST_LENGTH = 9
+"""Digits read as a number; more is too large without `int` (which refuses 4,300)."""
 
 
 @tornado.web.stream_request_body
@@ -58,12 +64,17 @@ class JsonPostHandler(BaseHandler):
         if length is None:
             # Chunked: tornado's own limit (a bare 400) must not come before ours (413).
             connection.set_max_body_size(CHUNKED_BODY_LIMIT)
-        elif not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            # tornado has already refused a Content-Length that is not ASCII digits (400).
-            # Let it discard the body it would otherwise refuse with a bare 400 after ours.
-            if length.isdigit():
+        elif CONTENT_LENGTH.fullmatch(length) is None:
+            # Read here before tornado checks it: `"²".isdigit()` is true and `int("²")`
+            # raises. tornado refuses such a length after our answer, and closes.
+            raise Failure(400, "Content-Length", cut_text(length), "a whole number of bytes")
+        elif len(length) > LONGEST_LENGTH or int(length) > MAX_BODY_BYTES:
+            if len(length) <= LONGEST_LENGTH:
+                # Let tornado discard the body it would otherwise refuse with a bare 400
+                # after ours.
                 connection.set_max_body_size(int(length))
-            raise Failure(413, "body", f"{length} bytes", f"at most {MAX_BODY_BYTES} bytes")
+            raise Failure(413, "body", f"{cut_text(length)} bytes",
+                          f"at most {MAX_BODY_BYTES} bytes")
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -78,7 +89,9 @@ class JsonPostHandler(BaseHandler):
         try:
             value = load_json(bytes(self._body))
         except JsonError as exc:
-            raise Failure(400, "body", cut_text(bytes(self._body)),
+            # The key at fault when there is one (a lone surrogate), else the whole body.
+            field = "body" + exc.path if exc.path.startswith("[") else exc.path or "body"
+            raise Failure(400, cut_text(field), cut_text(bytes(self._body)),
                           f"a JSON object ({exc})") from None
         if not isinstance(value, dict):
             raise Failure(400, "body", cut_text(json.dumps(value)), "a JSON object")
