@@ -32,6 +32,10 @@ OPTIONAL_APT_PACKAGES=(python3-lgpio)
 # Must match scripts/uninstall-pi.sh, which removes the block again.
 BOOT_BLOCK_BEGIN='# matpi: outputs off at power-on'
 BOOT_BLOCK_END='# matpi end'
+# The 1-wire and SPI lines matpi adds, in a block of their own: `uninstall-pi.sh --purge`
+# removes them, a plain uninstall leaves them (other things may use them).
+OVERLAY_BLOCK_BEGIN='# matpi: 1-wire (DS18B20 on GPIO4) and SPI (MCP3008 on SPI0)'
+OVERLAY_BLOCK_END='# matpi: 1-wire and SPI end'
 
 changes=0
 notes=()
@@ -154,34 +158,43 @@ boot_config() {
     done
 }
 
+# Adds the 1-wire and SPI lines to FILE (config.txt; none off a Pi) where they are missing.
 enable_overlays() {
-    local config_txt
-    config_txt=$(boot_config)
+    local config_txt=$1
     if [[ -z $config_txt ]]; then
         note "no /boot/firmware/config.txt: not a Raspberry Pi, 1-wire and SPI left alone"
         return
     fi
-    local wanted=() line
-    # A line is there already when it is active (not commented), with or without parameters.
-    grep -Eq '^[[:space:]]*dtoverlay=w1-gpio([,:]|[[:space:]]*$)' "$config_txt" ||
+    # Our block holds what the rest of the file lacks; a line is there already when it is
+    # active (not commented), with or without parameters.
+    local outside wanted=() line block
+    outside=$(BOOT_BLOCK_BEGIN=$OVERLAY_BLOCK_BEGIN BOOT_BLOCK_END=$OVERLAY_BLOCK_END \
+                  boot_block_edit "$config_txt" "")
+    grep -Eq '^[[:space:]]*dtoverlay=w1-gpio([,:]|[[:space:]]*$)' <<<"$outside" ||
         wanted+=("dtoverlay=w1-gpio")
-    grep -Eq '^[[:space:]]*dtparam=spi=on' "$config_txt" || wanted+=("dtparam=spi=on")
+    grep -Eq '^[[:space:]]*dtparam=spi=on' <<<"$outside" || wanted+=("dtparam=spi=on")
     if [[ ${#wanted[@]} -eq 0 ]]; then
-        # In config.txt but not in effect yet: the Pi has not rebooted since.
-        if [[ ! -d /sys/bus/w1 ]] || ! compgen -G '/dev/spidev*' >/dev/null; then
-            reboot_reasons+=("the 1-wire and SPI overlays")
-        fi
+        overlays_need_reboot
         return
     fi
-    [[ -e $config_txt.before-matpi ]] || cp -p "$config_txt" "$config_txt.before-matpi"
     # [all]: lines after a model filter such as [pi4] would apply to that model only.
-    printf '\n[all]\n# added by matpi install-pi.sh: DS18B20 on GPIO4, MCP3008 on SPI0\n' \
-        >>"$config_txt"
-    for line in "${wanted[@]}"; do
-        echo "$line" >>"$config_txt"
-        did "enabled $line in $config_txt"
-    done
-    reboot_reasons+=("the 1-wire and SPI overlays")
+    block=$(printf '%s\n' "[all]" "${wanted[@]}")
+    case $(BOOT_BLOCK_BEGIN=$OVERLAY_BLOCK_BEGIN BOOT_BLOCK_END=$OVERLAY_BLOCK_END \
+               write_boot_block "$config_txt" "$block") in
+        changed)
+            for line in "${wanted[@]}"; do did "enabled $line in $config_txt"; done
+            reboot_reasons+=("the 1-wire and SPI overlays")
+            ;;
+        unchanged) overlays_need_reboot ;;
+        *) note "could not add ${wanted[*]} to $config_txt: add them by hand under [all]" ;;
+    esac
+}
+
+# In config.txt but not in effect yet: the Pi has not rebooted since.
+overlays_need_reboot() {
+    if [[ ! -d /sys/bus/w1 ]] || ! compgen -G '/dev/spidev*' >/dev/null; then
+        reboot_reasons+=("the 1-wire and SPI overlays")
+    fi
 }
 
 # Exit status 0 when FILE holds no matpi block or only whole ones (each begin with its end).
@@ -348,7 +361,7 @@ main() {
     install_config
     set_web_password
     install_unit
-    enable_overlays
+    enable_overlays "$(boot_config)"
     set_boot_pins
     check_config
     next_steps

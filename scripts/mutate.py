@@ -641,7 +641,7 @@ MUTATIONS: list[Mutation] = [
              "tests/test_daemon.py::test_stopping_switches_every_output_off_and_records_the_"
              "session"),
     mutation("recorder: a running session saved every 30 s", RECORDER,
-             "CHECKPOINT_S = 5.0", "CHECKPOINT_S = 30.0",
+             "CHECKPOINT_S = 4.0", "CHECKPOINT_S = 30.0",
              f"{HISTORY_T}::test_a_crash_at_any_second_forgets_at_most_one_checkpoint_interval"),
     # --- the page's flood (issue #18): only a lack of descriptors is skipped, never a sensor
     mutation("DS18B20: a read error skipped as a shortage", THERMOMETERS,

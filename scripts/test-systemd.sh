@@ -48,8 +48,8 @@ POLL_S=0.1
 READY_MAX_S=1           # systemctl start -> active
 WATCHDOG_S=10           # the unit's WatchdogSec=
 WATCHDOG_SLACK_S=1      # systemd's timer fires a little late
-RUN_S=12                # how long a session runs before the kill or the stop: away from a
-                        # multiple of the 5 s checkpoint, where a kill loses the most
+RUN_S=11                # how long a session runs before the kill or the stop: just before
+                        # the 4 s checkpoint at 12 s, where a kill loses the most
 KILL_ERROR_MAX_S=5      # the history after kill -9: one checkpoint lost at most
 STOP_ERROR_MAX_S=1      # the history after systemctl stop
 EXPOSURE_MAX=2.0        # systemd-analyze security

@@ -9,8 +9,8 @@
 #
 # Stopping the service ends a running session; its ExecStopPost switches every
 # output off. The block install-pi.sh wrote into config.txt (the outputs' levels
-# at power-on) is removed; the 1-wire and SPI lines stay (other things may use
-# them), and so do the apt packages and the journal's lines.
+# at power-on) is removed; the 1-wire and SPI lines it added stay unless --purge
+# (other things may use them). The apt packages and the journal's lines stay.
 set -euo pipefail
 
 PREFIX=/opt/matpi
@@ -23,6 +23,8 @@ SERVICE_USER=matpi
 # As written by scripts/install-pi.sh.
 BOOT_BLOCK_BEGIN='# matpi: outputs off at power-on'
 BOOT_BLOCK_END='# matpi end'
+OVERLAY_BLOCK_BEGIN='# matpi: 1-wire (DS18B20 on GPIO4) and SPI (MCP3008 on SPI0)'
+OVERLAY_BLOCK_END='# matpi: 1-wire and SPI end'
 
 say() { printf 'matpi uninstall: %s\n' "$*"; }
 
@@ -69,10 +71,30 @@ remove_boot_pins() {
     done
 }
 
-# Everything else of matpi's: config, history, `systemctl edit` settings, the boot config's
-# backup, the service user and its group.
+# Removes the 1-wire and SPI block from FILE; prints as remove_boot_block does.
+remove_overlay_block() {
+    BOOT_BLOCK_BEGIN=$OVERLAY_BLOCK_BEGIN BOOT_BLOCK_END=$OVERLAY_BLOCK_END remove_boot_block "$1"
+}
+
+# The 1-wire and SPI lines install-pi.sh added to config.txt (only --purge: other things
+# may use them).
+remove_overlays() {
+    local config_txt
+    for config_txt in /boot/firmware/config.txt /boot/config.txt; do
+        [[ -f $config_txt ]] || continue
+        case $(remove_overlay_block "$config_txt") in
+            removed) say "removed the 1-wire and SPI lines matpi added to $config_txt (applies at the next boot)" ;;
+            absent) ;;
+            *) say "could not remove the 1-wire and SPI lines matpi added to $config_txt: remove the lines between '$OVERLAY_BLOCK_BEGIN' and '$OVERLAY_BLOCK_END' by hand" ;;
+        esac
+    done
+}
+
+# Everything else of matpi's: config, history, `systemctl edit` settings, the 1-wire and
+# SPI lines, the boot config's backup, the service user and its group.
 purge_the_rest() {
     local path config_txt
+    remove_overlays
     for path in "$CONFIG_DIR" "$STATE_DIR" "$DROP_IN_DIR"; do
         if [[ -e $path ]]; then
             rm -rf "$path"

@@ -123,6 +123,23 @@ def test_the_journal_gets_each_line_at_its_priority(tmp_path: Path) -> None:
     assert priority_of("controller stopping") == "<6>"
 
 
+def test_a_config_that_stops_the_start_is_an_error_in_the_journal(tmp_path: Path) -> None:
+    """`matpi run` that exits for a bad config says why at err, where `journalctl -p err`
+    finds it, one problem per line."""
+    config = tmp_path / "bad.toml"
+    config.write_text("[heater]\npin = 99\n[vibration]\nkind = \"loud\"\n", encoding="utf-8")
+    journal = tmp_path / "journal"
+    with journal.open("w", encoding="utf-8") as out:
+        stream = os.fstat(out.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{stream.st_dev}:{stream.st_ino}"}
+        result = subprocess.run([*MATPI, "--config", str(config)], stdout=out, stderr=out,
+                                env=env, timeout=60)
+    assert result.returncode == 1
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    problems = [line for line in lines if "heater" in line or "vibration" in line]
+    assert len(problems) == 2 and all(line.startswith("<3>") for line in problems), lines
+
+
 def test_without_the_journal_lines_carry_no_prefix(tmp_path: Path) -> None:
     """A person at a terminal, or a pipe that inherited $JOURNAL_STREAM, sees plain lines."""
     env = {**os.environ, "JOURNAL_STREAM": "1:1"}

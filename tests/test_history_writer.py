@@ -154,14 +154,14 @@ def test_a_step_returns_while_the_writer_is_held_in_a_commit(disk: Disk) -> None
     disk.hold()
     rig.send(Start(Source.LOCAL, "neck"))  # returns: the commit waits in another thread
     assert disk.held.wait(WAIT_S)
-    rig.run_for(30)  # six checkpoints handed over, none saved yet
+    rig.run_for(int(CHECKPOINT_S) * 6)  # six checkpoints handed over, none saved yet
     assert not disk.gate.is_set() and stored(disk) == []
     assert rig.machine.state is State.RUNNING and rig.errors == []
 
     disk.gate.set()
     assert rig.recorder.close(WAIT_S)
     assert disk.threads == {"matpi-history"}
-    assert stored(disk) == [(30.0, INTERRUPTED)]
+    assert stored(disk) == [(CHECKPOINT_S * 6, INTERRUPTED)]
 
 
 def test_writes_are_saved_in_order_and_all_waiting_in_one_commit(disk: Disk) -> None:
@@ -192,7 +192,8 @@ def test_writes_are_saved_in_order_and_all_waiting_in_one_commit(disk: Disk) -> 
 def test_a_clean_close_saves_the_sessions_end_that_was_still_waiting(disk: Disk) -> None:
     rig = Rig(disk)
     rig.send(Start(Source.LOCAL, "neck"))
-    rig.run_for(44, flush=True)
+    checkpoint_s = int(CHECKPOINT_S) * 11
+    rig.run_for(checkpoint_s - 1, flush=True)
     disk.hold()
     rig.run_for(1)  # a checkpoint: the writer takes it and is held
     assert disk.held.wait(WAIT_S)
@@ -205,7 +206,7 @@ def test_a_clean_close_saves_the_sessions_end_that_was_still_waiting(disk: Disk)
     finally:
         release.join(WAIT_S)
 
-    assert stored(disk) == [(45.0, "stopped")]
+    assert stored(disk) == [(float(checkpoint_s), "stopped")]
     reopened = History.open(disk.path)
     try:
         saved = reopened.restore(WALL + rig.now, DAY, rig.rules)
@@ -296,21 +297,22 @@ def test_a_stuck_disk_is_a_fault_before_a_crash_could_forget_more(
     it lasts, and logs it once."""
     rig = Rig(disk, max_stall_s=0.5)
     rig.send(Start(Source.LOCAL, "neck"))
-    rig.run_for(60, flush=True)
+    interval = int(CHECKPOINT_S)
+    rig.run_for(15 * interval, flush=True)
     disk.hold()
-    rig.run_for(5)  # the checkpoint at 65 s is held in its commit
+    rig.run_for(interval)  # the next checkpoint is held in its commit
     assert disk.held.wait(WAIT_S)
     assert rig.errors == []  # a slow commit is no fault
     time.sleep(0.6)  # past max_stall_s: a lower bound, whatever the machine's load
-    rig.run_for(5)
-    steps = len(rig.rules.sensors) * 5  # one recorder call per reading
+    rig.run_for(interval)
+    steps = len(rig.rules.sensors) * interval  # one recorder call per reading
     assert rig.errors == [WRITE_FAILED_FAULT] * steps
     assert caplog.text.count("history writer behind") == 1
     # A crash now forgets one interval and the stall, which the fault has ended.
-    assert stored(disk) == [(60.0, INTERRUPTED)]
+    assert stored(disk) == [(15.0 * interval, INTERRUPTED)]
     disk.gate.set()
     assert rig.recorder.close(WAIT_S)
-    assert stored(disk) == [(70.0, INTERRUPTED)]
+    assert stored(disk) == [(17.0 * interval, INTERRUPTED)]
 
 
 def test_a_full_queue_keeps_the_steps_writes_and_reports_it(disk: Disk) -> None:

@@ -6,6 +6,7 @@ select and a deadline. Every wait is bounded.
 """
 
 import json
+import logging
 import os
 import select
 import signal
@@ -137,9 +138,21 @@ def history(factory: MockFactory, pin: int) -> list[bool]:
     return [bool(s.state) for s in factory.pin(pin).states]
 
 
-def run_safe_off(config: Path, state: Path, factory: MockFactory) -> list[str]:
-    lines: list[str] = []
-    safe_off(config, state, say=lines.append, pin_factory=factory,
+class Said(list[str]):
+    """The lines safe-off said, in order, and the logging level of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.levels: dict[str, int] = {}
+
+    def __call__(self, line: str, level: int = logging.INFO) -> None:
+        self.append(line)
+        self.levels[line] = level
+
+
+def run_safe_off(config: Path, state: Path, factory: MockFactory) -> Said:
+    lines = Said()
+    safe_off(config, state, say=lines, pin_factory=factory,
              default_port=str(state / "no-such-tty"), answer_timeout_s=0.2)
     return lines
 
@@ -255,8 +268,8 @@ def test_without_a_power_relay_it_says_so_and_claims_no_relay_off(
     tmp_path: Path, state_dir: Path, pins: MockFactory
 ) -> None:
     hw = replace(load_config(gpio_config(tmp_path)).hardware, power_pin=None)
-    lines: list[str] = []
-    switch_off(hw, state_dir, say=lines.append, pin_factory=pins)
+    lines = Said()
+    switch_off(hw, state_dir, say=lines, pin_factory=pins)
     assert "no power relay configured" in lines
     assert not [line for line in lines if line.startswith("power relay")]
     assert len(history(pins, 23)) == 1 and len(history(pins, 6)) == 1
@@ -277,6 +290,9 @@ def test_a_pin_that_cannot_be_claimed_falls_back_to_the_default_pins(
     assert "default heater pin GPIO5 driven high (the off level of an active-low heater)" in lines
     assert history(pins, 5)[-1] is HIGH and history(pins, 6)[-1] is HIGH
     assert history(pins, 18)[-1] is LOW
+    assert lines.levels[lines[0]] == logging.ERROR  # the journal's err
+    assert lines.levels["trying matpi's default pins and board port as well"] == logging.WARNING
+    assert lines.levels["power relay GPIO23 off (driven high, active-low)"] == logging.INFO
 
 
 def test_a_board_config_tells_the_board_and_drives_no_heater_pin(
@@ -316,6 +332,7 @@ def test_a_missing_board_port_is_reported_and_the_rest_still_done(
         f"could not tell the board on {gone} to stop: no such port",
         "power relay GPIO23 off (driven high, active-low)",
     ]
+    assert lines.levels[lines[0]] == logging.ERROR
 
 
 # --- an unusable config --------------------------------------------------------------
@@ -437,6 +454,24 @@ def test_safe_off_command_exits_0_with_a_broken_config(tmp_path: Path, state_dir
                    "default vibration motor pin GPIO18 driven low"):
         assert any(wanted in line for line in lines), (wanted, lines)
     assert not [line for line in lines if "could not" in line]
+
+
+def test_safe_off_command_puts_its_failures_at_err_in_the_journal(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    """A board that could not be told to stop is an error in `journalctl -p err`, not
+    info among the lines of what went well."""
+    gone = tmp_path / "ttyACM9"
+    journal = tmp_path / "journal"
+    with journal.open("w", encoding="utf-8") as out:
+        stream = os.fstat(out.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{stream.st_dev}:{stream.st_ino}"}
+        subprocess.run([*MATPI, "safe-off", "--config", str(board_config(tmp_path, str(gone))),
+                        "--state-dir", str(state_dir)], stdout=out, stderr=out, env=env,
+                       timeout=60, check=True)
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    assert f"<3>safe-off: could not tell the board on {gone} to stop: no such port" in lines
+    assert any(line.startswith("<6>safe-off: ") for line in lines), lines
 
 
 def test_safe_off_command_finds_the_record_in_systemds_state_directory(
@@ -607,3 +642,34 @@ def test_uninstall_removes_the_boot_block(tmp_path: Path) -> None:
     assert script_function("uninstall-pi.sh", "remove_boot_block", str(config_txt)) == "removed"
     assert config_txt.read_text() == CONFIG_TXT + "dtoverlay=w1-gpio\n"
     assert script_function("uninstall-pi.sh", "remove_boot_block", str(config_txt)) == "absent"
+
+
+OVERLAYS = ("# matpi: 1-wire (DS18B20 on GPIO4) and SPI (MCP3008 on SPI0)\n[all]\n"
+            "dtoverlay=w1-gpio\ndtparam=spi=on\n# matpi: 1-wire and SPI end\n")
+
+
+def test_install_adds_the_missing_overlays_in_a_block_only_purge_removes(
+    tmp_path: Path,
+) -> None:
+    """`uninstall-pi.sh --purge` leaves nothing of matpi's: the 1-wire and SPI lines it added
+    are in a block of their own, written once, and removed as a whole."""
+    config_txt = tmp_path / "config.txt"
+    config_txt.write_text(CONFIG_TXT)
+    script_function("install-pi.sh", "enable_overlays", str(config_txt))
+    assert config_txt.read_text() == CONFIG_TXT + OVERLAYS
+    script_function("install-pi.sh", "enable_overlays", str(config_txt))  # again: the same
+    assert config_txt.read_text() == CONFIG_TXT + OVERLAYS
+    assert script_function("uninstall-pi.sh", "remove_boot_block", str(config_txt)) == "absent"
+    assert script_function("uninstall-pi.sh", "remove_overlay_block", str(config_txt)) \
+        == "removed"
+    assert config_txt.read_text() == CONFIG_TXT
+
+
+def test_install_adds_only_the_overlay_the_pi_lacks(tmp_path: Path) -> None:
+    config_txt = tmp_path / "config.txt"
+    config_txt.write_text(CONFIG_TXT + "dtparam=spi=on\n")
+    script_function("install-pi.sh", "enable_overlays", str(config_txt))
+    assert config_txt.read_text() == CONFIG_TXT + "dtparam=spi=on\n" + OVERLAYS.replace(
+        "dtparam=spi=on\n", "")
+    script_function("uninstall-pi.sh", "remove_overlay_block", str(config_txt))
+    assert config_txt.read_text() == CONFIG_TXT + "dtparam=spi=on\n"

@@ -6,7 +6,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -157,16 +157,38 @@ def test_an_idle_mat_with_the_day_used_up_says_so() -> None:
 
 
 class Recorder:
+    """systemd's end of STATUS=, with a clock and timers run by hand."""
+
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.now = 0.0
+        self.full = False
+        """A full notify socket: the line is lost."""
+        self.timers: list[tuple[float, Callable[[], None]]] = []
+
+    def send(self, text: str) -> bool:
+        if self.full:
+            return False
+        self.sent.append(text)
+        return True
+
+    def call_later(self, delay_s: float, action: Callable[[], None]) -> None:
+        self.timers.append((self.now + delay_s, action))
+
+    def advance(self, seconds: float) -> None:
+        """Time passes; the timers due run."""
+        self.now += seconds
+        due = [t for t in self.timers if t[0] <= self.now]
+        self.timers = [t for t in self.timers if t[0] > self.now]
+        for _, action in due:
+            action()
 
 
 def test_status_goes_out_at_once_on_a_state_change_and_at_most_once_a_second_otherwise(
     mat: Mat,
 ) -> None:
     seen = Recorder()
-    reporter = ServiceStatus(seen.sent.append, dose_max_cem43=9.0, monotonic=lambda: seen.now)
+    reporter = ServiceStatus(seen.send, dose_max_cem43=9.0, monotonic=lambda: seen.now)
     reporter(mat.machine.snapshot(mat.now), [])
     reporter(mat.machine.snapshot(mat.now), [])  # unchanged: nothing sent
     assert seen.sent == ["idle"]
@@ -187,6 +209,45 @@ def test_status_goes_out_at_once_on_a_state_change_and_at_most_once_a_second_oth
     mat.send(Stop(From.REMOTE))
     reporter(mat.machine.snapshot(mat.now), [])
     assert seen.sent[-1].startswith("cooldown")
+
+
+def test_a_line_held_back_by_the_rate_limit_goes_out_when_the_second_is_up(mat: Mat) -> None:
+    """The last change within a second is not lost when no snapshot follows it: `systemctl
+    status` must not show 5:00 left for a session that stopped counting at 4:59."""
+    seen = Recorder()
+    reporter = ServiceStatus(seen.send, dose_max_cem43=9.0, monotonic=lambda: seen.now,
+                             call_later=seen.call_later)
+    mat.read(30.0)
+    mat.send(Press())
+    reporter(mat.machine.snapshot(mat.now), [])
+    seen.advance(0.5)
+    mat.now += 1.0
+    mat.read(31.5)
+    reporter(mat.machine.snapshot(mat.now), [])  # held: 0.5 s after the last line
+    assert len(seen.sent) == 1 and "5:00 left" in seen.sent[0]
+    seen.advance(0.6)
+    assert len(seen.sent) == 2 and "4:59 left" in seen.sent[-1]
+    seen.advance(5.0)
+    assert len(seen.sent) == 2  # nothing new: nothing sent again
+
+
+def test_a_line_lost_on_a_full_socket_is_sent_again(mat: Mat) -> None:
+    seen = Recorder()
+    reporter = ServiceStatus(seen.send, dose_max_cem43=9.0, monotonic=lambda: seen.now,
+                             call_later=seen.call_later)
+    reporter(mat.machine.snapshot(mat.now), [])
+    seen.full = True
+    mat.send(Press())
+    mat.read(30.0)
+    reporter(mat.machine.snapshot(mat.now), [])  # the state changed, but the line is lost
+    assert seen.sent == ["idle"]
+    seen.advance(1.0)
+    assert seen.sent == ["idle"]  # still full: tried again, and again later
+    seen.full = False
+    seen.advance(1.0)
+    assert seen.sent[-1].startswith("running")
+    reporter(mat.machine.snapshot(mat.now), [])  # the same line: not sent twice
+    assert len(seen.sent) == 2
 
 
 # --- sd_notify never blocks the controller ------------------------------------

@@ -159,6 +159,27 @@ def test_the_unit_is_a_watched_notify_service_that_switches_off_however_it_ends(
     assert unit["StateDirectory"] == ["matpi"] and unit["ConfigurationDirectory"] == ["matpi"]
 
 
+def test_a_clean_stop_fits_the_units_stop_timeout() -> None:
+    """systemd kills a stop that outlasts TimeoutStopSec=: the session's end would go unsaved
+    and MQTT never hear "offline". Each part of `Mat.close` waits at most its budget."""
+    from matpi.remote import mqtt
+    from matpi.remote.web import server
+    from matpi.store import writer
+
+    history = writer.CLOSE_TIMEOUT_S
+    goodbye = 3 * mqtt.CLOSE_TIMEOUT_S  # its own thread, the connector, "offline"
+    page = server.CLOSE_TIMEOUT_S + 1.0  # the server thread's join
+    process = 5.0  # the controller's last step and the interpreter's exit
+    timeout_s = float(unit_settings()["TimeoutStopSec"][0].removesuffix("s"))
+    assert history + goodbye + page + process <= timeout_s
+
+
+def test_the_unit_leaves_room_for_the_mats_descriptors() -> None:
+    """The page refuses connections past its cap long before the process runs out of
+    descriptors; a sensor read must never find none left (issue #18)."""
+    assert int(unit_settings()["LimitNOFILE"][0]) >= 4096
+
+
 def test_the_unit_starts_once_the_wall_clock_is_synchronised() -> None:
     """A Pi without a clock battery boots with a wrong date; the daily cap is per calendar day."""
     unit = unit_settings()

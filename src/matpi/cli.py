@@ -26,7 +26,7 @@ from matpi.remote.homeassistant import discovery_messages, removal_messages
 from matpi.remote.mqttclient import MqttError, publish_once
 from matpi.service.app import assemble
 from matpi.service.daemon import run_in_terminal, serve
-from matpi.service.journal import setup_logging
+from matpi.service.journal import line_writer, setup_logging
 from matpi.service.outputsrecord import OutputsRecordError, remember_outputs
 from matpi.store.history import HISTORY_FILENAME, History
 
@@ -189,8 +189,9 @@ def _load(path: Path | None) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as exc:
+        error = line_writer(sys.stderr)
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            error(problem, logging.ERROR)
         return None
 
 
@@ -244,7 +245,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             mat = assemble(config, state_dir, simulate=simulate,
                            speed=args.speed if simulate else 1.0, board_sim=args.board_sim)
         except DriverError as exc:
-            print(f"matpi run: {exc}", file=sys.stderr)
+            line_writer(sys.stderr)(f"matpi run: {exc}", logging.ERROR)
             return 1
         exit_code = serve(mat, config, once=args.once, start=args.start,
                           sim_stdin=args.sim_stdin, board_sim=args.board_sim)
@@ -340,8 +341,10 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 def _cmd_safe_off(args: argparse.Namespace) -> int:
     """Always 0: systemd runs it after every end of the service, and a failure helps nobody."""
 
-    def say(line: str) -> None:
-        print(f"safe-off: {line}", flush=True)
+    write = line_writer(sys.stdout)
+
+    def say(line: str, level: int = logging.INFO) -> None:
+        write(f"safe-off: {line}", level)
 
     try:
         state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
@@ -350,7 +353,7 @@ def _cmd_safe_off(args: argparse.Namespace) -> int:
         safe_off(args.config, state_dir, say=say)
         latch_watchdog_fault(state_dir, os.environ.get("SERVICE_RESULT", ""))
     except Exception as exc:  # every step has its own guard; this is the last one
-        say(f"could not finish: {type(exc).__name__}: {exc}")
+        say(f"could not finish: {type(exc).__name__}: {exc}", logging.ERROR)
     return 0
 
 

@@ -56,6 +56,8 @@ class Mat:
     history: History | None
     web: "WebServer | None" = None
     recorder: HistoryRecorder | None = None
+    loop: NetLoop | None = None
+    """The controller's inbox and wait: what else runs on its thread schedules here."""
 
     def start_edges(self) -> None:
         """Sampling, MQTT and the page start; the controller thread is started by the caller.
@@ -150,7 +152,7 @@ def assemble(
                         post=controller.post, clock=clock,
                         history_path=history.path if history is not None else None)
         controller.add_listener(web.listener)
-    return Mat(controller, drivers, poller, clock, sim, bridge, history, web, recorder)
+    return Mat(controller, drivers, poller, clock, sim, bridge, history, web, recorder, inbox)
 
 
 def _add_dead_man(drivers: MatDrivers, inbox: NetLoop) -> None:

@@ -48,7 +48,8 @@ def serve(mat: Mat, config: Config, *, once: bool = False, start: str | None = N
     if systemd.available():
         mat.controller.add_listener(ServiceStatus(
             systemd.status, dose_max_cem43=config.rules.dose_max_cem43,
-            fault_clearable=mat.history is not None))
+            fault_clearable=mat.history is not None,
+            call_later=mat.loop.call_later if mat.loop is not None else None))
     outcome = _OnceWatcher(mat.controller) if once else None
     if outcome is not None:
         mat.controller.add_listener(outcome)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import serial
 from gpiozero.pins import Factory
@@ -64,7 +64,15 @@ WATCHDOG_FAULT: Final = "controller loop hung: systemd's watchdog stopped matpi"
 WATCHDOG_RESULT: Final = "watchdog"
 """systemd's $SERVICE_RESULT, given to ExecStopPost, after a WatchdogSec= kill."""
 
-Say = Callable[[str], None]
+class Say(Protocol):
+    """Says one line of what safe-off did; a failure at logging.ERROR, so that the journal
+    keeps it at `err` (see `journal`)."""
+
+    def __call__(self, line: str, level: int = logging.INFO) -> None: ...
+
+
+def print_line(line: str, level: int = logging.INFO) -> None:
+    print(line, flush=True)
 
 
 class _MotorPin(HeaterRelay):
@@ -85,7 +93,7 @@ def safe_off(
     config_path: Path,
     state_dir: Path,
     *,
-    say: Say = print,
+    say: Say = print_line,
     pin_factory: Factory | None = None,
     default_port: str = DEFAULT_BOARD_PORT,
     answer_timeout_s: float = ANSWER_TIMEOUT_S,
@@ -97,9 +105,9 @@ def safe_off(
     except ConfigError as exc:
         more = len(exc.problems) - 1
         tail = f" (and {more} more: see matpi check-config {config_path})" if more else ""
-        say(f"config unusable: {exc.problems[0]}{tail}")
+        say(f"config unusable: {exc.problems[0]}{tail}", logging.ERROR)
     except Exception as exc:  # an undecodable file raises UnicodeDecodeError, not ConfigError
-        say(f"config unusable: {config_path}: {exc}")
+        say(f"config unusable: {config_path}: {exc}", logging.ERROR)
     switch_off(hw, state_dir, say=say, pin_factory=pin_factory, default_port=default_port,
                answer_timeout_s=answer_timeout_s)
 
@@ -127,7 +135,7 @@ def switch_off(
     hw: HardwareConfig | None,
     state_dir: Path,
     *,
-    say: Say = print,
+    say: Say = print_line,
     pin_factory: Factory | None = None,
     default_port: str = DEFAULT_BOARD_PORT,
     answer_timeout_s: float = ANSWER_TIMEOUT_S,
@@ -152,7 +160,7 @@ def switch_off(
         elif hw is None:
             say(f"no record of the last run's outputs in {state_dir / OUTPUTS_FILE}")
         if not all_done:
-            say("trying matpi's default pins and board port as well")
+            say("trying matpi's default pins and board port as well", logging.WARNING)
             for out in DEFAULT_OUTPUTS:
                 if out.pin in inputs:
                     say(f"default {out.role} pin GPIO{out.pin} left alone: it is the button's")
@@ -229,7 +237,8 @@ class _Pins:
                                         pin_factory=self._pin_factory())
             device.close()  # it was built off; close() drives it off again, then releases it
         except Exception as exc:  # whatever it is, the next pin must still be tried
-            self._say(f"could not drive {label} {out.off_level} ({out.polarity}): {exc}")
+            self._say(f"could not drive {label} {out.off_level} ({out.polarity}): {exc}",
+                      logging.ERROR)
             return False
         if origin == DEFAULT:
             self._say(f"{label} driven {out.off_level} (the off level of an {out.polarity} "
@@ -248,7 +257,7 @@ class _Pins:
                 self._factory = make_pin_factory(name)
                 return self._factory
             except DriverError as exc:
-                self._say(f"could not open pin factory {name!r}: {exc}")
+                self._say(f"could not open pin factory {name!r}: {exc}", logging.WARNING)
         return None
 
     def close(self) -> None:
@@ -276,14 +285,14 @@ class _Boards:
                      origin, f"board on the default port {board.port}")
         if is_path and not os.path.exists(board.port):
             if must_exist:
-                self._say(f"could not tell the {label} to stop: no such port")
+                self._say(f"could not tell the {label} to stop: no such port", logging.ERROR)
                 return False
             self._say(f"no {label}: no such port")
             return True
         try:
             answered = send_stop(board, self._answer_timeout_s)
         except Exception as exc:  # SerialException, OSError, a bad URL: the rest must go on
-            self._say(f"could not tell the {label} to stop: {exc}")
+            self._say(f"could not tell the {label} to stop: {exc}", logging.ERROR)
             return False
         heard = "the board answered" if answered else \
             f"no answer within {self._answer_timeout_s:g} s"

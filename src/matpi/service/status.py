@@ -7,11 +7,14 @@
 Sent as sd_notify `STATUS=` by a controller listener, at once when the state
 changes, and otherwise (a countdown, a new reading) at most once per
 `MIN_INTERVAL_S`, so that a second-by-second countdown costs one datagram a
-second and a burst of readings no more.
+second and a burst of readings no more. A line held back by that limit, or lost
+on a full socket, goes out later on the controller's loop: the last line sent is
+never left standing for a state that has moved on.
 """
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from matpi.core.events import Notice, Snapshot, State
 
@@ -55,31 +58,55 @@ class ServiceStatus:
 
     def __init__(
         self,
-        send: Callable[[str], None],
+        send: Callable[[str], bool],
         *,
         dose_max_cem43: float,
         fault_clearable: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         min_interval_s: float = MIN_INTERVAL_S,
+        call_later: Callable[[float, Callable[[], None]], Any] | None = None,
     ) -> None:
+        """`send` says whether the line got through; `call_later` (the controller's loop)
+        sends a held or lost line later; without it, with the next snapshot."""
         self._send = send
         self._dose_max = dose_max_cem43
         self._fault_clearable = fault_clearable
         self._monotonic = monotonic
         self._min_interval_s = min_interval_s
+        self._call_later = call_later
+        self._latest: tuple[State, str] | None = None
         self._sent: tuple[State, str] | None = None
         self._sent_at = float("-inf")
+        self._retry_planned = False
 
     def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         text = status_text(snapshot, dose_max_cem43=self._dose_max,
                            fault_clearable=self._fault_clearable)
-        now = self._monotonic()
+        self._latest = (snapshot.state, text)
         if self._sent is not None:
             state, sent_text = self._sent
             if text == sent_text:
                 return
-            if state is snapshot.state and now - self._sent_at < self._min_interval_s:
+            wait_s = self._sent_at + self._min_interval_s - self._monotonic()
+            if state is snapshot.state and wait_s > 0:
+                self._retry_in(wait_s)
                 return
-        self._send(text)
-        self._sent = (snapshot.state, text)
-        self._sent_at = now
+        self._send_latest()
+
+    def _send_latest(self) -> None:
+        assert self._latest is not None
+        if self._send(self._latest[1]):
+            self._sent = self._latest
+            self._sent_at = self._monotonic()
+        else:
+            self._retry_in(self._min_interval_s)
+
+    def _retry_in(self, delay_s: float) -> None:
+        if self._call_later is not None and not self._retry_planned:
+            self._retry_planned = True
+            self._call_later(delay_s, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_planned = False
+        if self._latest != self._sent:
+            self._send_latest()

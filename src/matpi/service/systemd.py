@@ -57,7 +57,7 @@ def notify(message: str) -> bool:
 _failing = False
 
 
-# The helpers return nothing: nobody acts on a lost notification (notify logs it).
+# These return nothing: nobody acts on a lost notification (notify logs it).
 
 
 def ready() -> None:
@@ -75,9 +75,10 @@ def watchdog() -> None:
     notify("WATCHDOG=1")
 
 
-def status(text: str) -> None:
-    """One line for `systemctl status`; newlines would end the assignment."""
-    notify("STATUS=" + " ".join(text.splitlines()))
+def status(text: str) -> bool:
+    """One line for `systemctl status`; newlines would end the assignment. False when it
+    did not get through (the caller sends it again)."""
+    return notify("STATUS=" + " ".join(text.splitlines()))
 
 
 def watchdog_interval_s() -> float | None:
