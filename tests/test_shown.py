@@ -61,6 +61,17 @@ def test_the_cooldown_refusal_counts_down_as_the_ring_does(mat: Mat) -> None:
     assert refused.reason == "cooling down: 9:57 left"
 
 
+def test_every_countdown_floors_to_the_whole_second(mat: Mat) -> None:
+    """Review: the session's time left was rounded to the nearest second while the
+    cooldown and the preheat were floored, so two countdowns could disagree by one."""
+    mat.send(Start(Source.LOCAL, "neck"))
+    planned_s = mat.machine.snapshot(mat.now).remaining_s
+    mat.run_for(10.5, every_s=0.5)
+    snapshot = mat.machine.snapshot(mat.now)
+    assert snapshot.remaining_s == planned_s - 11  # 10.5 s gone: floored, not rounded up
+    assert snapshot.elapsed_s == 10
+
+
 def test_choosing_a_program_during_a_session_is_refused_and_says_why(mat: Mat) -> None:
     """Before: accepted silently as the next session's program; Home Assistant showed the
     running one, then jumped at the stop."""
