@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -18,6 +18,10 @@ from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimulatedMat
+
+if TYPE_CHECKING:
+    from test_board import ScriptedBoard
+    from test_web import Served
 
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile("ci", max_examples=1000, deadline=None)
@@ -142,3 +146,26 @@ def factory() -> Iterator[MockFactory]:
     yield mock
     mock.close()
 
+
+@pytest.fixture
+def scripted() -> "Iterator[ScriptedBoard]":
+    """A scripted mat board behind a pty (tests/test_board.py); imported here, when a test
+    asks for it, so that other tests do not load the board's protocol."""
+    from test_board import ScriptedBoard
+
+    board = ScriptedBoard()
+    yield board
+    board.close()
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> "Iterator[Served]":
+    """The mat's page served with a password, `correct horse` (tests/test_web.py); imported
+    here, when a test asks for it, so that other tests do not load tornado."""
+    from matpi.remote.web.security import PasswordFile
+    from test_web import serving
+
+    password_file = tmp_path / "web-password"
+    PasswordFile(password_file).write("correct horse")
+    with serving(tmp_path, password_file=str(password_file)) as served:
+        yield served

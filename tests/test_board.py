@@ -220,13 +220,6 @@ class ScriptedBoard:
 
 
 @pytest.fixture
-def scripted() -> Iterator[ScriptedBoard]:
-    board = ScriptedBoard()
-    yield board
-    board.close()
-
-
-@pytest.fixture
 def posted() -> list[Event]:
     return []
 

@@ -89,13 +89,6 @@ def commands(board: ScriptedBoard) -> list[tuple[str, dict[str, object]]]:
 
 
 @pytest.fixture
-def scripted() -> Iterator[ScriptedBoard]:
-    board = ScriptedBoard()
-    yield board
-    board.close()
-
-
-@pytest.fixture
 def w1_dir(tmp_path: Path) -> Path:
     device = tmp_path / "w1" / SENSOR_ID
     device.mkdir(parents=True)

@@ -366,7 +366,7 @@ def test_home_assistant_birth_brings_discovery_again(rig: Rig, observer: Observe
 
 def test_heartbeat_republishes_an_unchanged_state(broker: Broker, observer: Observer) -> None:
     rig = Rig(mqtt_config(broker), poll=False)
-    rig.bridge.heartbeat_s = 0.2
+    rig.bridge.state.heartbeat_s = 0.2
     rig.start()
     try:
         first = observer.wait(f"{BASE}/state")

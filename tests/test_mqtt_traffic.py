@@ -1,5 +1,5 @@
 """MQTT traffic (issue #17): a session's counting numbers alone go out at most every
-`state_every_s` (10 s), anything a person would see at once, and the last state always
+`STATE_EVERY_S` (10 s), anything a person would see at once, and the last state always
 follows. Against the real mosquitto the suite starts."""
 
 import time
@@ -15,7 +15,8 @@ from matpi.config.settings import DeviceConfig
 from matpi.core.events import Snapshot, State
 from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
-from matpi.remote.mqtt import COUNTING_FIELDS, MqttBridge
+from matpi.remote.mqtt import MqttBridge
+from matpi.remote.statepace import COUNTING_FIELDS
 from test_mqtt import BASE, Observer, mqtt_config
 
 pytestmark = needs_mosquitto
@@ -34,7 +35,7 @@ def observer(broker: Broker) -> Iterator[Observer]:
 @pytest.fixture
 def bridge(broker: Broker, observer: Observer) -> Iterator[MqttBridge]:
     b = MqttBridge(mqtt_config(broker, discovery=False), DeviceConfig(), Rules(), lambda e: None)
-    b.state_every_s = EVERY_S
+    b.state.every_s = EVERY_S
     b.start()
     wait_for(lambda: b.connected, what="bridge connected")
     yield b
@@ -46,7 +47,7 @@ def running() -> Snapshot:
     return replace(idle, state=State.RUNNING, remaining_s=600, temperature_c=30.0)
 
 
-def test_only_counting_numbers_changing_go_out_at_most_every_state_every_s(
+def test_only_counting_numbers_changing_go_out_at_most_once_an_interval(
     bridge: MqttBridge, observer: Observer
 ) -> None:
     snapshot = running()

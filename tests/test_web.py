@@ -564,14 +564,6 @@ def test_allowed_hosts_adds_names(tmp_path: Path) -> None:
 # --- with a password ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def locked(tmp_path: Path) -> Iterator[Served]:
-    password_file = tmp_path / "web-password"
-    PasswordFile(password_file).write("correct horse")
-    with serving(tmp_path, password_file=str(password_file)) as s:
-        yield s
-
-
 def log_in(served: Served, password: str = "correct horse") -> Reply:
     return served.post("/api/login", {"password": password})
 

@@ -324,14 +324,6 @@ def test_the_poller_posts_nothing_for_an_unreadable_sensor(caplog: pytest.LogCap
 # --- logins ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def locked(tmp_path: Path) -> Iterator[Served]:
-    password_file = tmp_path / "web-password"
-    PasswordFile(password_file).write("correct horse")
-    with serving(tmp_path, password_file=str(password_file)) as s:
-        yield s
-
-
 def login_from(served: Served, address: str, password: str) -> int:
     """A login from `address` (any 127.x.y.z reaches the loopback); its HTTP status."""
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=TIMEOUT_S,

@@ -1,4 +1,9 @@
-"""The `matpi` command: run the mat, check a config, simulate one in a terminal."""
+"""The `matpi` command: run the mat, check a config, simulate one in a terminal.
+
+Over 400 lines on purpose: the whole command line in one place, its parser and one
+short handler per subcommand; each handler reads its options and hands over to the
+package that does the work, so nothing here is worth a module of its own.
+"""
 
 import argparse
 import json

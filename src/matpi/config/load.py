@@ -7,7 +7,8 @@ file, the key, the value and what is allowed; all of them are collected before
 
 One reader per table, in the file's order, so that every check on a key is
 found next to the key it checks; the network's tables ([mqtt], [web]) are
-read in `network`.
+read in `network`. Just over 400 lines for that reason: the readers of the mat's own
+tables stay together, in the file's order.
 """
 
 import tomllib

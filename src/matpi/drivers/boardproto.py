@@ -9,6 +9,9 @@ Why two implementations: the board's runs on MicroPython (no typing,
 dataclasses or enum; a heap of ~200 KB that favours tuples), this one is
 checked by mypy --strict, with typed fields and matpi's own errors. A change
 to the protocol goes into PROTOCOL.md, then the vectors, then both files.
+
+Just over 400 lines: the protocol's layers (frame, fields, sequence, messages) read
+best in one file, in the order PROTOCOL.md gives them.
 """
 
 from collections.abc import Mapping

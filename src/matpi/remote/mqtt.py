@@ -15,6 +15,11 @@ Topics live under `<base_topic>/<device_id>` (see `homeassistant.Topics`):
 `event`, `button`, `error`, and one `<command>/set` per command. The client
 speaks MQTT 5 so that a command published with retain is seen as retained even
 while matpi is connected, and is refused every time instead of only on replay.
+When the state goes out is `statepace`'s to decide.
+
+Over 400 lines on purpose: one paho client and the hand-offs around it (connector
+to loop, controller to loop); split, the rule that only the loop's thread touches a
+connected client would be spread over several modules.
 
     loop = NetLoop()
     controller = Controller(machine, drivers, clock, inbox=loop)
@@ -25,10 +30,8 @@ while matpi is connected, and is refused every time instead of only on replay.
     bridge.close()
 """
 
-import dataclasses
 import json
 import logging
-import math
 import queue
 import random
 import socket
@@ -61,29 +64,11 @@ from matpi.remote.homeassistant import (
 )
 from matpi.remote.mqttclient import MqttError, make_client
 from matpi.remote.netloop import NetLoop, TimerHandle
-from matpi.remote.payloads import SessionEnd, button_gestures, notice_payload, state_payload
+from matpi.remote.payloads import SessionEnd, button_gestures, notice_payload
+from matpi.remote.statepace import StatePacer
 from matpi.remote.tally import Tally
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_S = 60.0
-"""The retained state is published again after this long without a change."""
-
-STATE_EVERY_S = 10.0
-"""A state whose only changes are counting numbers goes out at most this often: Home
-Assistant's recorder stores every state, and `ends_at` already lets it count down."""
-
-COUNTING_FIELDS = frozenset({
-    "elapsed_s", "remaining_s", "cooldown_remaining_s", "preheat_remaining_s",
-    "temperature_c", "vibration", "dose_cem43", "dose_today_cem43", "today_min",
-    "daily_remaining_min",
-})
-"""Snapshot fields that move on by themselves while a session runs or the mat cools:
-their changes alone wait for `STATE_EVERY_S`. Any other field (state, program, heat,
-heater, fault, occupancy, the end time...) goes out at once."""
-
-_SHOWN_FIELDS = tuple(f.name for f in dataclasses.fields(Snapshot)
-                      if f.compare and f.name not in COUNTING_FIELDS)
 
 BIRTH_DELAY_MAX_S = 5.0
 """Discovery follows Home Assistant's `online` after a random delay up to this, so that
@@ -109,16 +94,6 @@ QOS = 1
 
 Post = Callable[[Event], None]
 """Hands an event to the controller thread (same shape as drivers.base.Post)."""
-
-
-def _tally(what: str) -> Tally:
-    """A count of `what`, in the journal at once and then once a minute at most."""
-    def later(delay_s: float, action: Callable[[], None]) -> None:
-        timer = threading.Timer(delay_s, action)
-        timer.daemon = True
-        timer.start()
-
-    return Tally(lambda n: log.warning("MQTT: %d %s", n, what), REPORT_INTERVAL_S, later)
 
 
 class MqttBridge:
@@ -157,30 +132,23 @@ class MqttBridge:
         self._commands = commands or RemoteCommands(rules)
         self._discovery = (discovery_messages(device, rules, config, version=version)
                            + absent_messages(device, rules, config) if config.discovery else [])
-        self.heartbeat_s = HEARTBEAT_S
         self.birth_delay_max_s = BIRTH_DELAY_MAX_S
-        self.state_every_s = STATE_EVERY_S
-        """All three may be shortened before `start` (tests do)."""
+        """May be shortened before `start` (tests do), as may `state`'s intervals."""
         self._loop = loop or NetLoop()
         self._own_thread = (threading.Thread(target=self._serve, name="matpi-mqtt", daemon=True)
                             if loop is None else None)
         self._connected = False
         self._closing = False
-        self._state_json: str | None = None
-        self._state_shown: tuple[object, ...] = ()
-        """What a person sees in `_state_json`: the fields outside COUNTING_FIELDS."""
-        self._shown_sent: tuple[object, ...] | None = None
-        self._state_sent_at = -math.inf
-        self._state_timer: TimerHandle | None = None
+        self.state = StatePacer(self._loop.call_later, self._publish_state)
         self._misc_timer: TimerHandle | None = None
         self._ends_at = SessionEnd(wall)
         """When the running session ends: epoch seconds and as published."""
         self._coalescer = SettingsCoalescer(post, call_later=self._loop.call_later)
         self._replies_on_way: dict[str, paho.MQTTMessageInfo] = {}
-        self.replies_coalesced = _tally(
+        self.replies_coalesced = self._tally(
             "error replies not sent: a reply to the same command was still on its way "
             "(each rejection is in the journal above)")
-        self.not_sent = _tally("message(s) not sent at once: no broker connection (events "
+        self.not_sent = self._tally("message(s) not sent at once: no broker connection (events "
                                "are dropped; the state and QoS 1 messages follow on reconnect)")
         self._problems: dict[BrokerAddress, str] = {}
         """The last problem logged per broker, so that a retry does not log it again."""
@@ -212,6 +180,11 @@ class MqttBridge:
         # take it, and `_tell` at once. A QoS 1 command's acknowledgement no longer goes out
         # before the command is applied, and the connector thread never writes.
         client.on_socket_register_write = _wants_write
+
+    def _tally(self, what: str) -> Tally:
+        """A count of `what`, in the journal at once and then once a minute at most."""
+        return Tally(lambda n: log.warning("MQTT: %d %s", n, what), REPORT_INTERVAL_S,
+                     self._loop.call_later)
 
     @property
     def connected(self) -> bool:
@@ -341,21 +314,15 @@ class MqttBridge:
             self._misc_timer = self._loop.call_later(MISC_S, self._misc)
 
     def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:
-        ends_at = self._ends_at(snapshot)
-        self._state_json = state_payload(snapshot, ends_at)
-        self._state_shown = (*(getattr(snapshot, name) for name in _SHOWN_FIELDS), ends_at)
+        self.state.update(snapshot, self._ends_at(snapshot))
         client = self._client
         if client is None or not self._connected:
             # The retained state follows on reconnect; events are not kept for later.
             for _ in notices:
                 self.not_sent.count()
             return
-        if (self._state_shown != self._shown_sent
-                or time.monotonic() - self._state_sent_at >= self.state_every_s):
-            self._publish_state(client)
+        if self.state.offer():
             _flush(client)  # the state first, before the events are even written out
-        else:
-            self._schedule_state(self._state_sent_at + self.state_every_s)
         for notice in notices:
             self._send(client, self._topics.event, notice_payload(notice))
             if isinstance(notice, Refused):
@@ -380,8 +347,7 @@ class MqttBridge:
                           (self._status_topic, SubscribeOptions(qos=QOS))])
         self._send(client, self._topics.availability, "online", retain=True)
         self._connected = True
-        if self._state_json is not None:
-            self._publish_state(client)
+        self.state.publish_now()
         self._publish_discovery()
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object,
@@ -422,38 +388,18 @@ class MqttBridge:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _publish_state(self, client: paho.Client) -> None:
-        """Publishes the latest state and counts the heartbeat from now."""
-        assert self._state_json is not None
-        self._send(client, self._topics.state, self._state_json, qos=QOS_STATE, retain=True)
-        self._state_sent_at = time.monotonic()
-        self._shown_sent = self._state_shown
-        if self._state_timer is not None:
-            self._state_timer.cancel()
-        self._state_timer = None
-        self._schedule_state(self._state_sent_at + self.heartbeat_s)
-
-    def _schedule_state(self, when: float) -> None:
-        """The state goes out again at `when` (or earlier, if already planned so). A timer
-        that is cancelled is always set to None, so one that is set is live."""
-        if self._state_timer is not None:
-            if self._state_timer.when <= when:
-                return
-            self._state_timer.cancel()
-        self._state_timer = self._loop.call_later(max(when - time.monotonic(), 0.0),
-                                                  self._state_due)
-
-    def _state_due(self) -> None:
-        """A held state or the heartbeat."""
-        self._state_timer = None
-        if self._client is not None and self._connected and self._state_json is not None:
-            self._publish_state(self._client)
+    def _publish_state(self, state_json: str) -> bool:
+        """The pacer's way out: the retained state, while connected."""
+        if self._client is None or not self._connected:
+            return False
+        self._send(self._client, self._topics.state, state_json, qos=QOS_STATE, retain=True)
+        return True
 
     def _cancel_timers(self) -> None:
-        for timer in (self._state_timer, self._misc_timer):
-            if timer is not None:
-                timer.cancel()
-        self._state_timer = self._misc_timer = None
+        self.state.cancel()
+        if self._misc_timer is not None:
+            self._misc_timer.cancel()
+        self._misc_timer = None
 
     def _send(self, client: paho.Client, topic: str, payload: str, *, qos: int = QOS,
               retain: bool = False) -> paho.MQTTMessageInfo:
