@@ -204,7 +204,7 @@ def test_status_goes_out_at_once_on_a_state_change_and_at_most_once_a_second_oth
     seen.now += 0.6
     mat.run_for(1, temp_c=33.0)
     reporter(mat.machine.snapshot(mat.now), [])
-    assert len(seen.sent) == 3 and "4:59 left" in seen.sent[-1]
+    assert len(seen.sent) == 3 and "4:58 left" in seen.sent[-1]  # 1.5 s gone
     mat.send(LongPress())  # stops nothing; a stop, though, is a new state at once
     mat.send(Stop(From.REMOTE))
     reporter(mat.machine.snapshot(mat.now), [])
