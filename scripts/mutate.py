@@ -378,6 +378,10 @@ MUTATIONS: list[Mutation] = [
     mutation("supervision: runaway never faults", SUPERVISION,
              "        if temp_c > BODY_WARMTH_C and temp_c - lowest_c >= self._rise_c:",
              "        if False:", WELDED_IDLE, WARMED),
+    mutation("supervision: the runaway window never forgets a reading", SUPERVISION,
+             "        while now - self._lows[0][0] > self._window_s:", "        while False:",
+             "tests/test_runaway_window.py::"
+             "test_the_lowest_of_the_window_is_the_lowest_a_scan_finds"),
     mutation("supervision: model gap never faults", SUPERVISION,
              "            estimate_c - reading_c < self._gap_c", "            True",
              OPEN_HEATER, FALLEN_OFF, STUCK_LOW),
