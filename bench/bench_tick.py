@@ -20,11 +20,18 @@ listeners), timed from outside by wrapping it with perf_counter_ns. Four runs:
 
 Target (issue #17): worst tick on the slow disk with the writer thread under 5 ms.
 
+Each run also counts the MQTT messages the bridge would publish in that session: the
+state through the bridge's own pacer (`remote.statepace`) on the simulated clock, and
+one message a notice or button gesture. Target: at most one state per 10 s, besides
+those that carry a change a person would see (state, heater, program...), counted apart.
+
     .venv/bin/python bench/bench_tick.py                       # 4 runs of 60 s
     .venv/bin/python bench/bench_tick.py --speed 60 --minutes 10
 """
 
 import argparse
+import heapq
+import itertools
 import os
 import platform
 import queue
@@ -40,12 +47,24 @@ from typing import Any
 
 from soak import percentile  # a script beside this one
 
-from matpi.core.events import DriverFault, Event, Notice, SessionEnded, Snapshot, Source, Start
+from matpi.core.events import (
+    DriverFault,
+    Event,
+    Notice,
+    SessionEnded,
+    SessionStarted,
+    Snapshot,
+    Source,
+    Start,
+)
 from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
+from matpi.remote.netloop import TimerHandle
+from matpi.remote.payloads import SessionEnd, button_gestures
+from matpi.remote.statepace import STATE_EVERY_S, StatePacer
 from matpi.service.app import SIM_POLL_S
 from matpi.service.controller import Controller
 from matpi.store.history import HISTORY_FILENAME, History
@@ -74,6 +93,53 @@ class SlowCommits:
         return getattr(self._db, name)
 
 
+class Traffic:
+    """What the MQTT bridge would publish in a session, counted on the simulated clock: a
+    controller listener, as the bridge is, with the bridge's pacer and timers that fire at
+    the next step after they are due (steps come at least once a simulated second)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._timers: list[TimerHandle] = []
+        self._order = itertools.count()
+        self._pacer = StatePacer(self._call_later, self._publish, monotonic=clock.now)
+        self._ends_at = SessionEnd(clock.wall)
+        self._in_session = False
+        self._visible: tuple[object, ...] = ()
+        self._visible_sent: tuple[object, ...] = ()
+        self.states = self.visible_states = self.events = 0
+
+    def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        while self._timers and self._timers[0].when <= self._clock.now():
+            timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                timer.action()
+        if any(isinstance(n, SessionStarted) for n in notices):
+            self._in_session = True
+        ends_at = self._ends_at(snapshot)
+        self._visible = (snapshot.state, snapshot.program, snapshot.heater_on,
+                         snapshot.fault, ends_at)
+        self._pacer.update(snapshot, ends_at)
+        self._pacer.offer()
+        if self._in_session:
+            self.events += len(notices) + len(button_gestures(notices))
+        if any(isinstance(n, SessionEnded) for n in notices):
+            self._in_session = False
+
+    def _call_later(self, delay_s: float, action: Callable[[], None]) -> TimerHandle:
+        handle = TimerHandle(self._clock.now() + delay_s, next(self._order), action)
+        heapq.heappush(self._timers, handle)
+        return handle
+
+    def _publish(self, state_json: str) -> bool:
+        if self._in_session:
+            self.states += 1
+            if self._visible != self._visible_sent:
+                self.visible_states += 1
+        self._visible_sent = self._visible
+        return True
+
+
 @dataclass
 class Run:
     disk: str
@@ -82,6 +148,7 @@ class Run:
     commits: int
     row: str
     fault: str | None
+    traffic: Traffic
 
 
 def waiting_for_writes(recorder: HistoryRecorder) -> Callable[[Snapshot, list[Notice]], None]:
@@ -112,6 +179,8 @@ def run_session(folder: Path, *, slow: bool, inline: bool, args: argparse.Namesp
                                cooldown_min=rules.cooldown_min,
                                on_error=lambda why: inbox.put(DriverFault(why)))
     controller.add_listener(waiting_for_writes(recorder) if inline else recorder)
+    traffic = Traffic(clock)
+    controller.add_listener(traffic)
     read, ended = threading.Event(), threading.Event()
 
     def watch(snapshot: Snapshot, notices: list[Notice]) -> None:
@@ -151,7 +220,7 @@ def run_session(folder: Path, *, slow: bool, inline: bool, args: argparse.Namesp
     history.close()
     row = ", ".join(f"{r.end_reason} {r.actual_s:.0f} s" for r in rows) or "none"
     return Run("slow" if slow else "fast", "inline" if inline else "thread", ticks_ns,
-               connection.commits, row, machine.fault)
+               connection.commits, row, machine.fault, traffic)
 
 
 def main() -> int:
@@ -188,6 +257,13 @@ def main() -> int:
     worst_ms = max(slow_thread.ticks_ns) / 1e6
     print(f"\ntarget: worst tick, slow disk, writer thread <= {TARGET_MS:g} ms: "
           f"{worst_ms:.3f} ms {'PASS' if worst_ms <= TARGET_MS else 'FAIL'}")
+    traffic = slow_thread.traffic
+    allowed = args.minutes * 60.0 / STATE_EVERY_S + 1
+    counting = traffic.states - traffic.visible_states
+    print(f"MQTT in the session: {traffic.states} states ({traffic.visible_states} with a "
+          f"change a person would see, {counting} with counting numbers only), "
+          f"{traffic.events} events; target: counting-only states <= one per "
+          f"{STATE_EVERY_S:g} s ({allowed:.0f}): {'PASS' if counting <= allowed else 'FAIL'}")
     print(f"reproduce: .venv/bin/python bench/bench_tick.py --speed {args.speed:g} "
           f"--minutes {args.minutes:g} --program {args.program} --fsync-ms {args.fsync_ms:g}")
     return 0
