@@ -29,7 +29,13 @@ from matpi.config.settings import HardwareConfig
 from matpi.drivers import boardproto as proto
 from matpi.drivers.bootpins import DEFAULT_OUTPUTS, pi_outputs
 from matpi.service.outputsrecord import OUTPUTS_FILE, read_last_outputs, remember_outputs
-from matpi.service.safeoff import WATCHDOG_FAULT, safe_off, stop_frames, switch_off
+from matpi.service.safeoff import (
+    WATCHDOG_FAULT,
+    latch_watchdog_fault,
+    safe_off,
+    stop_frames,
+    switch_off,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MATPI = [sys.executable, "-m", "matpi"]
@@ -504,11 +510,30 @@ def test_after_a_watchdog_kill_the_next_start_comes_up_in_a_latched_fault(
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=SUBPROCESS_TIMEOUT_S)
     if result == "watchdog":
-        assert f"fault latched: {WATCHDOG_FAULT}" in done.stderr
+        assert f"safe-off: fault latched: {WATCHDOG_FAULT}" in done.stdout
         assert "] fault" in state and WATCHDOG_FAULT in state, state
     else:
-        assert "fault" not in done.stderr
+        assert "fault" not in done.stdout + done.stderr
         assert "] idle" in state, state
+
+
+def test_the_latched_watchdog_fault_is_an_error_in_the_journal(state_dir: Path) -> None:
+    """Review: it was logged with the logger's own prefix, unlike safe-off's other lines."""
+    said = Said()
+    latch_watchdog_fault(state_dir, "watchdog", say=said)
+    [line] = said
+    assert line == f"fault latched: {WATCHDOG_FAULT}; a long press at the mat clears it"
+    assert said.levels[line] == logging.ERROR
+
+
+def test_a_watchdog_fault_that_cannot_be_recorded_says_so_at_err(tmp_path: Path) -> None:
+    unwritable = tmp_path / "not-a-folder"
+    unwritable.write_text("a file where the state folder should be")
+    said = Said()
+    latch_watchdog_fault(unwritable, "watchdog", say=said)
+    [line] = said
+    assert line.startswith("watchdog fault not recorded: ")
+    assert said.levels[line] == logging.ERROR
 
 
 def test_safe_off_command_tells_the_board_over_its_port(

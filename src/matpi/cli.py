@@ -356,7 +356,7 @@ def _cmd_safe_off(args: argparse.Namespace) -> int:
         from matpi.service.safeoff import latch_watchdog_fault, safe_off  # gpiozero, serial
 
         safe_off(args.config, state_dir, say=say)
-        latch_watchdog_fault(state_dir, os.environ.get("SERVICE_RESULT", ""))
+        latch_watchdog_fault(state_dir, os.environ.get("SERVICE_RESULT", ""), say=say)
     except Exception as exc:  # every step has its own guard; this is the last one
         say(f"could not finish: {type(exc).__name__}: {exc}", logging.ERROR)
     return 0

@@ -48,8 +48,6 @@ from matpi.service.outputsrecord import (
 )
 from matpi.store.history import HISTORY_FILENAME, History
 
-log = logging.getLogger(__name__)
-
 DEFAULT_BOARD_PORT: Final = "/dev/ttyACM0"
 WRITE_TIMEOUT_S: Final = 0.5
 ANSWER_TIMEOUT_S: Final = 0.5
@@ -112,10 +110,10 @@ def safe_off(
                answer_timeout_s=answer_timeout_s)
 
 
-def latch_watchdog_fault(state_dir: Path, service_result: str, *,
+def latch_watchdog_fault(state_dir: Path, service_result: str, *, say: Say = print_line,
                          now_wall: Callable[[], float] = time.time) -> None:
     """Records WATCHDOG_FAULT, latched, when systemd's watchdog ended the service; the next
-    start comes up in that fault until a long press at the mat clears it. Logged as an
+    start comes up in that fault until a long press at the mat clears it. Said as an
     error (the journal's `err`), never raised."""
     if service_result != WATCHDOG_RESULT:
         return
@@ -126,9 +124,9 @@ def latch_watchdog_fault(state_dir: Path, service_result: str, *,
         finally:
             history.close()
     except HistoryError as exc:
-        log.error("safe-off: watchdog fault not recorded: %s", exc)
+        say(f"watchdog fault not recorded: {exc}", logging.ERROR)
         return
-    log.error("safe-off: fault latched: %s; a long press at the mat clears it", WATCHDOG_FAULT)
+    say(f"fault latched: {WATCHDOG_FAULT}; a long press at the mat clears it", logging.ERROR)
 
 
 def switch_off(
