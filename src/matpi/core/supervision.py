@@ -38,6 +38,8 @@ class _Track:
 
     valid_at: float
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=MEDIAN_OF))
+    filtered_c: float | None = None
+    """The median of `recent`, kept with it: a step reads it several times."""
     last_raw_c: float | None = None
     bad_in_row: int = 0
     last_error: str | None = None
@@ -81,6 +83,7 @@ class Supervisor:
         track.valid_at = now
         track.last_raw_c = value
         track.recent.append(value)
+        track.filtered_c = _median(track.recent)
         return self._over_temperature(reading.sensor, track) or self._disagreement(now)
 
     def _over_temperature(self, name: str, track: _Track) -> str | None:
@@ -151,10 +154,12 @@ class Supervisor:
 
     @staticmethod
     def _filtered(track: _Track) -> float | None:
-        if not track.recent:
-            return None
-        ordered = sorted(track.recent)
-        return ordered[(len(ordered) - 1) // 2]  # of two, the lower: one spike never trips
+        return track.filtered_c
+
+
+def _median(values: deque[float]) -> float:
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]  # of two, the lower: one spike never trips
 
 
 
