@@ -58,17 +58,23 @@ remove_boot_block() {
     echo removed
 }
 
-remove_boot_pins() {
-    local config_txt
+# Removes the block between the lines BEGIN and END from each boot config; WHAT names
+# it in what is said.
+remove_marked_block() {
+    local what=$1 begin=$2 end=$3 config_txt
     for config_txt in /boot/firmware/config.txt /boot/config.txt; do
         [[ -f $config_txt ]] || continue
-        case $(remove_boot_block "$config_txt") in
-            removed) say "removed the outputs' power-on levels from $config_txt (applies at the next boot)" ;;
-            refused) say "$config_txt has '$BOOT_BLOCK_BEGIN' and '$BOOT_BLOCK_END' lines that do not pair up: remove them by hand" ;;
+        case $(BOOT_BLOCK_BEGIN=$begin BOOT_BLOCK_END=$end remove_boot_block "$config_txt") in
+            removed) say "removed $what from $config_txt (applies at the next boot)" ;;
+            refused) say "$config_txt has '$begin' and '$end' lines that do not pair up: remove them by hand" ;;
             absent) ;;
-            *) say "could not remove the matpi block from $config_txt: remove it by hand" ;;
+            *) say "could not remove $what from $config_txt: remove the lines between '$begin' and '$end' by hand" ;;
         esac
     done
+}
+
+remove_boot_pins() {
+    remove_marked_block "the outputs' power-on levels" "$BOOT_BLOCK_BEGIN" "$BOOT_BLOCK_END"
 }
 
 # Removes the 1-wire and SPI block from FILE; prints as remove_boot_block does.
@@ -79,15 +85,8 @@ remove_overlay_block() {
 # The 1-wire and SPI lines install-pi.sh added to config.txt (only --purge: other things
 # may use them).
 remove_overlays() {
-    local config_txt
-    for config_txt in /boot/firmware/config.txt /boot/config.txt; do
-        [[ -f $config_txt ]] || continue
-        case $(remove_overlay_block "$config_txt") in
-            removed) say "removed the 1-wire and SPI lines matpi added to $config_txt (applies at the next boot)" ;;
-            absent) ;;
-            *) say "could not remove the 1-wire and SPI lines matpi added to $config_txt: remove the lines between '$OVERLAY_BLOCK_BEGIN' and '$OVERLAY_BLOCK_END' by hand" ;;
-        esac
-    done
+    remove_marked_block "the 1-wire and SPI lines matpi added" "$OVERLAY_BLOCK_BEGIN" \
+        "$OVERLAY_BLOCK_END"
 }
 
 # Everything else of matpi's: config, history, `systemctl edit` settings, the 1-wire and
