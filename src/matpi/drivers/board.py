@@ -33,6 +33,8 @@ _log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.05
 """Longest a read blocks, so heartbeats and shutdown are never late by more."""
+CLOSE_TIMEOUT_S = 2.0
+"""How long `close` waits for the link's thread (its reads block READ_TIMEOUT_S at most)."""
 
 
 class BoardVersionError(DriverError):
@@ -155,7 +157,7 @@ class BoardLink:
             self._closed = True
             self._stopping.set()
             if threading.current_thread() is not self._thread:
-                self._thread.join(timeout=2.0)
+                self._thread.join(timeout=CLOSE_TIMEOUT_S)
             self._drop_port()
 
     def __enter__(self) -> Self:

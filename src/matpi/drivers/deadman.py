@@ -25,6 +25,9 @@ from matpi.drivers.base import Switch
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 5.0
+"""How long `close` waits for the watching thread before it releases the pin."""
+
 
 class RefreshedHeater:
     """A Switch wrapper: on() holds for `max_on_s` (real seconds) only, then latches off.
@@ -98,7 +101,7 @@ class RefreshedHeater:
             self._deadline = None
             self._changed.notify()
         if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
+            self._thread.join(timeout=CLOSE_TIMEOUT_S)
         self._switch.close()
 
     def _watch(self) -> None:

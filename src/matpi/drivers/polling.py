@@ -11,6 +11,8 @@ log = logging.getLogger(__name__)
 
 UNREADABLE_LOG_S = 60.0
 """A sensor that stays unreadable for want of resources is logged once a minute at most."""
+CLOSE_TIMEOUT_S = 5.0
+"""How long `close` waits for a read under way (a 1-wire read takes up to ~1 s)."""
 
 
 class ThermometerPoller:
@@ -40,7 +42,7 @@ class ThermometerPoller:
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
+            self._thread.join(timeout=CLOSE_TIMEOUT_S)
 
     def _run(self) -> None:
         while not self._stop.is_set():

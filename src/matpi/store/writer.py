@@ -40,10 +40,10 @@ MAX_STALL_S = 2.0
 """Real seconds one commit may take before the disk counts as stuck. A disk that stuck
 used to stall the controller thread itself, and the heater's 3 s dead-man stopped the
 heat; the fault this raises stops it no later."""
-CLOSE_TIMEOUT_S = 5.0
-"""How long a clean stop waits for the last writes; with MQTT's goodbye and the page's close
-it fits the unit's TimeoutStopSec= (tests/test_systemd.py adds them up), so that systemd
-never kills a stop that is still saving."""
+CLOSE_TIMEOUT_S = 10.0
+"""How long a clean stop waits for the last writes, long enough for a slow SD card's commit;
+with the rest of the stop it fits the unit's TimeoutStopSec= (tests/test_systemd.py adds
+them up), so that systemd never kills a stop that is still saving."""
 
 
 @dataclass(frozen=True)
