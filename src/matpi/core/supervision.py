@@ -88,7 +88,7 @@ class Supervisor:
 
     def _over_temperature(self, name: str, track: _Track) -> str | None:
         """The trip, confirmed by the median so that one spike does not latch it."""
-        filtered = self._filtered(track)
+        filtered = track.filtered_c
         if filtered is not None and filtered >= self._trip_c:
             return (f"over-temperature: sensor {name} reads {filtered:.1f} °C, "
                     f"trip at {self._trip_c:g} °C")
@@ -99,7 +99,7 @@ class Supervisor:
             name: value
             for name, track in self._tracks.items()
             if now - track.valid_at < limits.STALE_HEAT_OFF_S
-            and (value := self._filtered(track)) is not None
+            and (value := track.filtered_c) is not None
         }
         if len(fresh) < 2:
             return None
@@ -135,13 +135,12 @@ class Supervisor:
         what the mat shows. None when no sensor has one; never a stale value."""
         fresh = [value for t in self._tracks.values()
                  if not t.bad_in_row and now - t.valid_at < limits.STALE_HEAT_OFF_S
-                 and (value := self._filtered(t)) is not None]
+                 and (value := t.filtered_c) is not None]
         return max(fresh, default=None)
 
     def temperature(self) -> float | None:
         """The hottest filtered sensor value: control and dose use the worst case."""
-        values = [self._filtered(t) for t in self._tracks.values()]
-        known = [v for v in values if v is not None]
+        known = [t.filtered_c for t in self._tracks.values() if t.filtered_c is not None]
         return max(known) if known else None
 
     def next_deadline(self) -> float:
@@ -152,16 +151,10 @@ class Supervisor:
     def fault_deadline(self) -> float:
         return min(t.valid_at for t in self._tracks.values()) + limits.STALE_FAULT_S
 
-    @staticmethod
-    def _filtered(track: _Track) -> float | None:
-        return track.filtered_c
-
 
 def _median(values: deque[float]) -> float:
     ordered = sorted(values)
     return ordered[(len(ordered) - 1) // 2]  # of two, the lower: one spike never trips
-
-
 
 
 def _value(item: tuple[str, float]) -> float:

@@ -148,8 +148,9 @@ class MqttBridge:
         self.replies_coalesced = self._tally(
             "error replies not sent: a reply to the same command was still on its way "
             "(each rejection is in the journal above)")
-        self.not_sent = self._tally("message(s) not sent at once: no broker connection (events "
-                               "are dropped; the state and QoS 1 messages follow on reconnect)")
+        self.not_sent = self._tally(
+            "message(s) not sent at once: no broker connection (events are dropped; the "
+            "state and QoS 1 messages follow on reconnect)")
         self._problems: dict[BrokerAddress, str] = {}
         """The last problem logged per broker, so that a retry does not log it again."""
         self.reconnect = Reconnect(config.brokers, config.host_order)

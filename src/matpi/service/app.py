@@ -54,10 +54,10 @@ class Mat:
     sim: SimulatedMat | None
     bridge: MqttBridge | None
     history: History | None
+    loop: NetLoop
+    """The controller's inbox and wait: what else runs on its thread schedules here."""
     web: "WebServer | None" = None
     recorder: HistoryRecorder | None = None
-    loop: NetLoop | None = None
-    """The controller's inbox and wait: what else runs on its thread schedules here."""
 
     def start_edges(self) -> None:
         """Sampling, MQTT and the page start; the controller thread is started by the caller.
@@ -152,7 +152,7 @@ def assemble(
                         post=controller.post, clock=clock,
                         history_path=history.path if history is not None else None)
         controller.add_listener(web.listener)
-    return Mat(controller, drivers, poller, clock, sim, bridge, history, web, recorder, inbox)
+    return Mat(controller, drivers, poller, clock, sim, bridge, history, inbox, web, recorder)
 
 
 def _add_dead_man(drivers: MatDrivers, inbox: NetLoop) -> None:

@@ -49,7 +49,7 @@ def serve(mat: Mat, config: Config, *, once: bool = False, start: str | None = N
         mat.controller.add_listener(ServiceStatus(
             systemd.status, dose_max_cem43=config.rules.dose_max_cem43,
             fault_clearable=mat.history is not None,
-            call_later=mat.loop.call_later if mat.loop is not None else None))
+            call_later=mat.loop.call_later))
     outcome = _OnceWatcher(mat.controller) if once else None
     if outcome is not None:
         mat.controller.add_listener(outcome)

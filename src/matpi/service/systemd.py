@@ -57,7 +57,8 @@ def notify(message: str) -> bool:
 _failing = False
 
 
-# These return nothing: nobody acts on a lost notification (notify logs it).
+# ready, stopping and watchdog return nothing: nobody acts on a lost notification (notify
+# logs it). status says whether it got through, so that a lost line is sent again.
 
 
 def ready() -> None:
