@@ -21,6 +21,7 @@ real `matpi run --config`) with MQTT; and prints the daemon's imports by package
 """
 
 import argparse
+import contextlib
 import os
 import platform
 import signal
@@ -65,6 +66,8 @@ class Run:
     rss_mb: float
     peak_rss_mb: float
     cpu_pct: float
+    wakeups_per_s: float
+    """Context switches of every thread per second of the CPU window: how often it woke."""
     watchdog_pings: int
     exit_code: int | None
 
@@ -100,9 +103,25 @@ def status_kb(pid: int, key: str) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of the process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Time on a CPU of every live thread of the process, in seconds, to the nanosecond
+    (the scheduler's own count: utime and stime move in whole 10 ms clock ticks, too
+    coarse for an idle daemon). A thread that ended is not counted: none does while idle."""
+    total_ns = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total_ns += int((task / "schedstat").read_text().split()[0])
+    return total_ns / 1e9
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every live thread of the process."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in (task / "status").read_text().splitlines():
+                if line.endswith(tuple("0123456789")) and "ctxt_switches:" in line:
+                    total += int(line.split()[1])
+    return total
 
 
 GPIO_CHILD = """
@@ -136,14 +155,14 @@ MODULES_CHILD = """
 import os, sys, threading, time
 def dump():
     time.sleep(float(os.environ["MATPI_BENCH_DUMP_AFTER_S"]))
-    names = sorted(n for n in sys.modules if n.split(".")[0] not in ("matpi", "__main__"))
+    names = sorted(n for n in sys.modules if n.split(".")[0] != "__main__")
     print("MODULES", " ".join(names), file=sys.stderr, flush=True)
     os._exit(0)
 threading.Thread(target=dump, daemon=True).start()
 exec(compile(os.environ["MATPI_BENCH_CHILD"], "<child>", "exec"))
 """
 """Runs a daemon (the source in MATPI_BENCH_CHILD) until it has settled, then prints every
-module it loaded that is not matpi's own."""
+module it loaded."""
 
 FLOOR_CHILD = """
 import importlib, sys
@@ -197,9 +216,11 @@ def measure(name: str, extra_args: list[str], duration_s: float, *,
                 time.sleep(0.005)
             time.sleep(SETTLE_S)
             cpu_before, window_start = cpu_seconds(process.pid), time.monotonic()
+            switches_before = context_switches(process.pid)
             time.sleep(duration_s)
-            cpu_pct = (cpu_seconds(process.pid) - cpu_before) / (
-                time.monotonic() - window_start) * 100
+            window_s = time.monotonic() - window_start
+            cpu_pct = (cpu_seconds(process.pid) - cpu_before) / window_s * 100
+            wakeups_per_s = (context_switches(process.pid) - switches_before) / window_s
             rss_mb = status_kb(process.pid, "VmRSS") / 1024  # after the window: settled
             peak_mb = status_kb(process.pid, "VmHWM") / 1024
         finally:
@@ -215,7 +236,7 @@ def measure(name: str, extra_args: list[str], duration_s: float, *,
         name=name,
         ready_s=None if seen.ready_at is None else seen.ready_at - started,
         first_line_s=first_line_at[0] - started if first_line_at else None,
-        rss_mb=rss_mb, peak_rss_mb=peak_mb, cpu_pct=cpu_pct,
+        rss_mb=rss_mb, peak_rss_mb=peak_mb, cpu_pct=cpu_pct, wakeups_per_s=wakeups_per_s,
         watchdog_pings=seen.watchdog_pings, exit_code=exit_code,
     )
 
@@ -332,8 +353,18 @@ def imports_by_package(config: Path) -> str:
     return line.removeprefix("IMPORTS ")
 
 
-def floor_mb(child: str, args: list[str], folder: Path) -> float:
-    """The RSS of the libraries the daemon `child args` loads, without matpi: its floor."""
+@dataclass
+class Floor:
+    """What a daemon's modules cost before it runs: RSS in MiB of a process that imports them."""
+
+    libraries_mb: float
+    """Every module the daemon loaded but matpi's own: the floor."""
+    with_matpi_mb: float
+    """The same and matpi's modules, imported and not run: the floor and matpi's code."""
+
+
+def floor_mb(child: str, args: list[str], folder: Path) -> Floor:
+    """The RSS of the modules the daemon `child args` loads, without and with matpi's."""
     env = dict(os.environ, MATPI_BENCH_CHILD=child, MATPI_BENCH_DUMP_AFTER_S=str(SETTLE_S * 3),
                STATE_DIRECTORY=str(folder / "floor-state"))
     env.pop("NOTIFY_SOCKET", None)
@@ -342,9 +373,15 @@ def floor_mb(child: str, args: list[str], folder: Path) -> float:
     line = next((x for x in dumped.stderr.splitlines() if x.startswith("MODULES ")), None)
     if line is None:
         raise SystemExit(f"no module list from {args}: {dumped.stderr[-500:]}")
-    floor = subprocess.run([sys.executable, "-c", FLOOR_CHILD, *line.split()[1:]],
-                           capture_output=True, text=True, timeout=60)
-    return int(floor.stdout.strip()) / 1024
+    names = line.split()[1:]
+    libraries = [name for name in names if name.split(".")[0] != "matpi"]
+    return Floor(*(_imported_rss_mb(modules) for modules in (libraries, names)))
+
+
+def _imported_rss_mb(modules: list[str]) -> float:
+    imported = subprocess.run([sys.executable, "-c", FLOOR_CHILD, *modules],
+                              capture_output=True, text=True, timeout=60)
+    return int(imported.stdout.strip()) / 1024
 
 
 def compile_as_installed() -> None:
@@ -386,18 +423,22 @@ def mqtt_rows(duration_s: float) -> int:
         finally:
             stop_process(broker)
     print(f"\n{'run':<18} {'RSS':>8} {'target':>8} {'':<6} {'floor':>9} {'matpi':>9} "
-          f"{'idle CPU':>9} {'start-up':<40}")
+          f"{'code':>9} {'running':>9} {'idle CPU':>9} {'wakeups':>9} {'start-up':<40}")
     for run, target, floor in rows:
+        code_mb = floor.with_matpi_mb - floor.libraries_mb
         print(f"{run.name:<18} {run.rss_mb:>5.1f} MiB {target:>5.0f} MiB "
-              f"{ok_or_missed(run.rss_mb < target):<6} {floor:>5.1f} MiB "
-              f"{run.rss_mb - floor:>5.1f} MiB {run.cpu_pct:>7.3f} % {startup_text(run)}")
+              f"{ok_or_missed(run.rss_mb < target):<6} {floor.libraries_mb:>5.1f} MiB "
+              f"{run.rss_mb - floor.libraries_mb:>5.1f} MiB {code_mb:>5.1f} MiB "
+              f"{run.rss_mb - floor.with_matpi_mb:>5.1f} MiB {run.cpu_pct:>7.3f} % "
+              f"{run.wakeups_per_s:>7.1f}/s {startup_text(run)}")
     print("RSS: VmRSS at the end of the idle CPU window; floor: a process that loads the same "
           "libraries as that daemon (every module it has loaded once settled) and no matpi "
-          "code; matpi: the rest")
+          "code; matpi: the rest, of which code: what importing matpi's modules (not running "
+          "them) adds to the floor, and running: threads, buffers, the history's database")
     page_cpu = next(run.cpu_pct for run, _, _ in rows if run.name == "sim, MQTT, page")
     print(f"\nidle CPU target with MQTT and the page: {MQTT_IDLE_CPU_TARGET_PCT:g} % of a core: "
           f"{page_cpu:.3f} % {ok_or_missed(page_cpu < MQTT_IDLE_CPU_TARGET_PCT)} "
-          f"(one 10 ms clock tick in {duration_s:g} s is {1 / duration_s:.3f} %)")
+          f"(time on a CPU as the scheduler counts it, over {duration_s:g} s)")
     print(f"imports of the simulated daemon with MQTT, modules by package:\n  {imports}")
     return 0
 

@@ -1,6 +1,6 @@
 """Latency of MQTT commands through matpi, beside the broker's own hop, on loopback.
 
-    .venv/bin/python bench/bench_mqtt.py [--count 1000] [--runs 3]
+    .venv/bin/python bench/bench_mqtt.py [--count 1000] [--runs 3] [--floor]
 
 Starts a mosquitto (tests/broker.py) and, in a child process, a mat as the
 daemon runs one: controller, simulated drivers, thermometer poller and the
@@ -17,6 +17,8 @@ measures for each:
 Prints p50 and p99 of each, and the ratio of each p99 to the hop's p99: the verdict
 is that ratio against issue #17's target. Each p99 is also held to an absolute bound
 of this bench's own (5 ms, 10 ms), printed beside the verdict and not part of it.
+With --floor each run also measures the same mat whose paho callback sets the motor
+itself: the part of command -> output that no parsing or core work of matpi's adds.
 
 Commands are spaced by a little more than the bridge's coalescing window
 (`remote.coalesce.WINDOW_S`): a change that follows the last one within it is
@@ -65,9 +67,12 @@ STOP_WAIT_S = 10.0
 # --- the mat, in its own process ----------------------------------------------
 
 
-def run_mat(host: str, port: int, pipe: Connection, run_s: float) -> None:
+def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -> None:
     """A daemon's worth of mat; reports each motor duty change with its time. Stops when
-    told, when the bench has gone, or after `run_s` without a word from it."""
+    told, when the bench has gone, or after `run_s` without a word from it.
+
+    `floor`: paho's callback sets the motor itself, with no parsing, no coalescing and no
+    core step: what this stack (the loop's select, paho's read) costs on its own."""
     from matpi.config.settings import DeviceConfig, MqttConfig
     from matpi.core.events import Adjust, Event, Press, SelectProgram, Source, State
     from matpi.core.patterns import Pattern
@@ -92,7 +97,8 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float) -> None:
         if not changes or changes[-1][1] != duty:  # the controller refreshes outputs too
             changes.append((time.perf_counter_ns(), duty))
 
-    drivers.motor.set_duty = recording_set_duty  # type: ignore[method-assign]
+    if not floor:
+        drivers.motor.set_duty = recording_set_duty  # type: ignore[method-assign]
     machine = SessionMachine(rules, clock.now(), clock.today())
     loop = NetLoop()  # as the daemon does: the socket is served on the controller's thread
     controller = Controller(machine, drivers, clock, inbox=loop)
@@ -107,6 +113,8 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float) -> None:
                         timed_post, wall=clock.wall, loop=loop)
     controller.add_listener(bridge.listener)
     stages.wrap(controller, bridge)
+    if floor:
+        bridge._client.on_message = floor_on_message(stages, set_duty, changes)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
     thread = threading.Thread(target=controller.run, name="controller")
@@ -131,6 +139,17 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float) -> None:
     thread.join(STOP_WAIT_S)
     bridge.close()
     pipe.send((changes, stages.marks))
+
+
+def floor_on_message(stages: "Stages", set_duty: Any, changes: list[tuple[int, float]]) -> Any:
+    """paho's callback for the floor: the payload straight to the motor, stamped."""
+    def on_message(client: Any, userdata: object, message: Any) -> None:
+        if message.topic.endswith("/intensity/set"):
+            stages.stamp("read")
+            duty = float(message.payload) / 100.0
+            set_duty(duty)
+            changes.append((time.perf_counter_ns(), duty))
+    return on_message
 
 
 class Stages:
@@ -242,12 +261,14 @@ def sender(broker: Broker) -> paho.Client:
     return client
 
 
-def measure(broker: Broker, qos: int, count: int) -> dict[str, list[float]]:
-    """Latencies in ms: hop, command -> state, command -> output (the last from the child)."""
+def measure(broker: Broker, qos: int, count: int, *, floor: bool = False
+            ) -> dict[str, list[float]]:
+    """Latencies in ms: hop, command -> state, command -> output (the last from the child).
+    `floor`: the floor's mat (see `run_mat`), which publishes no state: hop and output only."""
     parent, child = multiprocessing.get_context("spawn").Pipe()
     run_s = 60.0 + 2 * (count + 10) * SPACING_S  # generous: the mat's wait for "stop"
     process = multiprocessing.get_context("spawn").Process(
-        target=run_mat, args=(broker.host, broker.port, child, run_s), daemon=True)
+        target=run_mat, args=(broker.host, broker.port, child, run_s, floor), daemon=True)
     process.start()
     stopped = False
     try:
@@ -267,7 +288,10 @@ def measure(broker: Broker, qos: int, count: int) -> dict[str, list[float]]:
             intensity = INTENSITIES_PCT[i % 2]
             started = time.perf_counter_ns()
             send.publish(f"{BASE}/intensity/set", str(intensity), qos=qos)
-            seen = receiver.wait(f"{BASE}/state", f'"intensity_pct":{intensity}.0'.encode())
+            if floor:
+                seen = started  # no state: the pause below lets the motor change first
+            else:
+                seen = receiver.wait(f"{BASE}/state", f'"intensity_pct":{intensity}.0'.encode())
             state = seen - started
             send.loop(timeout=0.0)  # PUBACKs, at QoS 1
             sent_ns.append(started)
@@ -298,6 +322,8 @@ def measure(broker: Broker, qos: int, count: int) -> dict[str, list[float]]:
             raise SystemExit(f"command {i}: the motor went to {duty}, not the commanded level")
         if i >= 10:
             output_ms.append((changed - sent) / 1e6)
+    if floor:
+        return {"hop": hop_ms, "command -> output": output_ms}
     figures = {"hop": hop_ms, "command -> output": output_ms, "command -> state": state_ms}
     stamps = {"sent": sent_ns, **marks, "output": [at for at, _ in changes], "seen": seen_ns}
     return figures | breakdown(stamps, len(sent_ns))
@@ -324,9 +350,9 @@ def breakdown(stamps: dict[str, list[int]], count: int) -> dict[str, list[float]
             for start, end, what in BREAKDOWN}
 
 
-def report(run: int, qos: int, figures: dict[str, list[float]]) -> None:
+def report(run: int, qos: int, figures: dict[str, list[float]], what: str = "") -> None:
     hop_p99 = percentile(figures["hop"], 99)
-    print(f"run {run}, QoS {qos}, {len(figures['hop'])} commands")
+    print(f"run {run}, QoS {qos}, {len(figures['hop'])} commands{what}")
     for path, values in figures.items():
         p50, p99 = statistics.median(values), percentile(values, 99)
         line = f"  {path:<40} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms"
@@ -345,6 +371,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure, in each run, the floor: paho's callback sets the "
+                             "motor (no parsing, no core), QoS 0")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as directory:
@@ -354,6 +383,9 @@ def main() -> None:
             for run in range(1, args.runs + 1):
                 for qos in (0, 1):
                     report(run, qos, measure(broker, qos, args.count))
+                if args.floor:
+                    report(run, 0, measure(broker, 0, args.count, floor=True),
+                           ": the floor, paho's callback sets the motor (no parsing, no core)")
         finally:
             broker.stop()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
