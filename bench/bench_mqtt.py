@@ -114,7 +114,7 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -
     controller.add_listener(bridge.listener)
     stages.wrap(controller, bridge)
     if floor:
-        bridge._client.on_message = floor_on_message(stages, set_duty, changes)
+        bridge._client.on_message = floor_on_message(set_duty, changes)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
     thread = threading.Thread(target=controller.run, name="controller")
@@ -141,11 +141,10 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -
     pipe.send((changes, stages.marks))
 
 
-def floor_on_message(stages: "Stages", set_duty: Any, changes: list[tuple[int, float]]) -> Any:
-    """paho's callback for the floor: the payload straight to the motor, stamped."""
+def floor_on_message(set_duty: Any, changes: list[tuple[int, float]]) -> Any:
+    """paho's callback for the floor: the payload straight to the motor, with its time."""
     def on_message(client: Any, userdata: object, message: Any) -> None:
         if message.topic.endswith("/intensity/set"):
-            stages.stamp("read")
             duty = float(message.payload) / 100.0
             set_duty(duty)
             changes.append((time.perf_counter_ns(), duty))
