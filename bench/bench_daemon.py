@@ -119,7 +119,7 @@ def context_switches(pid: int) -> int:
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
             for line in (task / "status").read_text().splitlines():
-                if line.endswith(tuple("0123456789")) and "ctxt_switches:" in line:
+                if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
                     total += int(line.split()[1])
     return total
 
