@@ -114,12 +114,18 @@ class Broker:
         if process is None:
             return
         if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)  # a frozen broker takes SIGTERM only then
             os.kill(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=5.0)
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(timeout=5.0)
+
+    def freeze(self) -> None:
+        """The broker hangs (SIGSTOP): its connections stay open and it answers nothing."""
+        assert self._process is not None, "not running"
+        os.kill(self._process.pid, signal.SIGSTOP)
 
     def restart(self) -> None:
         self.stop()

@@ -25,7 +25,7 @@ from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.remote.brokers import STABLE_S, Backoff, Reconnect
 from matpi.remote.homeassistant import discovery_messages
-from matpi.remote.mqtt import MqttBridge
+from matpi.remote.mqtt import MqttBridge, keepalive_check_s
 from matpi.remote.mqttclient import MqttError, publish_once
 from test_mqtt import BASE, Observer, Rig
 
@@ -263,6 +263,35 @@ def test_a_mat_moves_to_the_other_broker_and_back(two: tuple[Broker, Broker]) ->
     finally:
         rig.stop()
         watch_first.close()
+        watch_second.close()
+
+
+def test_the_keepalive_is_checked_a_tenth_of_it_apart_and_at_most_once_a_second() -> None:
+    assert [keepalive_check_s(k) for k in (5, 10, 30, 3600)] == [1.0, 1.0, 3.0, 360.0]
+
+
+@needs_mosquitto
+def test_a_mat_leaves_a_broker_that_hangs_for_the_next(two: tuple[Broker, Broker]) -> None:
+    """A hung broker keeps the connection open: only the keepalive tells, after at most
+    two keepalives and a check (the ping, then its missing answer)."""
+    first, second = two
+    keepalive_s = 5
+    rig = Rig(MqttConfig(enabled=True, keepalive_s=keepalive_s,
+                         hosts=(address(first), address(second))))
+    rig.bridge.reconnect.backoff = fast()
+    watch_second = Observer(second).connect()
+    rig.start()
+    try:
+        wait_for(lambda: rig.bridge.connected, what="connected to the first broker")
+        assert rig.bridge.reconnect.address == address(first)
+        first.freeze()
+        hung_at = time.monotonic()
+        watch_second.wait(f"{BASE}/availability", lambda m: m.payload == b"online",
+                          timeout_s=2 * keepalive_s + keepalive_check_s(keepalive_s) + FAILOVER_S)
+        assert rig.bridge.reconnect.address == address(second)
+        assert time.monotonic() - hung_at >= keepalive_s  # the keepalive told, nothing sooner
+    finally:
+        rig.stop()
         watch_second.close()
 
 

@@ -77,8 +77,15 @@ many devices do not answer a restart at the same instant."""
 CLOSE_TIMEOUT_S = 2.0
 """How long `close` waits for `offline` to reach the broker."""
 
-MISC_S = 1.0
-"""How often paho checks the keepalive while connected, as its own loop does."""
+KEEPALIVE_CHECKS = 10
+"""paho's keepalive is checked this many times per keepalive period while connected."""
+
+
+def keepalive_check_s(keepalive_s: float) -> float:
+    """How often paho checks the keepalive: a ping then goes out at most a tenth of the
+    keepalive late (the broker waits one and a half before it drops the mat), and an idle
+    mat wakes for it every 3 s at the default 30 s, not every second as paho's own loop."""
+    return max(1.0, keepalive_s / KEEPALIVE_CHECKS)
 
 _STOP = object()
 """Ends the bridge's own loop thread."""
@@ -141,6 +148,7 @@ class MqttBridge:
         self._closing = False
         self.state = StatePacer(self._loop.call_later, self._publish_state)
         self._misc_timer: TimerHandle | None = None
+        self._keepalive_check_s = keepalive_check_s(config.keepalive_s)
         self._ends_at = SessionEnd(wall)
         """When the running session ends: epoch seconds and as published."""
         self._coalescer = SettingsCoalescer(post, call_later=self._loop.call_later)
@@ -288,7 +296,7 @@ class MqttBridge:
         if self._closing or client is None or not isinstance(sock, socket.socket):
             return
         self._loop.watch(sock, self._readable, self._writable, client.want_write)
-        self._misc_timer = self._loop.call_later(MISC_S, self._misc)
+        self._misc_timer = self._loop.call_later(self._keepalive_check_s, self._misc)
 
     def _readable(self) -> None:
         client = self._client
@@ -306,13 +314,14 @@ class MqttBridge:
         self._client.loop_write()
 
     def _misc(self) -> None:
-        """Keepalive pings and the broker's silence, once a second while connected."""
+        """Keepalive pings and the broker's silence, every `keepalive_check_s` while
+        connected."""
         assert self._client is not None
         if self._client.socket() is None:
             return
         self._client.loop_misc()
         if self._client.socket() is not None:
-            self._misc_timer = self._loop.call_later(MISC_S, self._misc)
+            self._misc_timer = self._loop.call_later(self._keepalive_check_s, self._misc)
 
     def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         self.state.update(snapshot, self._ends_at(snapshot))
