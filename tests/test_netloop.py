@@ -101,6 +101,29 @@ def test_timers_run_in_time_order_after_their_delay_and_a_cancelled_one_never(
     assert ran[0][1] >= 0.05 and ran[1][1] >= 0.10
 
 
+def test_a_timer_with_slack_runs_at_the_next_wake_and_wakes_the_loop_only_at_its_latest(
+    loop: NetLoop
+) -> None:
+    """A periodic check that can wait (paho's keepalive) rides on the wake a reading brings
+    and costs an idle mat no wakeup of its own; with no wake, it is still on time."""
+    ran: list[tuple[str, float]] = []
+    started = time.monotonic()
+    loop.call_later(0.05, lambda: ran.append(("rides", time.monotonic() - started)),
+                    slack_s=10.0)
+    later(0.3, lambda: loop.put("reading"))
+    assert loop.get(timeout=5.0) == "reading"
+    assert [name for name, _ in ran] == ["rides"]
+    assert ran[0][1] >= 0.25  # not woken for it at 0.05 s: it waited for the reading
+
+    loop.call_later(0.05, lambda: ran.append(("alone", time.monotonic() - started)),
+                    slack_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(queue.Empty):
+        loop.get(timeout=1.0)
+    assert [name for name, _ in ran] == ["rides", "alone"]
+    assert 0.25 <= ran[1][1] < PROMPT_S  # woken for it at its delay and slack, no later
+
+
 def test_a_timer_set_from_another_thread_shortens_a_long_wait(loop: NetLoop) -> None:
     fired = threading.Event()
 

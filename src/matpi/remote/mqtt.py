@@ -82,9 +82,10 @@ KEEPALIVE_CHECKS = 10
 
 
 def keepalive_check_s(keepalive_s: float) -> float:
-    """How often paho checks the keepalive: a ping then goes out at most a tenth of the
-    keepalive late (the broker waits one and a half before it drops the mat), and an idle
-    mat wakes for it every 3 s at the default 30 s, not every second as paho's own loop."""
+    """How often paho checks the keepalive, and how much later than that a check may wait
+    for the loop to wake anyway (a reading comes every second): a ping goes out at most a
+    fifth of the keepalive late (the broker waits one and a half before it drops the mat),
+    and an idle mat never wakes for the check alone at the default 30 s."""
     return max(1.0, keepalive_s / KEEPALIVE_CHECKS)
 
 _STOP = object()
@@ -296,7 +297,8 @@ class MqttBridge:
         if self._closing or client is None or not isinstance(sock, socket.socket):
             return
         self._loop.watch(sock, self._readable, self._writable, client.want_write)
-        self._misc_timer = self._loop.call_later(self._keepalive_check_s, self._misc)
+        self._misc_timer = self._loop.call_later(
+            self._keepalive_check_s, self._misc, slack_s=self._keepalive_check_s)
 
     def _readable(self) -> None:
         client = self._client
@@ -321,7 +323,8 @@ class MqttBridge:
             return
         self._client.loop_misc()
         if self._client.socket() is not None:
-            self._misc_timer = self._loop.call_later(self._keepalive_check_s, self._misc)
+            self._misc_timer = self._loop.call_later(
+                self._keepalive_check_s, self._misc, slack_s=self._keepalive_check_s)
 
     def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         self.state.update(snapshot, self._ends_at(snapshot))

@@ -37,6 +37,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Action = Callable[[], None]
+WAKE_READ_BYTES = 4096
+"""Wakes (one byte each) read at once; more come only from a loop that did not turn."""
 
 
 @dataclass(order=True)
@@ -46,6 +48,8 @@ class TimerHandle:
     when: float
     order: int
     action: Action = field(compare=False)
+    slack_s: float = field(default=0.0, compare=False)
+    """How much later it may run, so that it runs when the loop wakes anyway."""
     cancelled: bool = field(default=False, compare=False)
 
     def cancel(self) -> None:
@@ -98,9 +102,14 @@ class NetLoop:
         """Run `action` on the loop's thread, before the next item is handed out."""
         self.put(_Call(action))
 
-    def call_later(self, delay_s: float, action: Action) -> TimerHandle:
-        """Run `action` on the loop's thread `delay_s` from now, unless cancelled first."""
-        handle = TimerHandle(self._monotonic() + delay_s, next(self._order), action)
+    def call_later(self, delay_s: float, action: Action, *, slack_s: float = 0.0
+                   ) -> TimerHandle:
+        """Run `action` on the loop's thread `delay_s` from now, unless cancelled first.
+
+        With `slack_s`, it runs at the first wake of the loop from `delay_s` on, and wakes
+        the loop itself only `delay_s + slack_s` from now: a periodic check that can wait a
+        little costs no wakeup of its own on a mat that wakes every second anyway."""
+        handle = TimerHandle(self._monotonic() + delay_s, next(self._order), action, slack_s)
         with self._timers_lock:
             heapq.heappush(self._timers, handle)
         if not self.on_loop_thread():
@@ -191,7 +200,8 @@ class NetLoop:
                     self._selector.modify(sock, events)
             with self._timers_lock:
                 if self._timers:
-                    wait_s = min(wait_s, self._timers[0].when - self._monotonic())
+                    latest = min(timer.when + timer.slack_s for timer in self._timers)
+                    wait_s = min(wait_s, latest - self._monotonic())
             ready = self._selector.select(None if math.isinf(wait_s) else max(wait_s, 0.0))
         finally:
             self._selecting = False
@@ -208,9 +218,10 @@ class NetLoop:
         self._run_due_timers()
 
     def _drain_wakes(self) -> None:
+        # One read takes every pending wake: a second would only raise BlockingIOError. Any
+        # left over (more than WAKE_READ_BYTES) keep the socket readable for the next turn.
         with contextlib.suppress(OSError):
-            while self._wake_in.recv(4096):
-                pass
+            self._wake_in.recv(WAKE_READ_BYTES)
 
     def _run_due_timers(self) -> None:
         now = self._monotonic()

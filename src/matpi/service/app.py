@@ -124,7 +124,8 @@ def assemble(
     watchdog_s = systemd.watchdog_interval_s()
     controller = Controller(machine, drivers, clock, inbox=inbox,
                             alive=systemd.watchdog if watchdog_s else None,
-                            alive_every_s=watchdog_s / 2 if watchdog_s else 0.0)
+                            alive_every_s=watchdog_s / 2 if watchdog_s else 0.0,
+                            alive_slack_s=watchdog_s / 10 if watchdog_s else 0.0)
     recorder = None
     if history is not None:
         recorder = HistoryRecorder(
@@ -133,7 +134,7 @@ def assemble(
             on_error=lambda why: inbox.put(DriverFault(why)),
         )
         controller.add_listener(recorder)
-    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
+    poller = ThermometerPoller(drivers.thermometers, controller.post_together, clock,
                                drivers.poll_interval_s)
     # One limit on remote starts, however they arrive: MQTT and the page share it.
     commands = RemoteCommands(rules, limiter=StartLimiter())

@@ -60,6 +60,11 @@ class _Shutdown:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Together:
+    events: tuple[Event, ...]
+
+
 class Controller:
     """Runs a mat: see the module docstring."""
 
@@ -72,10 +77,13 @@ class Controller:
         inbox: Inbox | None = None,
         alive: Callable[[], None] | None = None,
         alive_every_s: float = 0.0,
+        alive_slack_s: float = 0.0,
     ) -> None:
         """`inbox` lets edges built before the controller (the button) post to it.
         `alive` is called from inside the loop every `alive_every_s` real seconds (the
-        systemd watchdog): a wedged loop stops calling it."""
+        systemd watchdog): a wedged loop stops calling it. Up to `alive_slack_s` later,
+        it waits for the loop to wake for an event (a reading comes every second) rather
+        than waking it only for the call."""
         self.machine = machine
         self._drivers = drivers
         self._clock = clock
@@ -85,11 +93,17 @@ class Controller:
         self._last_snapshot: Snapshot | None = None
         self._alive = alive
         self._alive_every_s = alive_every_s
+        self._alive_slack_s = alive_slack_s
         self._alive_due = 0.0
 
     def post(self, event: Event) -> None:
         """Hand an event to the controller thread; safe from any thread or signal handler."""
         self._queue.put(event)
+
+    def post_together(self, events: tuple[Event, ...]) -> None:
+        """Hand events taken at one instant (a poll of every thermometer) as one item: the
+        machine takes each in turn, then the outputs and listeners follow once."""
+        self._queue.put(_Together(events))
 
     def request_stop(self, reason: str = "stop requested") -> None:
         self._queue.put(_Shutdown(reason))
@@ -118,27 +132,31 @@ class Controller:
                     # and dose, and the cooldown from now, before the process exits.
                     self._step(Stop(Source.LOCAL))
                     return
-                self._step(item)
+                if isinstance(item, _Together):
+                    self._step(*item.events)
+                else:
+                    self._step(item)
         finally:
             self._drivers.all_off()
 
     def _tell_alive(self) -> float:
-        """Calls `alive` when due; returns the real seconds until it is due again."""
+        """Calls `alive` when due; returns the real seconds the loop may wait for it."""
         if self._alive is None:
             return float("inf")
         real_now = time.monotonic()
         if real_now >= self._alive_due:
             self._alive()
             self._alive_due = real_now + self._alive_every_s
-        return self._alive_due - real_now
+        return self._alive_due + self._alive_slack_s - real_now
 
-    def _step(self, event: Event) -> None:
-        now = self._clock.now()
+    def _step(self, *events: Event) -> None:
+        now, today = self._clock.now(), self._clock.today()
         notices: list[Notice] = []
         if self._clock.stepped():
-            # Before the event, so that a step to a later date never looks like midnight.
-            notices += self.machine.step(ClockStepped(), now, self._clock.today())
-        notices += self.machine.step(event, now, self._clock.today())
+            # Before the events, so that a step to a later date never looks like midnight.
+            notices += self.machine.step(ClockStepped(), now, today)
+        for event in events:
+            notices += self.machine.step(event, now, today)
         try:
             self._apply(self.machine.outputs(now))
         except Exception as exc:
@@ -149,8 +167,7 @@ class Controller:
             except Exception:
                 log.exception("switching every output off failed too")
             # The fault reaches the core (and so the history) whatever the outputs do next.
-            notices += self.machine.step(DriverFault(f"output failed: {exc}"), now,
-                                         self._clock.today())
+            notices += self.machine.step(DriverFault(f"output failed: {exc}"), now, today)
             try:
                 self._apply(self.machine.outputs(now))
             except Exception:
@@ -160,8 +177,7 @@ class Controller:
             try:
                 self._drivers.reset()
             except Exception as exc:
-                notices += self.machine.step(DriverFault(f"reset refused: {exc}"), now,
-                                             self._clock.today())
+                notices += self.machine.step(DriverFault(f"reset refused: {exc}"), now, today)
                 self._apply(self.machine.outputs(now))
         self._tell(self.machine.snapshot(now), notices)
 

@@ -5,11 +5,13 @@ an abstract socket). Without it (a terminal, the tests, the simulator) every
 call is a no-op that returns False, so callers never need to check first.
 
 The watchdog is what makes a wedged controller loop visible: only the loop
-itself calls `watchdog()`, at half the interval, so a stuck loop stops the
-pings and systemd kills and restarts the service (and runs `matpi safe-off`).
+itself calls `watchdog()`, at half the interval (up to a tenth of it later, to ride
+on a wake the loop has anyway), so a stuck loop stops the pings and systemd kills
+and restarts the service (and runs `matpi safe-off`).
 
     timeout_s = systemd.watchdog_interval_s()   # None unless WatchdogSec= is set
-    Controller(..., alive=systemd.watchdog, alive_every_s=timeout_s / 2)
+    Controller(..., alive=systemd.watchdog, alive_every_s=timeout_s / 2,
+               alive_slack_s=timeout_s / 10)
     systemd.ready()
 """
 
