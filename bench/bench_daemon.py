@@ -17,7 +17,9 @@ once the controller pings the watchdog the pings are counted too.
 With `--mqtt` it starts its own mosquitto and measures instead the rows of issue 17:
 simulated with MQTT connected and the page off; the same with the page; the GPIO path
 (the example config on gpiozero's mock pins and two fake DS18B20 files, run as the
-real `matpi run --config`) with MQTT; and prints the daemon's imports by package.
+real `matpi run --config`) with MQTT; and prints the daemon's imports by package, and the
+idle CPU's floor: the page daemon's libraries in a process that only wakes as an idle mat
+does, a thread once a second handing a byte to the main thread waiting in select.
 """
 
 import argparse
@@ -174,6 +176,30 @@ for name in sys.argv[1:]:
 print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS")))
 """
 """The RSS (KiB) of a process that loads the same libraries as a daemon, and no matpi code."""
+
+IDLE_FLOOR_CHILD = """
+import importlib, selectors, socket, sys, threading
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+loop_end, poller_end = socket.socketpair()
+def poll():
+    stop = threading.Event()
+    while not stop.wait(1.0):
+        poller_end.send(b"r")
+threading.Thread(target=poll, daemon=True).start()
+selector = selectors.DefaultSelector()
+selector.register(loop_end, selectors.EVENT_READ)
+print("ready", flush=True)
+while True:
+    for _ in selector.select(30.0):
+        loop_end.recv(4096)
+"""
+"""The idle shape of a mat and nothing else, with a daemon's libraries loaded: a thread that
+wakes every second (the thermometer poller) hands a byte through a socket to the main thread,
+which waits in select (the controller in its NetLoop)."""
 
 CLI_CHILD = """
 import sys
@@ -361,6 +387,8 @@ class Floor:
     """Every module the daemon loaded but matpi's own: the floor."""
     with_matpi_mb: float
     """The same and matpi's modules, imported and not run: the floor and matpi's code."""
+    libraries: list[str]
+    """The names of the floor's modules."""
 
 
 def floor_mb(child: str, args: list[str], folder: Path) -> Floor:
@@ -375,13 +403,40 @@ def floor_mb(child: str, args: list[str], folder: Path) -> Floor:
         raise SystemExit(f"no module list from {args}: {dumped.stderr[-500:]}")
     names = line.split()[1:]
     libraries = [name for name in names if name.split(".")[0] != "matpi"]
-    return Floor(*(_imported_rss_mb(modules) for modules in (libraries, names)))
+    return Floor(_imported_rss_mb(libraries), _imported_rss_mb(names), libraries)
 
 
 def _imported_rss_mb(modules: list[str]) -> float:
     imported = subprocess.run([sys.executable, "-c", FLOOR_CHILD, *modules],
                               capture_output=True, text=True, timeout=60)
     return int(imported.stdout.strip()) / 1024
+
+
+def idle_floor(modules: list[str], duration_s: float) -> tuple[float, float]:
+    """Idle CPU (% of a core) and wakeups per second of `IDLE_FLOOR_CHILD` with `modules`
+    loaded: what a mat's idle shape costs before any of matpi's work."""
+    process = subprocess.Popen([sys.executable, "-c", IDLE_FLOOR_CHILD, *modules],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        ready: list[float] = []
+        reader = threading.Thread(target=drain, args=(process.stdout, ready), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not ready and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not ready:
+            raise SystemExit("the idle floor's process never said ready")
+        time.sleep(SETTLE_S)
+        cpu_before, switches_before = cpu_seconds(process.pid), context_switches(process.pid)
+        window_start = time.monotonic()
+        time.sleep(duration_s)
+        window_s = time.monotonic() - window_start
+        return ((cpu_seconds(process.pid) - cpu_before) / window_s * 100,
+                (context_switches(process.pid) - switches_before) / window_s)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def compile_as_installed() -> None:
@@ -420,6 +475,8 @@ def mqtt_rows(duration_s: float) -> int:
                  floor_mb(CLI_CHILD, [*SIMULATE, *page], folder)),
             ]
             imports = imports_by_package(sim_config)
+            page_floor = rows[-1][2]
+            floor_cpu_pct, floor_wakeups = idle_floor(page_floor.libraries, duration_s)
         finally:
             stop_process(broker)
     print(f"\n{'run':<18} {'RSS':>8} {'target':>8} {'':<6} {'floor':>9} {'matpi':>9} "
@@ -439,6 +496,10 @@ def mqtt_rows(duration_s: float) -> int:
     print(f"\nidle CPU target with MQTT and the page: {MQTT_IDLE_CPU_TARGET_PCT:g} % of a core: "
           f"{page_cpu:.3f} % {ok_or_missed(page_cpu < MQTT_IDLE_CPU_TARGET_PCT)} "
           f"(time on a CPU as the scheduler counts it, over {duration_s:g} s)")
+    print(f"  its floor: {floor_cpu_pct:.3f} % and {floor_wakeups:.1f} wakeups/s for the same "
+          "libraries in a mat's idle shape and nothing else (a thread that wakes every second "
+          "hands a byte through a socket to the main thread, waiting in select); matpi's own "
+          f"work once a second: {page_cpu - floor_cpu_pct:.3f} %")
     print(f"imports of the simulated daemon with MQTT, modules by package:\n  {imports}")
     return 0
 

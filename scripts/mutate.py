@@ -689,6 +689,13 @@ MUTATIONS: list[Mutation] = [
              "if self.recorder is not None and not self.recorder.close():",
              "if False:", "tests/test_guard_wiring.py"),
     # --- the controller's wait (issue #17): a stop asked by a signal is never left waiting
+    mutation("netloop: a timer that can wait delays the one that cannot",
+             "src/matpi/remote/netloop.py",
+             "latest = min(timer.when + timer.slack_s for timer in self._timers)",
+             "latest = self._timers[0].when + self._timers[0].slack_s", "tests/test_netloop.py"),
+    mutation("controller: the watchdog's ping waits for an event without bound", CONTROLLER,
+             "        return self._alive_due + self._alive_slack_s - real_now",
+             "        return float(\"inf\")", CONTROLLER_T),
     mutation("netloop: a signal handler's put does not wake the wait",
              "src/matpi/remote/netloop.py",
              "        if self._selecting:\n            self._wake()",

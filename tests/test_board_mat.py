@@ -178,7 +178,7 @@ def test_a_long_press_clears_a_latched_board_fault_through_the_controller(
     clock = Clock()
     machine = SessionMachine(Rules(sensors=("mat", "pad")), clock.now(), clock.today())
     controller = Controller(machine, mat, clock, inbox=inbox)
-    poller = ThermometerPoller(mat.thermometers, controller.post_together, clock, 0.25)
+    poller = ThermometerPoller(mat.thermometers, controller.post, clock, 0.25)
     loop = threading.Thread(target=controller.run)
     loop.start()
     poller.start()

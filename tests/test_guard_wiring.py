@@ -44,7 +44,7 @@ from matpi.core.patterns import Pattern
 from matpi.core.programs import HeatLevel, Program
 from matpi.core.rules import BOUNDS, PAD_BOUNDS, CeilingError, Rules
 from matpi.core.session import SessionMachine
-from matpi.drivers.base import MatDrivers, SensorUnreadable
+from matpi.drivers.base import MatDrivers
 from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.sim import SimulatedMat
@@ -361,7 +361,7 @@ class _BrokenThermometer:
 
 
 def test_a_thermometer_that_raises_is_reported_and_the_poller_goes_on() -> None:
-    inbox: queue.SimpleQueue[tuple[Reading, ...]] = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
     poller = ThermometerPoller([_BrokenThermometer()], inbox.put, Clock(), 0.05)
     poller.start()
     try:
@@ -370,36 +370,7 @@ def test_a_thermometer_that_raises_is_reported_and_the_poller_goes_on() -> None:
     finally:
         poller.close()
     expected = Reading("mat", None, "driver error: 1-wire bus gone")
-    assert first == (expected,) and second == (expected,)
-
-
-def test_the_poller_hands_every_sensor_of_one_poll_over_as_one_item() -> None:
-    """The controller takes a poll's readings together (one wake, outputs set once); a
-    sensor this process cannot read is left out, not reported as a reading."""
-    class Fixed:
-        def __init__(self, name: str, value_c: float) -> None:
-            self.name, self.value_c = name, value_c
-
-        def read(self) -> Reading:
-            return Reading(self.name, self.value_c)
-
-        def close(self) -> None:
-            pass
-
-    class Exhausted(Fixed):
-        def read(self) -> Reading:
-            raise SensorUnreadable("[Errno 24] Too many open files")
-
-    inbox: queue.SimpleQueue[tuple[Reading, ...]] = queue.SimpleQueue()
-    poller = ThermometerPoller([Fixed("mat", 30.0), Exhausted("mat3", 0.0), Fixed("mat2", 31.0)],
-                               inbox.put, Clock(), 0.05)
-    poller.start()
-    try:
-        first, second = inbox.get(timeout=WAIT_S), inbox.get(timeout=WAIT_S)
-    finally:
-        poller.close()
-    both = (Reading("mat", 30.0), Reading("mat2", 31.0))
-    assert first == both and second == both
+    assert first == expected and second == expected
 
 
 def test_a_damaged_history_leaves_no_daily_allowance(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_a_press_on_the_mock_button_starts_a_session_that_heats(
     clock = Clock()
     machine = SessionMachine(config.rules, clock.now(), clock.today())
     controller = Controller(machine, drivers, clock, inbox=inbox)
-    poller = ThermometerPoller(drivers.thermometers, controller.post_together, clock, 0.25)
+    poller = ThermometerPoller(drivers.thermometers, controller.post, clock, 0.25)
     thread = threading.Thread(target=controller.run)
     thread.start()
     poller.start()

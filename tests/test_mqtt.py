@@ -139,7 +139,7 @@ class Rig:
         self.bridge = MqttBridge(config, DeviceConfig(), self.rules, self.controller.post,
                                  wall=self.clock.wall, version="9.9.9", loop=self.loop)
         self.controller.add_listener(self.bridge.listener)
-        self.poller = (ThermometerPoller(self.drivers.thermometers, self.controller.post_together,
+        self.poller = (ThermometerPoller(self.drivers.thermometers, self.controller.post,
                                          self.clock, 0.5) if poll else None)
         self.thread = threading.Thread(target=self.controller.run)
 

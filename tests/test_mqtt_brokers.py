@@ -25,7 +25,7 @@ from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 from matpi.remote.brokers import STABLE_S, Backoff, Reconnect
 from matpi.remote.homeassistant import discovery_messages
-from matpi.remote.mqtt import MqttBridge, keepalive_check_s
+from matpi.remote.mqtt import MqttBridge, keepalive_check_s, keepalive_slack_s
 from matpi.remote.mqttclient import MqttError, publish_once
 from test_mqtt import BASE, Observer, Rig
 
@@ -270,10 +270,17 @@ def test_the_keepalive_is_checked_a_tenth_of_it_apart_and_at_most_once_a_second(
     assert [keepalive_check_s(k) for k in (5, 10, 30, 3600)] == [1.0, 1.0, 3.0, 360.0]
 
 
+def test_a_keepalive_check_waits_for_a_wake_until_a_fifth_of_the_keepalive_at_most() -> None:
+    """The check's interval and its slack together: a ping is at most a fifth late."""
+    keepalives = (5, 10, 30, 3600)
+    assert [keepalive_slack_s(k) for k in keepalives] == [0.0, 1.0, 3.0, 360.0]
+    assert all(keepalive_check_s(k) + keepalive_slack_s(k) <= k / 5 for k in keepalives)
+
+
 @needs_mosquitto
 def test_a_mat_leaves_a_broker_that_hangs_for_the_next(two: tuple[Broker, Broker]) -> None:
     """A hung broker keeps the connection open: only the keepalive tells, after at most
-    two keepalives and a check (the ping, then its missing answer)."""
+    two keepalives, each checked up to a fifth late (the ping, then its missing answer)."""
     first, second = two
     keepalive_s = 5
     rig = Rig(MqttConfig(enabled=True, keepalive_s=keepalive_s,
@@ -284,10 +291,11 @@ def test_a_mat_leaves_a_broker_that_hangs_for_the_next(two: tuple[Broker, Broker
     try:
         wait_for(lambda: rig.bridge.connected, what="connected to the first broker")
         assert rig.bridge.reconnect.address == address(first)
+        late_s = keepalive_check_s(keepalive_s) + keepalive_slack_s(keepalive_s)
         first.freeze()
         hung_at = time.monotonic()
         watch_second.wait(f"{BASE}/availability", lambda m: m.payload == b"online",
-                          timeout_s=2 * keepalive_s + keepalive_check_s(keepalive_s) + FAILOVER_S)
+                          timeout_s=2 * (keepalive_s + late_s) + FAILOVER_S)
         assert rig.bridge.reconnect.address == address(second)
         assert time.monotonic() - hung_at >= keepalive_s  # the keepalive told, nothing sooner
     finally:

@@ -115,13 +115,25 @@ def test_a_timer_with_slack_runs_at_the_next_wake_and_wakes_the_loop_only_at_its
     assert [name for name, _ in ran] == ["rides"]
     assert ran[0][1] >= 0.25  # not woken for it at 0.05 s: it waited for the reading
 
+    started = time.monotonic()
     loop.call_later(0.05, lambda: ran.append(("alone", time.monotonic() - started)),
                     slack_s=0.2)
-    started = time.monotonic()
     with pytest.raises(queue.Empty):
         loop.get(timeout=1.0)
     assert [name for name, _ in ran] == ["rides", "alone"]
     assert 0.25 <= ran[1][1] < PROMPT_S  # woken for it at its delay and slack, no later
+
+
+def test_a_timer_with_slack_never_delays_one_without(loop: NetLoop) -> None:
+    ran: list[tuple[str, float]] = []
+    started = time.monotonic()
+    loop.call_later(0.05, lambda: ran.append(("can wait", time.monotonic() - started)),
+                    slack_s=10.0)
+    loop.call_later(0.10, lambda: ran.append(("on time", time.monotonic() - started)))
+    with pytest.raises(queue.Empty):
+        loop.get(timeout=2 * PROMPT_S)
+    assert [name for name, _ in ran] == ["can wait", "on time"]  # it rode on that wake
+    assert 0.10 <= ran[1][1] < PROMPT_S
 
 
 def test_a_timer_set_from_another_thread_shortens_a_long_wait(loop: NetLoop) -> None:

@@ -312,7 +312,7 @@ def test_the_poller_posts_nothing_for_an_unreadable_sensor(caplog: pytest.LogCap
         def close(self) -> None:
             pass
 
-    posted: list[tuple[Reading, ...]] = []
+    posted: list[Reading] = []
     poller = ThermometerPoller([Exhausted()], posted.append, Clock(), 0.01)
     poller.start()
     time.sleep(0.2)

@@ -15,8 +15,6 @@ from matpi.core.events import Breath, Event, Led, Reading
 
 Post = Callable[[Event], None]
 """Puts an event on the controller's queue; safe to call from any thread."""
-PostTogether = Callable[[tuple[Reading, ...]], None]
-"""Puts readings taken at one instant on the controller's queue as one item; any thread."""
 
 
 class Switch(Protocol):

@@ -1,11 +1,10 @@
-"""The edge that samples thermometers and hands each poll's readings to the controller."""
+"""The edge that samples thermometers and hands each reading to the controller."""
 
-import contextlib
 import logging
 import threading
 
 from matpi.core.events import Reading
-from matpi.drivers.base import PostTogether, SensorUnreadable, Thermometer
+from matpi.drivers.base import Post, SensorUnreadable, Thermometer
 from matpi.drivers.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -27,19 +26,13 @@ class ThermometerPoller:
     """
 
     def __init__(
-        self, thermometers: list[Thermometer], post: PostTogether, clock: Clock,
-        interval_s: float,
+        self, thermometers: list[Thermometer], post: Post, clock: Clock, interval_s: float
     ) -> None:
-        """`post` takes the readings of one poll together: the controller wakes once for
-        them, and no output acts on the first sensor's reading without the others'."""
         self._thermometers = thermometers
         self._post = post
         self._clock = clock
         self._interval_s = interval_s
-        # Held until `close`: the wait between polls is a try to take it. A bare lock, not an
-        # Event, whose wait runs some twenty lines of Python every second of an idle mat.
-        self._open = threading.Lock()
-        self._open.acquire()
+        self._stop = threading.Event()
         self._unreadable_logged_at = float("-inf")
         self._thread = threading.Thread(target=self._run, name="matpi-thermometers", daemon=True)
 
@@ -47,20 +40,19 @@ class ThermometerPoller:
         self._thread.start()
 
     def close(self) -> None:
-        with contextlib.suppress(RuntimeError):  # released already: closed twice
-            self._open.release()
+        self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=CLOSE_TIMEOUT_S)
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             started = self._clock.now()
-            readings = tuple(r for r in map(self._read, self._thermometers) if r is not None)
-            if readings:
-                self._post(readings)
+            for thermometer in self._thermometers:
+                reading = self._read(thermometer)
+                if reading is not None:
+                    self._post(reading)
             spent = self._clock.now() - started
-            if self._open.acquire(timeout=self._clock.real_seconds(self._interval_s - spent)):
-                return  # closed
+            self._stop.wait(self._clock.real_seconds(self._interval_s - spent))
 
     def _read(self, thermometer: Thermometer) -> Reading | None:
         try:

@@ -82,11 +82,17 @@ KEEPALIVE_CHECKS = 10
 
 
 def keepalive_check_s(keepalive_s: float) -> float:
-    """How often paho checks the keepalive, and how much later than that a check may wait
-    for the loop to wake anyway (a reading comes every second): a ping goes out at most a
-    fifth of the keepalive late (the broker waits one and a half before it drops the mat),
-    and an idle mat never wakes for the check alone at the default 30 s."""
+    """How often paho checks the keepalive: a tenth of it apart, at most once a second, so
+    that an idle mat does not wake every second for it as paho's own loop would."""
     return max(1.0, keepalive_s / KEEPALIVE_CHECKS)
+
+
+def keepalive_slack_s(keepalive_s: float) -> float:
+    """How much later than due a check may wait for the loop to wake anyway (a reading
+    comes every second): 3 s at the default 30 s, so an idle mat does not wake for the
+    check alone. With the check's own interval, a ping goes out at most a fifth of the
+    keepalive late; the broker waits one and a half keepalives before it drops the mat."""
+    return max(0.0, keepalive_s / 5 - keepalive_check_s(keepalive_s))
 
 _STOP = object()
 """Ends the bridge's own loop thread."""
@@ -150,6 +156,7 @@ class MqttBridge:
         self.state = StatePacer(self._loop.call_later, self._publish_state)
         self._misc_timer: TimerHandle | None = None
         self._keepalive_check_s = keepalive_check_s(config.keepalive_s)
+        self._keepalive_slack_s = keepalive_slack_s(config.keepalive_s)
         self._ends_at = SessionEnd(wall)
         """When the running session ends: epoch seconds and as published."""
         self._coalescer = SettingsCoalescer(post, call_later=self._loop.call_later)
@@ -298,7 +305,7 @@ class MqttBridge:
             return
         self._loop.watch(sock, self._readable, self._writable, client.want_write)
         self._misc_timer = self._loop.call_later(
-            self._keepalive_check_s, self._misc, slack_s=self._keepalive_check_s)
+            self._keepalive_check_s, self._misc, slack_s=self._keepalive_slack_s)
 
     def _readable(self) -> None:
         client = self._client
@@ -316,15 +323,15 @@ class MqttBridge:
         self._client.loop_write()
 
     def _misc(self) -> None:
-        """Keepalive pings and the broker's silence, every `keepalive_check_s` while
-        connected."""
+        """Keepalive pings and the broker's silence while connected: `keepalive_check_s`
+        apart, or up to `keepalive_slack_s` later to go with a wake the loop has anyway."""
         assert self._client is not None
         if self._client.socket() is None:
             return
         self._client.loop_misc()
         if self._client.socket() is not None:
             self._misc_timer = self._loop.call_later(
-                self._keepalive_check_s, self._misc, slack_s=self._keepalive_check_s)
+                self._keepalive_check_s, self._misc, slack_s=self._keepalive_slack_s)
 
     def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         self.state.update(snapshot, self._ends_at(snapshot))

@@ -134,7 +134,7 @@ def assemble(
             on_error=lambda why: inbox.put(DriverFault(why)),
         )
         controller.add_listener(recorder)
-    poller = ThermometerPoller(drivers.thermometers, controller.post_together, clock,
+    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
     # One limit on remote starts, however they arrive: MQTT and the page share it.
     commands = RemoteCommands(rules, limiter=StartLimiter())

@@ -60,11 +60,6 @@ class _Shutdown:
     reason: str
 
 
-@dataclass(frozen=True)
-class _Together:
-    events: tuple[Event, ...]
-
-
 class Controller:
     """Runs a mat: see the module docstring."""
 
@@ -100,11 +95,6 @@ class Controller:
         """Hand an event to the controller thread; safe from any thread or signal handler."""
         self._queue.put(event)
 
-    def post_together(self, events: tuple[Event, ...]) -> None:
-        """Hand events taken at one instant (a poll of every thermometer) as one item: the
-        machine takes each in turn, then the outputs and listeners follow once."""
-        self._queue.put(_Together(events))
-
     def request_stop(self, reason: str = "stop requested") -> None:
         self._queue.put(_Shutdown(reason))
 
@@ -132,10 +122,7 @@ class Controller:
                     # and dose, and the cooldown from now, before the process exits.
                     self._step(Stop(Source.LOCAL))
                     return
-                if isinstance(item, _Together):
-                    self._step(*item.events)
-                else:
-                    self._step(item)
+                self._step(item)
         finally:
             self._drivers.all_off()
 
@@ -149,14 +136,13 @@ class Controller:
             self._alive_due = real_now + self._alive_every_s
         return self._alive_due + self._alive_slack_s - real_now
 
-    def _step(self, *events: Event) -> None:
+    def _step(self, event: Event) -> None:
         now, today = self._clock.now(), self._clock.today()
         notices: list[Notice] = []
         if self._clock.stepped():
-            # Before the events, so that a step to a later date never looks like midnight.
+            # Before the event, so that a step to a later date never looks like midnight.
             notices += self.machine.step(ClockStepped(), now, today)
-        for event in events:
-            notices += self.machine.step(event, now, today)
+        notices += self.machine.step(event, now, today)
         try:
             self._apply(self.machine.outputs(now))
         except Exception as exc:
