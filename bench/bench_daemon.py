@@ -166,24 +166,23 @@ exec(compile(os.environ["MATPI_BENCH_CHILD"], "<child>", "exec"))
 """Runs a daemon (the source in MATPI_BENCH_CHILD) until it has settled, then prints every
 module it loaded."""
 
-FLOOR_CHILD = """
+IMPORT_ARGS = """
 import importlib, sys
 for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
     except Exception:
         pass
+"""
+"""The start of a child that loads the modules named on its command line."""
+
+FLOOR_CHILD = IMPORT_ARGS + """
 print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmRSS")))
 """
 """The RSS (KiB) of a process that loads the same libraries as a daemon, and no matpi code."""
 
-IDLE_FLOOR_CHILD = """
-import importlib, selectors, socket, sys, threading
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-    except Exception:
-        pass
+IDLE_FLOOR_CHILD = IMPORT_ARGS + """
+import selectors, socket, threading
 loop_end, poller_end = socket.socketpair()
 def poll():
     stop = threading.Event()
