@@ -32,11 +32,12 @@ usage() {
     sed -n '2,14s/^# \{0,1\}//p' "$0"
 }
 
-# Removes the matpi block from FILE; prints "removed", "absent", or "refused" when its
-# markers do not pair up (hand-edited: left for a person to fix).
+# Removes the block between the lines BEGIN and END (by default the outputs' power-on
+# levels) from FILE; prints "removed", "absent", or "refused" when its markers do not pair
+# up (hand-edited: left for a person to fix).
 remove_boot_block() {
-    local file=$1 new status=0
-    BEGIN=$BOOT_BLOCK_BEGIN END=$BOOT_BLOCK_END awk '
+    local file=$1 begin=${2:-$BOOT_BLOCK_BEGIN} end=${3:-$BOOT_BLOCK_END} new status=0
+    BEGIN=$begin END=$end awk '
         { line = $0; sub(/\r$/, "", line); sub(/[ \t]+$/, "", line) }
         line == ENVIRON["BEGIN"] { if (inside) { bad = 1; exit } inside = 1; found = 1; next }
         line == ENVIRON["END"] { if (!inside) { bad = 1; exit } inside = 0 }
@@ -47,7 +48,7 @@ remove_boot_block() {
         *) echo refused; return ;;
     esac
     new=$(mktemp "$file.matpi-XXXXXX")
-    BEGIN=$BOOT_BLOCK_BEGIN END=$BOOT_BLOCK_END awk '
+    BEGIN=$begin END=$end awk '
         { line = $0; sub(/\r$/, "", line); sub(/[ \t]+$/, "", line) }
         line == ENVIRON["BEGIN"] { inside = 1; next }
         inside { if (line == ENVIRON["END"]) inside = 0; next }
@@ -64,7 +65,7 @@ remove_marked_block() {
     local what=$1 begin=$2 end=$3 config_txt
     for config_txt in /boot/firmware/config.txt /boot/config.txt; do
         [[ -f $config_txt ]] || continue
-        case $(BOOT_BLOCK_BEGIN=$begin BOOT_BLOCK_END=$end remove_boot_block "$config_txt") in
+        case $(remove_boot_block "$config_txt" "$begin" "$end") in
             removed) say "removed $what from $config_txt (applies at the next boot)" ;;
             refused) say "$config_txt has '$begin' and '$end' lines that do not pair up: remove them by hand" ;;
             absent) ;;
@@ -75,11 +76,6 @@ remove_marked_block() {
 
 remove_boot_pins() {
     remove_marked_block "the outputs' power-on levels" "$BOOT_BLOCK_BEGIN" "$BOOT_BLOCK_END"
-}
-
-# Removes the 1-wire and SPI block from FILE; prints as remove_boot_block does.
-remove_overlay_block() {
-    BOOT_BLOCK_BEGIN=$OVERLAY_BLOCK_BEGIN BOOT_BLOCK_END=$OVERLAY_BLOCK_END remove_boot_block "$1"
 }
 
 # The 1-wire and SPI lines install-pi.sh added to config.txt (only --purge: other things

@@ -671,6 +671,8 @@ def test_uninstall_removes_the_boot_block(tmp_path: Path) -> None:
 
 OVERLAYS = ("# matpi: 1-wire (DS18B20 on GPIO4) and SPI (MCP3008 on SPI0)\n[all]\n"
             "dtoverlay=w1-gpio\ndtparam=spi=on\n# matpi: 1-wire and SPI end\n")
+OVERLAY_MARKERS = (OVERLAYS.splitlines()[0], OVERLAYS.splitlines()[-1])
+"""The first and last lines of the overlays' block, as uninstall-pi.sh is given them."""
 
 
 def test_install_adds_the_missing_overlays_in_a_block_only_purge_removes(
@@ -685,8 +687,8 @@ def test_install_adds_the_missing_overlays_in_a_block_only_purge_removes(
     script_function("install-pi.sh", "enable_overlays", str(config_txt))  # again: the same
     assert config_txt.read_text() == CONFIG_TXT + OVERLAYS
     assert script_function("uninstall-pi.sh", "remove_boot_block", str(config_txt)) == "absent"
-    assert script_function("uninstall-pi.sh", "remove_overlay_block", str(config_txt)) \
-        == "removed"
+    assert script_function("uninstall-pi.sh", "remove_boot_block", str(config_txt),
+                           *OVERLAY_MARKERS) == "removed"
     assert config_txt.read_text() == CONFIG_TXT
 
 
@@ -696,5 +698,5 @@ def test_install_adds_only_the_overlay_the_pi_lacks(tmp_path: Path) -> None:
     script_function("install-pi.sh", "enable_overlays", str(config_txt))
     assert config_txt.read_text() == CONFIG_TXT + "dtparam=spi=on\n" + OVERLAYS.replace(
         "dtparam=spi=on\n", "")
-    script_function("uninstall-pi.sh", "remove_overlay_block", str(config_txt))
+    script_function("uninstall-pi.sh", "remove_boot_block", str(config_txt), *OVERLAY_MARKERS)
     assert config_txt.read_text() == CONFIG_TXT + "dtparam=spi=on\n"

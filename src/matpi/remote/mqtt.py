@@ -304,8 +304,7 @@ class MqttBridge:
         if self._closing or client is None or not isinstance(sock, socket.socket):
             return
         self._loop.watch(sock, self._readable, self._writable, client.want_write)
-        self._misc_timer = self._loop.call_later(
-            self._keepalive_check_s, self._misc, slack_s=self._keepalive_slack_s)
+        self._check_keepalive_later()
 
     def _readable(self) -> None:
         client = self._client
@@ -330,8 +329,11 @@ class MqttBridge:
             return
         self._client.loop_misc()
         if self._client.socket() is not None:
-            self._misc_timer = self._loop.call_later(
-                self._keepalive_check_s, self._misc, slack_s=self._keepalive_slack_s)
+            self._check_keepalive_later()
+
+    def _check_keepalive_later(self) -> None:
+        self._misc_timer = self._loop.call_later(
+            self._keepalive_check_s, self._misc, slack_s=self._keepalive_slack_s)
 
     def _tell(self, snapshot: Snapshot, notices: list[Notice]) -> None:
         self.state.update(snapshot, self._ends_at(snapshot))
