@@ -74,6 +74,7 @@ def test_every_sensor_must_be_fresh_and_the_hotter_rules() -> None:
     assert guard.heat_allowed(1.0)
     assert guard.temperature() == 38.0
     guard.reading(Reading("a", 36.0), 3.0)
+    assert guard.temperature() == 38.0  # the hotter, not the latest
     assert not guard.heat_allowed(3.5)  # b is 3 s old
     assert guard.check(10.4) is None
     assert guard.check(10.6) == "sensor b: no valid reading for 10 s"

@@ -64,6 +64,11 @@ PREHEAT_WINDOW_S = 3600.0
 """The window in which at most `limits.MAX_PREHEATS_PER_HOUR` unconfirmed preheats start."""
 
 
+_LED_OF_STATE = {State.IDLE: Led.IDLE, State.PREHEAT: Led.AWAITING_PRESS,
+                 State.RUNNING: Led.RUNNING, State.COOLDOWN: Led.COOLDOWN, State.FAULT: Led.FAULT}
+"""What the LED shows in each state, unless it says that nobody is on the mat."""
+
+
 class SessionModel:
     """The session machine without its table. See the module docstring."""
 
@@ -133,19 +138,23 @@ class SessionModel:
 
     def outputs(self, now: float) -> Outputs:
         """Outputs for this moment; `step` must have been called at `now` first."""
+        active = self.state in (State.RUNNING, State.PREHEAT)
+        breathing = self._breathing()
+        return Outputs(heater=self._heater, vibration=self._vibration(now), led=self._led(now),
+                       power=active,
+                       breath=None if breathing is None
+                       else Breath(breathing.started_at, breathing.program.breaths_per_min))
+
+    def _vibration(self, now: float) -> float:
+        """The motor's duty: only while a session runs with its person on the mat."""
         session = self._session
-        vibration = 0.0
         if self.state is State.RUNNING and session is not None and self._someone_on():
-            vibration = vibration_duty(
+            return vibration_duty(
                 session.program.pattern, session.program.intensity_pct, now - session.started_at,
                 breaths_per_min=session.program.breaths_per_min,
                 on_off=self.rules.motor_kind == "relay",
             )
-        active = self.state in (State.RUNNING, State.PREHEAT)
-        breathing = self._breathing()
-        return Outputs(heater=self._heater, vibration=vibration, led=self._led(now), power=active,
-                       breath=None if breathing is None
-                       else Breath(breathing.started_at, breathing.program.breaths_per_min))
+        return 0.0
 
     def _breathing(self) -> Run | None:
         """The session under way when it runs the `breathe` pattern."""
@@ -183,7 +192,7 @@ class SessionModel:
             heater_on=self._heater,
             pattern=program.pattern,
             intensity_pct=program.intensity_pct,
-            vibration=self.outputs(now).vibration,
+            vibration=self._vibration(now),
             dose_cem43=round(session.dose_before + session.dose.total, 3) if session else 0.0,
             fault=self.fault,
             cooldown_remaining_s=int(max(self.cooldown_until - now, 0.0)),
@@ -239,13 +248,7 @@ class SessionModel:
         refused = self.state in (State.IDLE, State.PREHEAT) and now < self._nobody_until
         if paused or refused:
             return Led.NOBODY
-        return {
-            State.IDLE: Led.IDLE,
-            State.PREHEAT: Led.AWAITING_PRESS,
-            State.RUNNING: Led.RUNNING,
-            State.COOLDOWN: Led.COOLDOWN,
-            State.FAULT: Led.FAULT,
-        }[self.state]
+        return _LED_OF_STATE[self.state]
 
     # --- the books: what starting and ending a session settles -----------------
 

@@ -58,11 +58,8 @@ class Supervisor:
     def __init__(self, sensors: tuple[str, ...], trip_c: float, now: float) -> None:
         self._trip_c = trip_c
         self._tracks = {name: _Track(valid_at=now) for name in sensors}
-
-    def restart_clocks(self, now: float) -> None:
-        """Forget past readings, as after a fault was cleared."""
-        for name in self._tracks:
-            self._tracks[name] = _Track(valid_at=now)
+        self._hottest_c: float | None = None
+        """The hottest filtered value, kept as each reading comes: a step reads it often."""
 
     def reading(self, reading: Reading, now: float) -> str | None:
         """Take one sample; returns a fault reason if it confirms a fault."""
@@ -84,6 +81,8 @@ class Supervisor:
         track.last_raw_c = value
         track.recent.append(value)
         track.filtered_c = _median(track.recent)
+        self._hottest_c = max(t.filtered_c for t in self._tracks.values()
+                              if t.filtered_c is not None)
         return self._over_temperature(reading.sensor, track) or self._disagreement(now)
 
     def _over_temperature(self, name: str, track: _Track) -> str | None:
@@ -140,8 +139,7 @@ class Supervisor:
 
     def temperature(self) -> float | None:
         """The hottest filtered sensor value: control and dose use the worst case."""
-        known = [t.filtered_c for t in self._tracks.values() if t.filtered_c is not None]
-        return max(known) if known else None
+        return self._hottest_c
 
     def next_deadline(self) -> float:
         """When a missing reading next changes what is allowed."""
