@@ -28,7 +28,6 @@ from matpi.drivers.clock import Clock
 from matpi.drivers.sim import SimFault
 from matpi.drivers.statedir import default_state_dir, pin_lock
 from matpi.remote.homeassistant import discovery_messages, removal_messages
-from matpi.remote.mqttclient import MqttError, publish_once
 from matpi.service.app import assemble
 from matpi.service.daemon import run_in_terminal, serve
 from matpi.service.journal import line_writer, setup_logging
@@ -392,6 +391,10 @@ def _cmd_discovery(args: argparse.Namespace) -> int:
             print(topic)
             print(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
         return 0
+    # Imported here: paho is the daemon's to import, with or without OpenSSL (see
+    # matpi.remote.openssl).
+    from matpi.remote.mqttclient import MqttError, publish_once
+
     try:
         publish_once(config.mqtt, removal_messages(config.device, config.mqtt))
     except MqttError as exc:

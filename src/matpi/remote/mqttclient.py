@@ -4,7 +4,6 @@ once), and the one-off publish of `matpi discovery --remove`."""
 import logging
 import os
 import socket
-import ssl
 import threading
 import time
 from pathlib import Path
@@ -102,7 +101,7 @@ def make_client(config: MqttConfig, client_id: str) -> paho.Client:
         try:
             client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file,
                            keyfile=config.key_file)
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError is an OSError
             raise MqttError(f"TLS set-up failed (ca_file {config.ca_file}, cert_file "
                             f"{config.cert_file}): {exc}") from exc
     client.on_socket_open = _no_delay
