@@ -296,3 +296,30 @@ def test_stopping_switches_every_output_off_and_records_the_session(tmp_path: Pa
         assert cooldown_until == pytest.approx(row.ended_wall + 600.0, abs=1.0)
     finally:
         history.close()
+
+
+IMPORT_ORDER_CHILD = """
+import sys
+from pathlib import Path
+import matpi.service.app as app
+from matpi.config.settings import Config, MqttConfig, WebConfig
+
+class NotedClock(app.Clock):
+    def __init__(self, *args, **kwargs):
+        print(sorted(name for name in ("paho.mqtt.client", "matpi.remote.web.server")
+                     if name in sys.modules))
+        super().__init__(*args, **kwargs)
+
+app.Clock = NotedClock
+config = Config(mqtt=MqttConfig(enabled=True, host="127.0.0.1", port=1),
+                web=WebConfig(enabled=True, listen="127.0.0.1", port=0))
+app.assemble(config, Path(sys.argv[1]), simulate=True, speed=600.0).close()
+"""
+
+
+def test_mqtt_and_the_page_are_imported_before_the_mats_clock_starts(tmp_path: Path) -> None:
+    """Their imports take tens of ms: counted on the mat's clock, at --speed 600 they were
+    the 10 s after which a mat that has read nothing latches a fault."""
+    result = subprocess.run([sys.executable, "-c", IMPORT_ORDER_CHILD, str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.splitlines()[0] == "['matpi.remote.web.server', 'paho.mqtt.client']"
