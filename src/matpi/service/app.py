@@ -169,7 +169,7 @@ def _import_edges(config: Config) -> None:
     """
     if config.mqtt.enabled:
         import_paho(config)
-        import matpi.remote.mqtt  # noqa: F401
+        import matpi.remote.mqtt
     if config.web.enabled:
         import matpi.remote.web.server  # noqa: F401
 
