@@ -5,6 +5,7 @@ The order matters for safety: every output is built off, the stored state
 and on the way out the outputs go off before MQTT says offline.
 """
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -169,9 +170,9 @@ def _import_edges(config: Config) -> None:
     """
     if config.mqtt.enabled:
         import_paho(config)
-        import matpi.remote.mqtt
+        importlib.import_module("matpi.remote.mqtt")
     if config.web.enabled:
-        import matpi.remote.web.server  # noqa: F401
+        importlib.import_module("matpi.remote.web.server")
 
 
 def _add_dead_man(drivers: MatDrivers, inbox: NetLoop) -> None:
