@@ -18,6 +18,8 @@ from conftest import DAY, read_all
 from matpi.core.clockmark import ClockMark
 from matpi.core.errors import HistoryError
 from matpi.core.events import (
+    Adjust,
+    Adjusted,
     ClockStepped,
     Event,
     LongPress,
@@ -429,6 +431,28 @@ class Rig:
         for _ in range(seconds):
             self.now += 1.0
             self.read(temp_c)
+
+
+def test_only_a_step_that_writes_saves_a_clock_mark(history: History) -> None:
+    """A setting changed or a start refused writes nothing, so no mark either: each mark is
+    a commit on the SD card, and waking the writer slows the step that sends the state."""
+    rig = Rig(history, boot_id="boot-1")
+
+    def saved_mark() -> float | None:
+        with sqlite3.connect(history.path) as db:
+            wall: float | None = db.execute("SELECT mark_wall FROM state WHERE id = 1"
+                                            ).fetchone()[0]
+        return wall
+
+    before = saved_mark()
+    for event in (Adjust(Source.REMOTE, intensity_pct=40.0), Start(Source.LOCAL, "nope")):
+        rig.now += 1.0
+        rig.send(event)
+        assert saved_mark() == before
+    assert [type(n) for n in rig.notices[-2:]] == [Adjusted, Refused]
+    rig.now += 1.0
+    rig.send(Start(Source.LOCAL, "neck"))
+    assert saved_mark() == rig.wall()
 
 
 def test_a_completed_session_is_one_row_with_its_cooldown(history: History) -> None:

@@ -9,6 +9,7 @@ happened, so the core carries the day's use over instead of forgetting it.
 """
 
 import ctypes
+import functools
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -62,12 +63,25 @@ class Clock:
 
 
 def clock_mark(wall: float) -> ClockMark:
-    """This moment's mark: the kernel's boot id, CLOCK_BOOTTIME and the sync state."""
+    """This moment's mark: the kernel's boot id, CLOCK_BOOTTIME and the sync state.
+
+    Taken on the controller's thread with each history write (every command of a session
+    writes), so what cannot change while this process lives is read once."""
+    return ClockMark(wall, _boot_id(), time.clock_gettime(time.CLOCK_BOOTTIME), _synced())
+
+
+@functools.cache
+def _boot_id() -> str:
+    """The kernel's id of this boot: a process never outlives it."""
     try:
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
     except OSError:
-        boot_id = ""
-    return ClockMark(wall, boot_id, time.clock_gettime(time.CLOCK_BOOTTIME), _synced())
+        return ""
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 _STA_UNSYNC = 0x0040
@@ -85,9 +99,8 @@ def _synced() -> bool | None:
     if Path("/run/systemd/timesync/synchronized").exists():
         return True
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
         timex = _Timex()
-        if libc.adjtimex(ctypes.byref(timex)) < 0:
+        if _libc().adjtimex(ctypes.byref(timex)) < 0:
             return None
     except (OSError, AttributeError):
         return None

@@ -116,13 +116,16 @@ class HistoryRecorder:
         self._behind = False
 
     def __call__(self, snapshot: Snapshot, notices: list[Notice]) -> None:
-        saved_at = self._saved_at
+        kept_back = len(self._writes)
         for notice in notices:
             self._note(notice, snapshot)
         if (self._open is not None and snapshot.state in (State.RUNNING, State.PREHEAT)
                 and self._monotonic() - self._saved_at >= self._checkpoint_s):
             self._checkpoint(snapshot)
-        wrote = self._save_dose(snapshot) or bool(notices) or self._saved_at != saved_at
+        self._save_dose(snapshot)
+        # A notice that writes nothing (a setting changed, a start refused) writes no mark:
+        # each write is a commit on the SD card, and its thread's wake-up slows this step.
+        wrote = len(self._writes) > kept_back
         if wrote and self._mark is not None:
             self._writes.append(SaveMark(self._mark(), date.fromisoformat(snapshot.usage_day)))
         queued = not self._writes or self._writer.submit(tuple(self._writes))
@@ -211,16 +214,15 @@ class HistoryRecorder:
         return float(snapshot.remaining_s) if snapshot.state is State.RUNNING else (
             row.planned_min * 60.0)
 
-    def _save_dose(self, snapshot: Snapshot) -> bool:
+    def _save_dose(self, snapshot: Snapshot) -> None:
         """The day's dose, whenever it grew by DOSE_STEP: a restart must not forget the warm
-        pad between sessions (the rows hold only sessions and preheats). True if handed over."""
+        pad between sessions (the rows hold only sessions and preheats)."""
         day, saved = date.fromisoformat(snapshot.usage_day), self._dose_saved
         dose = snapshot.dose_today_cem43
         if day == saved[0] and dose < saved[1] + DOSE_STEP_CEM43:
-            return False
+            return
         self._writes.append(SaveDose(day, dose))
         self._dose_saved = (day, dose)
-        return True
 
     def _save(self, row: SessionRow, cooldown_until_wall: float) -> None:
         self._writes.append(SaveRow(self._key, row, cooldown_until_wall))
