@@ -487,11 +487,10 @@ def test_publish_once_clears_retained_discovery(
 # --- the daemon as a subprocess ---------------------------------------------
 
 
-def daemon_config(tmp_path: Path, broker: Broker, more: str = "") -> Path:
-    """A config of MQTT only; `more` goes on in its [mqtt] table."""
+def daemon_config(tmp_path: Path, broker: Broker) -> Path:
     path = tmp_path / "matpi.toml"
-    path.write_text(f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n'
-                    + more, encoding="utf-8")
+    path.write_text(f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n',
+                    encoding="utf-8")
     return path
 
 
@@ -520,41 +519,6 @@ def test_the_daemon_goes_offline_by_its_will_when_killed(
             os.kill(daemon.pid, signal.SIGKILL)
             daemon.wait(timeout=10.0)
         log.close()
-
-
-def _openssl_mapped(pid: int) -> bool:
-    return "libcrypto" in Path(f"/proc/{pid}/maps").read_text(encoding="utf-8")
-
-
-@pytest.mark.slow
-def test_openssl_is_loaded_only_by_a_daemon_with_tls(tmp_path: Path) -> None:
-    """Without TLS (and without the page) paho comes without OpenSSL; with TLS it has it."""
-    tls = make_certificate(tmp_path)
-    for name in ("plain", "secure"):
-        (tmp_path / name).mkdir()
-    plain, secure = Broker(tmp_path / "plain"), Broker(tmp_path / "secure", tls=tls)
-    configs = {plain: daemon_config(tmp_path / "plain", plain),
-               secure: daemon_config(tmp_path / "secure", secure,
-                                     f'tls = true\nca_file = "{tls.cert_file}"\n')}
-    mapped: dict[Broker, bool] = {}
-    for broker, config in configs.items():
-        broker.start()
-        watcher = Observer(broker, ca_file=tls.cert_file if broker is secure else None)
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "matpi", "run", "--simulate", "--config", str(config),
-             "--state-dir", str(config.parent / "state")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            watcher.connect()
-            watcher.wait(f"{BASE}/availability", lambda m: m.payload == b"online",
-                         timeout_s=20.0)
-            mapped[broker] = _openssl_mapped(daemon.pid)
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=10.0)
-            watcher.close()
-            broker.stop()
-    assert mapped == {plain: False, secure: True}
 
 
 def test_every_button_gesture_reaches_the_button_event(rig: Rig, observer: Observer) -> None:

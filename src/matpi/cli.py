@@ -391,8 +391,7 @@ def _cmd_discovery(args: argparse.Namespace) -> int:
             print(topic)
             print(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
         return 0
-    # Imported here: paho is the daemon's to import, with or without OpenSSL (see
-    # matpi.remote.openssl).
+    # Imported here: the other commands have no use for paho.
     from matpi.remote.mqttclient import MqttError, publish_once
 
     try:

@@ -65,8 +65,9 @@ class Clock:
 def clock_mark(wall: float) -> ClockMark:
     """This moment's mark: the kernel's boot id, CLOCK_BOOTTIME and the sync state.
 
-    Taken on the controller's thread with each history write (every command of a session
-    writes), so what cannot change while this process lives is read once."""
+    Taken on the controller's thread with each history write (a session's start, end and
+    checkpoints every few seconds), so what cannot change while this process lives is
+    read once."""
     return ClockMark(wall, _boot_id(), time.clock_gettime(time.CLOCK_BOOTTIME), _synced())
 
 

@@ -27,7 +27,6 @@ from matpi.drivers.settled import SettledLevel
 from matpi.drivers.sim import SimThermometer, SimulatedMat
 from matpi.remote.commands import RemoteCommands, StartLimiter
 from matpi.remote.netloop import NetLoop
-from matpi.remote.openssl import import_paho
 from matpi.service import systemd
 from matpi.service.controller import Controller
 from matpi.store.history import HISTORY_FILENAME, UNUSABLE_FAULT, History, Restored
@@ -162,14 +161,12 @@ def assemble(
 def _import_edges(config: Config) -> None:
     """MQTT's and the page's modules, only when on, and before the mat's clock starts.
 
-    Only when on: paho costs a mat without MQTT about 9 MiB, tornado and asyncio one
-    without its page about 6, and without TLS and without the page paho comes without
-    OpenSSL (4.4 MiB less). Before the clock: importing takes tens of milliseconds,
+    Only when on: paho costs a mat without MQTT about 12 MiB, tornado and asyncio one
+    without its page about 6. Before the clock: importing takes tens of milliseconds,
     which would count against the first reading (at --speed 600, 17 ms of real time are
     the 10 s after which a mat that has read nothing latches a fault).
     """
     if config.mqtt.enabled:
-        import_paho(config)
         importlib.import_module("matpi.remote.mqtt")
     if config.web.enabled:
         importlib.import_module("matpi.remote.web.server")
