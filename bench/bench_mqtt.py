@@ -74,18 +74,18 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -
     `floor`: paho's callback sets the motor itself, with no parsing, no coalescing and no
     core step: what this stack (the loop's select, paho's read) costs on its own."""
     from matpi.config.settings import DeviceConfig, MqttConfig
-    from matpi.core.events import Adjust, DriverFault, Event, Press, SelectProgram, Source, State
+    from matpi.core.events import Adjust, Event, Press, SelectProgram, Source, State
     from matpi.core.patterns import Pattern
     from matpi.core.rules import Rules
     from matpi.core.session import SessionMachine
-    from matpi.drivers.clock import Clock, clock_mark
+    from matpi.drivers.clock import Clock
     from matpi.drivers.polling import ThermometerPoller
     from matpi.drivers.sim import SimulatedMat
     from matpi.remote.mqtt import MqttBridge
     from matpi.remote.netloop import NetLoop
+    from matpi.service.app import history_recorder
     from matpi.service.controller import Controller
     from matpi.store.history import HISTORY_FILENAME, History
-    from matpi.store.recorder import HistoryRecorder
 
     clock = Clock()
     mat = SimulatedMat(clock)
@@ -106,10 +106,8 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -
     controller = Controller(machine, drivers, clock, inbox=loop)
     # The history is told of every step before MQTT, as in the daemon (service/app.py).
     history_dir = tempfile.TemporaryDirectory(prefix="matpi-bench-history-")
-    recorder = HistoryRecorder(
-        History.open(Path(history_dir.name) / HISTORY_FILENAME), clock.wall,
-        monotonic=clock.now, cooldown_min=rules.cooldown_min,
-        mark=lambda: clock_mark(clock.wall()), on_error=lambda why: loop.put(DriverFault(why)))
+    recorder = history_recorder(History.open(Path(history_dir.name) / HISTORY_FILENAME),
+                                clock, rules, loop)
     controller.add_listener(recorder)
     stages = Stages()
 

@@ -130,11 +130,7 @@ def assemble(
                             alive_slack_s=watchdog_s / 10 if watchdog_s else 0.0)
     recorder = None
     if history is not None:
-        recorder = HistoryRecorder(
-            history, clock.wall, monotonic=clock.now, cooldown_min=rules.cooldown_min,
-            mark=_marker(clock),
-            on_error=lambda why: inbox.put(DriverFault(why)),
-        )
+        recorder = history_recorder(history, clock, rules, inbox)
         controller.add_listener(recorder)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
                                drivers.poll_interval_s)
@@ -156,6 +152,15 @@ def assemble(
                         history_path=history.path if history is not None else None)
         controller.add_listener(web.listener)
     return Mat(controller, drivers, poller, clock, sim, bridge, history, inbox, web, recorder)
+
+
+def history_recorder(history: History, clock: Clock, rules: Rules, inbox: NetLoop
+                     ) -> HistoryRecorder:
+    """The controller's listener that keeps the history: a failed or stuck write comes back
+    to the controller as a fault, and every write carries a clock mark on the real clock."""
+    return HistoryRecorder(history, clock.wall, monotonic=clock.now,
+                           cooldown_min=rules.cooldown_min, mark=_marker(clock),
+                           on_error=lambda why: inbox.put(DriverFault(why)))
 
 
 def _import_edges(config: Config) -> None:
