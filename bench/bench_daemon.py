@@ -168,6 +168,9 @@ module it loaded."""
 
 IMPORT_ARGS = """
 import importlib, sys
+for name in ("ssl", "_ssl", "_hashlib"):  # as matpi.remote.openssl: out if the daemon left them
+    if name not in sys.argv[1:]:
+        sys.modules[name] = None
 for name in sys.argv[1:]:
     try:
         importlib.import_module(name)

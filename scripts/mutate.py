@@ -86,6 +86,8 @@ BOOT_OFF = f"{WIRING}::test_every_output_is_off_before_the_first_event"
 OUTPUT_FAILS = f"{WIRING}::test_a_failing_heater_switches_every_output_off_and_latches_a_fault"
 RESET_REFUSED = f"{WIRING}::test_a_refused_board_reset_latches_the_fault_again"
 POLLER = f"{WIRING}::test_a_thermometer_that_raises_is_reported_and_the_poller_goes_on"
+SLOW_POLL = ("tests/test_thermometers.py::"
+             "test_a_poll_slower_than_its_interval_polls_again_at_once_and_close_ends_it")
 NO_HISTORY = f"{WIRING}::test_a_damaged_history_leaves_no_daily_allowance"
 PREHEAT_DOSE = f"{WIRING}::test_the_preheat_dose_counts_towards_the_session_limit"
 PREHEAT_DAY = f"{WIRING}::test_a_preheat_ends_where_the_day_runs_out"
@@ -331,6 +333,9 @@ MUTATIONS: list[Mutation] = [
     mutation("poller: a raising thermometer kills the thread", POLLING,
              "        except Exception as exc:", "        except ZeroDivisionError as exc:",
              POLLER),
+    mutation("poller: a poll slower than its interval kills the thread", CLOCK,
+             "        return max(clock_s, 0.0) / self.speed", "        return clock_s / self.speed",
+             SLOW_POLL),
     mutation("deadman: expiry does not latch", DEADMAN,
              "                self._tripped = True\n", "", DEADMAN_LATCH),
     mutation("deadman: on() ignores the latch", DEADMAN,

@@ -487,10 +487,11 @@ def test_publish_once_clears_retained_discovery(
 # --- the daemon as a subprocess ---------------------------------------------
 
 
-def daemon_config(tmp_path: Path, broker: Broker) -> Path:
+def daemon_config(tmp_path: Path, broker: Broker, more: str = "") -> Path:
+    """A config of MQTT only; `more` goes on in its [mqtt] table."""
     path = tmp_path / "matpi.toml"
-    path.write_text(f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n',
-                    encoding="utf-8")
+    path.write_text(f'[mqtt]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n'
+                    + more, encoding="utf-8")
     return path
 
 
@@ -519,6 +520,64 @@ def test_the_daemon_goes_offline_by_its_will_when_killed(
             os.kill(daemon.pid, signal.SIGKILL)
             daemon.wait(timeout=10.0)
         log.close()
+
+
+def _openssl_mapped(pid: int) -> bool:
+    return "libcrypto" in Path(f"/proc/{pid}/maps").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_daemon_without_tls_runs_without_openssl_through_a_broker_restart(
+    tmp_path: Path, broker: Broker, observer: Observer
+) -> None:
+    """paho without OpenSSL (matpi.remote.openssl): nothing of it mapped, commands obeyed,
+    a lost broker seen and reconnected to, and no error on the way."""
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "matpi", "run", "--simulate", "--config",
+             str(daemon_config(tmp_path, broker)), "--state-dir", str(tmp_path / "state")],
+            stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        observer.wait(f"{BASE}/availability", lambda m: m.payload == b"online", timeout_s=20.0)
+        assert not _openssl_mapped(daemon.pid)
+        observer.close()
+        broker.restart()
+        back = Observer(broker).connect()
+        try:
+            back.wait(f"{BASE}/availability", lambda m: m.payload == b"online",
+                      timeout_s=20.0)
+            back.publish(f"{BASE}/intensity/set", "64")
+            back.wait(f"{BASE}/state", lambda m: m.json()["intensity_pct"] == 64.0)
+        finally:
+            back.close()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10.0)
+    logged = log_path.read_text(encoding="utf-8")
+    assert "Traceback" not in logged and "Error" not in logged, logged
+
+
+@pytest.mark.slow
+def test_a_daemon_with_tls_has_openssl(tmp_path: Path) -> None:
+    tls = make_certificate(tmp_path)
+    broker = Broker(tmp_path, tls=tls)
+    broker.start()
+    watcher = Observer(broker, ca_file=tls.cert_file)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "matpi", "run", "--simulate", "--config",
+         str(daemon_config(tmp_path, broker, f'tls = true\nca_file = "{tls.cert_file}"\n')),
+         "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        watcher.connect()
+        watcher.wait(f"{BASE}/availability", lambda m: m.payload == b"online", timeout_s=20.0)
+        assert _openssl_mapped(daemon.pid)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10.0)
+        watcher.close()
+        broker.stop()
 
 
 def test_every_button_gesture_reaches_the_button_event(rig: Rig, observer: Observer) -> None:

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,11 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
+from conftest import wait_for
 from matpi.core.errors import DriverError
 from matpi.core.events import Reading
+from matpi.drivers.clock import Clock
+from matpi.drivers.polling import ThermometerPoller
 from matpi.drivers.thermometers import (
     DS18B20,
     KELVIN_AT_0C,
@@ -358,3 +362,35 @@ def test_ntc_through_a_mock_mcp3008(spi_factory: Any) -> None:
     assert "open" in (opened.read().error or "")
     opened.close()
     adc.close()
+
+
+# --- the poller ---------------------------------------------------------------
+
+
+class SlowThermometer:
+    """Takes longer to read than the poller's interval, as two 1-wire reads can."""
+
+    name = "slow"
+
+    def read(self) -> Reading:
+        time.sleep(0.03)
+        return Reading(self.name, 30.0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_poll_slower_than_its_interval_polls_again_at_once_and_close_ends_it() -> None:
+    posted: list[Reading] = []
+    poller = ThermometerPoller([SlowThermometer()], posted.append, Clock(), interval_s=0.01)
+    poller.start()
+    try:
+        wait_for(lambda: len(posted) >= 5, timeout_s=5.0, what="five polls")
+    finally:
+        closed_at = time.monotonic()
+        poller.close()
+        poller.close()  # twice: a clean stop may close what a failed start closed already
+    assert time.monotonic() - closed_at < 1.0
+    count = len(posted)
+    time.sleep(0.1)
+    assert len(posted) == count

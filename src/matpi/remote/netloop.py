@@ -177,9 +177,11 @@ class NetLoop:
     # --- inside -----------------------------------------------------------------
 
     def _wake(self) -> None:
-        # OSError: a wake is pending already (the buffer is full), or the loop is closed.
-        with contextlib.suppress(OSError):
+        # Not contextlib.suppress: three Python calls fewer on every reading of an idle mat.
+        try:  # noqa: SIM105
             self._wake_out.send(b"\0")
+        except OSError:
+            pass  # a wake is pending already (the buffer is full), or the loop is closed
 
     def _turn(self, wait_s: float, *, for_items: bool = True) -> None:
         """One wait in `select` (no longer than the next timer) and what it found.

@@ -1,0 +1,132 @@
+"""paho without OpenSSL (matpi.remote.openssl). Each import runs in a fresh interpreter:
+in the test process paho and ssl are loaded already, and nothing would be hidden."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import paho.mqtt.client as paho
+
+from matpi.remote.openssl import PlainSockets
+
+IMPORTED = """
+import json, sys
+from matpi.config.settings import Config, MqttConfig, WebConfig
+from matpi.remote.openssl import PlainSockets, import_paho
+import_paho(Config(mqtt=MqttConfig(enabled=True, tls=%(tls)s), web=WebConfig(enabled=%(web)s)))
+import hashlib
+import paho.mqtt.client as paho
+loaded = [name for name in ("ssl", "_ssl", "_hashlib") if sys.modules.get(name) is not None]
+import ssl  # hidden only while paho was imported
+print(json.dumps({"loaded": loaded, "plain_sockets": paho.ssl is PlainSockets,
+                  "scrypt": hasattr(hashlib, "scrypt"), "ssl_after": bool(ssl.OPENSSL_VERSION)}))
+"""
+
+PLAIN_SOCKET_ERRORS = """
+import json, socket
+from matpi.config.settings import Config, MqttConfig
+from matpi.remote.openssl import import_paho
+import_paho(Config(mqtt=MqttConfig(enabled=True)))
+import paho.mqtt.client as paho
+
+def raised(call):
+    try:
+        call()
+    except Exception as exc:
+        return type(exc).__name__
+    return "nothing"
+
+client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+server = socket.create_server(("127.0.0.1", 0))
+client._sock = socket.create_connection(server.getsockname())
+peer, _ = server.accept()
+client._sock.setblocking(False)
+found = {"recv, nothing sent": raised(lambda: client._sock_recv(16))}
+peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\\x01\\0\\0\\0\\0\\0\\0\\0")
+peer.close()  # lingering 0 s: the peer resets the connection
+found["recv, reset"] = raised(lambda: client._sock_recv(16))
+found["send, reset"] = raised(lambda: client._sock_send(b"x"))
+print(json.dumps(found))
+"""
+
+TLS_SET_UP = {"tls_set", "tls_set_context", "_ssl_wrap_socket"}
+"""paho's functions that run only for a client with TLS, which never has PlainSockets."""
+
+
+def run_child(code: str) -> dict[str, object]:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    found: dict[str, object] = json.loads(result.stdout)
+    return found
+
+
+def imported(*, tls: bool, web: bool) -> dict[str, object]:
+    """What a fresh interpreter loaded importing paho for a mat with or without TLS, page."""
+    return run_child(IMPORTED % {"tls": tls, "web": web})
+
+
+def test_without_tls_or_page_paho_comes_without_openssl_and_ssl_is_importable_after() -> None:
+    assert imported(tls=False, web=False) == {
+        "loaded": [], "plain_sockets": True, "scrypt": False, "ssl_after": True}
+
+
+def test_with_tls_paho_has_openssl() -> None:
+    assert imported(tls=True, web=False) == {
+        "loaded": ["ssl", "_ssl", "_hashlib"], "plain_sockets": False, "scrypt": True,
+        "ssl_after": True}
+
+
+def test_with_the_page_hashlib_has_scrypt() -> None:
+    assert imported(tls=False, web=True) == {
+        "loaded": ["ssl", "_ssl", "_hashlib"], "plain_sockets": False, "scrypt": True,
+        "ssl_after": True}
+
+
+def test_paho_without_openssl_still_tells_a_wait_and_a_reset_on_its_socket() -> None:
+    """paho's plain socket I/O names ssl's exceptions in its except clauses: with `ssl`
+    None, these would all be AttributeErrors, and a lost connection would go unseen."""
+    assert run_child(PLAIN_SOCKET_ERRORS) == {"recv, nothing sent": "BlockingIOError",
+                                              "recv, reset": "ConnectionResetError",
+                                              "send, reset": "BrokenPipeError"}
+
+
+class _SslNames(ast.NodeVisitor):
+    """Every `ssl.X` outside TLS set-up and annotations (paho's are postponed: strings)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        if node.name not in TLS_SET_UP:
+            for part in (node.args, *node.decorator_list, *node.body):  # not `returns`
+                self.visit(part)
+
+    def visit_arg(self, node: ast.arg) -> None:
+        """An argument's only expression is its annotation."""
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.visit(node.target)
+        if node.value is not None:
+            self.visit(node.value)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and node.value.id == "ssl":
+            self.names.add(node.attr)
+        self.generic_visit(node)
+
+
+def test_plain_sockets_has_every_name_of_ssl_that_paho_uses_without_tls() -> None:
+    """A paho upgrade that names more of `ssl` outside its TLS set-up fails here, before
+    a mat without TLS meets the AttributeError."""
+    tree = ast.parse(Path(paho.__file__).read_text(encoding="utf-8"))
+    postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                    and any(alias.name == "annotations" for alias in node.names)
+                    for node in tree.body)
+    assert postponed, "paho's annotations are evaluated now: ssl.SSLContext would be needed"
+    finder = _SslNames()
+    finder.visit(tree)
+    used = finder.names
+    assert used == {"SSLWantReadError", "SSLWantWriteError"}
+    assert all(issubclass(getattr(PlainSockets, name), Exception) for name in used)
