@@ -24,6 +24,18 @@ print(json.dumps({"loaded": loaded, "plain_sockets": paho.ssl is PlainSockets,
                   "scrypt": hasattr(hashlib, "scrypt"), "ssl_after": bool(ssl.OPENSSL_VERSION)}))
 """
 
+PLAIN_THEN_TLS = """
+import json
+from matpi.config.settings import Config, MqttConfig
+from matpi.remote.openssl import PlainSockets, import_paho
+import_paho(Config(mqtt=MqttConfig(enabled=True)))
+import paho.mqtt.client as paho
+plain = paho.ssl is PlainSockets
+import_paho(Config(mqtt=MqttConfig(enabled=True, tls=True)))
+import ssl
+print(json.dumps({"plain_first": plain, "paho_has_ssl": paho.ssl is ssl}))
+"""
+
 PLAIN_SOCKET_ERRORS = """
 import json, socket
 from matpi.config.settings import Config, MqttConfig
@@ -84,6 +96,11 @@ def test_with_the_page_hashlib_has_scrypt() -> None:
         "ssl_after": True}
 
 
+def test_a_config_with_tls_after_one_without_gives_paho_the_real_ssl() -> None:
+    """Not the daemon's way (one config a process), but a second client in one process."""
+    assert run_child(PLAIN_THEN_TLS) == {"plain_first": True, "paho_has_ssl": True}
+
+
 def test_paho_without_openssl_still_tells_a_wait_and_a_reset_on_its_socket() -> None:
     """paho's plain socket I/O names ssl's exceptions in its except clauses: with `ssl`
     None, these would all be AttributeErrors, and a lost connection would go unseen."""
@@ -92,16 +109,27 @@ def test_paho_without_openssl_still_tells_a_wait_and_a_reset_on_its_socket() -> 
                                               "send, reset": "BrokenPipeError"}
 
 
-class _SslNames(ast.NodeVisitor):
-    """Every `ssl.X` outside TLS set-up and annotations (paho's are postponed: strings)."""
+class _SslUses(ast.NodeVisitor):
+    """Each function's uses of `ssl` outside TLS set-up and annotations (paho's are
+    postponed: strings): `ssl.X` as X, the bare name (`ssl is None`, `getattr(ssl, ...)`)
+    as "ssl", and an import from it as "import"."""
 
     def __init__(self) -> None:
-        self.names: set[str] = set()
+        self.uses: dict[str, set[str]] = {}
+        self._function = "<module>"
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        if node.name not in TLS_SET_UP:
-            for part in (node.args, *node.decorator_list, *node.body):  # not `returns`
-                self.visit(part)
+    def _use(self, what: str) -> None:
+        self.uses.setdefault(self._function, set()).add(what)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if node.name in TLS_SET_UP:
+            return
+        outer, self._function = self._function, node.name
+        for part in (node.args, *node.decorator_list, *node.body):  # not `returns`
+            self.visit(part)
+        self._function = outer
+
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_arg(self, node: ast.arg) -> None:
         """An argument's only expression is its annotation."""
@@ -113,8 +141,21 @@ class _SslNames(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if isinstance(node.value, ast.Name) and node.value.id == "ssl":
-            self.names.add(node.attr)
-        self.generic_visit(node)
+            self._use(node.attr)
+        else:
+            self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id == "ssl" and isinstance(node.ctx, ast.Load):
+            self._use("ssl")
+
+    def visit_Import(self, node: ast.Import) -> None:
+        if any(alias.name == "ssl" for alias in node.names) and self._function != "<module>":
+            self._use("import")
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.module == "ssl":
+            self._use("import")
 
 
 def test_plain_sockets_has_every_name_of_ssl_that_paho_uses_without_tls() -> None:
@@ -125,8 +166,10 @@ def test_plain_sockets_has_every_name_of_ssl_that_paho_uses_without_tls() -> Non
                     and any(alias.name == "annotations" for alias in node.names)
                     for node in tree.body)
     assert postponed, "paho's annotations are evaluated now: ssl.SSLContext would be needed"
-    finder = _SslNames()
+    finder = _SslUses()
     finder.visit(tree)
-    used = finder.names
-    assert used == {"SSLWantReadError", "SSLWantWriteError"}
-    assert all(issubclass(getattr(PlainSockets, name), Exception) for name in used)
+    wanted = {"SSLWantReadError", "SSLWantWriteError"}
+    assert finder.uses == {"_sock_recv": wanted, "_sock_send": wanted}
+    for name in wanted:  # matpi's own classes, which nothing raises: not an OSError of socket's
+        raised = getattr(PlainSockets, name)
+        assert raised.__module__ == "matpi.remote.openssl" and not raised.__subclasses__()

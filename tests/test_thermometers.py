@@ -389,8 +389,14 @@ def test_a_poll_slower_than_its_interval_polls_again_at_once_and_close_ends_it()
     finally:
         closed_at = time.monotonic()
         poller.close()
-        poller.close()  # twice: a clean stop may close what a failed start closed already
     assert time.monotonic() - closed_at < 1.0
     count = len(posted)
     time.sleep(0.1)
     assert len(posted) == count
+
+
+def test_a_poller_never_started_closes_twice() -> None:
+    """A start that failed before the poller's closes it, and so does the clean stop after."""
+    poller = ThermometerPoller([SlowThermometer()], [].append, Clock(), interval_s=1.0)
+    poller.close()
+    poller.close()

@@ -5,8 +5,8 @@ OpenSSL's libcrypto: 4.4 MiB of the 32 that a mat on its pins with MQTT takes
 (bench/bench_daemon.py --mqtt). A mat that talks to its broker without TLS and serves no
 page (the page hashes its password with OpenSSL's scrypt) has no use for it, so it
 imports paho with `ssl`, `_ssl` and `_hashlib` hidden. `hashlib` is written for that: it
-falls back to Python's own hashes. paho nearly is: it sets `ssl = None` and its `tls_set`
-refuses, but the except clauses of its plain socket reads and writes still name
+falls back to Python's own hashes. paho nearly is: it sets `ssl = None` and has no TLS,
+but the except clauses of its plain socket reads and writes still name
 `ssl.SSLWantReadError` and `ssl.SSLWantWriteError`. With `ssl` None, an EAGAIN or a
 reset raised there would turn into an AttributeError, and a lost connection would go
 unseen. So paho's module gets `PlainSockets` as its `ssl`: those two names, as
@@ -45,7 +45,10 @@ def import_paho(config: Config) -> None:
     needed = config.mqtt.tls or config.web.enabled
     loaded = any(sys.modules.get(name) is not None for name in HIDDEN)
     if needed or loaded or "paho.mqtt.client" in sys.modules:
-        importlib.import_module("paho.mqtt.client")
+        paho = importlib.import_module("paho.mqtt.client")
+        if needed and vars(paho).get("ssl") is PlainSockets:
+            # Imported for a config without TLS, and now one with it: paho gets the real ssl.
+            vars(paho)["ssl"] = importlib.import_module("ssl")
         return
     hidden = [name for name in HIDDEN if name not in sys.modules]
     for name in hidden:
