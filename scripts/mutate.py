@@ -722,6 +722,14 @@ MUTATIONS: list[Mutation] = [
              "src/matpi/remote/netloop.py",
              "        self._selecting = True\n        try:\n            if self._items",
              "        try:\n            if self._items", "tests/test_netloop.py"),
+    # --- paho without OpenSSL (issue #17): a lost connection is still seen
+    mutation("openssl: paho's plain sockets name ssl's exceptions on None",
+             "src/matpi/remote/openssl.py",
+             '        vars(paho)["ssl"] = PlainSockets', "        pass", "tests/test_openssl.py"),
+    mutation("openssl: a paho release nobody read goes without OpenSSL",
+             "src/matpi/remote/openssl.py",
+             "if needed or loaded or not scanned or", "if needed or loaded or",
+             "tests/test_openssl.py"),
     # --- occupancy (issue #15): heat and vibration only with someone on the mat
     mutation("occupancy: a session heats with the mat empty", "src/matpi/core/sessionmodel.py",
              "            or (self.state is State.RUNNING and not self._someone_on())\n", "",

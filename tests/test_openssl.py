@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import paho.mqtt as paho_package
 import paho.mqtt.client as paho
 
-from matpi.remote.openssl import PlainSockets
+from matpi.remote.openssl import SCANNED_PAHO, PlainSockets
 
 IMPORTED = """
 import json, sys
@@ -34,6 +35,18 @@ plain = paho.ssl is PlainSockets
 import_paho(Config(mqtt=MqttConfig(enabled=True, tls=True)))
 import ssl
 print(json.dumps({"plain_first": plain, "paho_has_ssl": paho.ssl is ssl}))
+"""
+
+UNSCANNED_PAHO = """
+import json, sys
+import paho.mqtt
+paho.mqtt.__version__ = "2.3.0"  # a release tests/test_openssl.py has not read
+from matpi.config.settings import Config, MqttConfig
+from matpi.remote.openssl import import_paho
+import_paho(Config(mqtt=MqttConfig(enabled=True)))
+import paho.mqtt.client as paho
+import ssl
+print(json.dumps({"paho_has_ssl": paho.ssl is ssl}))
 """
 
 PLAIN_SOCKET_ERRORS = """
@@ -101,6 +114,10 @@ def test_a_config_with_tls_after_one_without_gives_paho_the_real_ssl() -> None:
     assert run_child(PLAIN_THEN_TLS) == {"plain_first": True, "paho_has_ssl": True}
 
 
+def test_a_paho_release_not_scanned_here_keeps_openssl() -> None:
+    assert run_child(UNSCANNED_PAHO) == {"paho_has_ssl": True}
+
+
 def test_paho_without_openssl_still_tells_a_wait_and_a_reset_on_its_socket() -> None:
     """paho's plain socket I/O names ssl's exceptions in its except clauses: with `ssl`
     None, these would all be AttributeErrors, and a lost connection would go unseen."""
@@ -161,6 +178,8 @@ class _SslUses(ast.NodeVisitor):
 def test_plain_sockets_has_every_name_of_ssl_that_paho_uses_without_tls() -> None:
     """A paho upgrade that names more of `ssl` outside its TLS set-up fails here, before
     a mat without TLS meets the AttributeError."""
+    assert paho_package.__version__.startswith(SCANNED_PAHO), (
+        f"paho {paho_package.__version__}: read its client.py for ssl, then widen SCANNED_PAHO")
     tree = ast.parse(Path(paho.__file__).read_text(encoding="utf-8"))
     postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
                     and any(alias.name == "annotations" for alias in node.names)

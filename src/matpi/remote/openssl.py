@@ -12,7 +12,7 @@ reset raised there would turn into an AttributeError, and a lost connection woul
 unseen. So paho's module gets `PlainSockets` as its `ssl`: those two names, as
 exception types that nothing raises, which is what they are to a plain socket.
 `tests/test_openssl.py` reads paho's source and fails if a paho upgrade names anything
-else of `ssl` outside its TLS set-up.
+else of `ssl` outside its TLS set-up; a paho it has not read keeps OpenSSL.
 
 The modules imported while OpenSSL is hidden stay as they were imported, for the life of
 the process: `hashlib` without scrypt, `http.client` without HTTPS. Nothing in a mat
@@ -26,6 +26,10 @@ from matpi.config.settings import Config
 
 HIDDEN = ("ssl", "_ssl", "_hashlib")
 """The modules that load OpenSSL."""
+
+SCANNED_PAHO = "2.2."
+"""The paho releases whose source tests/test_openssl.py has read. A mat with another
+(pip on a Pi takes the newest) keeps OpenSSL: 4 MiB, rather than a guess at its code."""
 
 
 class PlainSockets:
@@ -44,7 +48,8 @@ def import_paho(config: Config) -> None:
     Once paho or OpenSSL is loaded, nothing is hidden: there is nothing left to save."""
     needed = config.mqtt.tls or config.web.enabled
     loaded = any(sys.modules.get(name) is not None for name in HIDDEN)
-    if needed or loaded or "paho.mqtt.client" in sys.modules:
+    scanned = importlib.import_module("paho.mqtt").__version__.startswith(SCANNED_PAHO)
+    if needed or loaded or not scanned or "paho.mqtt.client" in sys.modules:
         paho = importlib.import_module("paho.mqtt.client")
         if needed and vars(paho).get("ssl") is PlainSockets:
             # Imported for a config without TLS, and now one with it: paho gets the real ssl.
