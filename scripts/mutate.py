@@ -728,7 +728,7 @@ MUTATIONS: list[Mutation] = [
              '        vars(paho)["ssl"] = PlainSockets', "        pass", "tests/test_openssl.py"),
     mutation("openssl: a paho release nobody read goes without OpenSSL",
              "src/matpi/remote/openssl.py",
-             "if needed or loaded or not scanned or", "if needed or loaded or",
+             "if needed or loaded or not _scanned() or", "if needed or loaded or",
              "tests/test_openssl.py"),
     # --- occupancy (issue #15): heat and vibration only with someone on the mat
     mutation("occupancy: a session heats with the mat empty", "src/matpi/core/sessionmodel.py",

@@ -40,7 +40,7 @@ print(json.dumps({"plain_first": plain, "paho_has_ssl": paho.ssl is ssl}))
 UNSCANNED_PAHO = """
 import json, sys
 import paho.mqtt
-paho.mqtt.__version__ = "2.3.0"  # a release tests/test_openssl.py has not read
+paho.mqtt.__version__ = "2.2.1"  # a release tests/test_openssl.py has not read
 from matpi.config.settings import Config, MqttConfig
 from matpi.remote.openssl import import_paho
 import_paho(Config(mqtt=MqttConfig(enabled=True)))
@@ -167,18 +167,43 @@ class _SslUses(ast.NodeVisitor):
             self._use("ssl")
 
     def visit_Import(self, node: ast.Import) -> None:
-        if any(alias.name == "ssl" for alias in node.names) and self._function != "<module>":
-            self._use("import")
+        for alias in node.names:
+            if alias.name == "ssl" and (self._function != "<module>" or alias.asname):
+                self._use("import")
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.module == "ssl":
             self._use("import")
 
 
+def test_the_scan_finds_every_kind_of_use_and_skips_annotations_and_tls_set_up() -> None:
+    source = """
+import ssl
+import ssl as renamed
+def plain(sock: ssl.SSLSocket) -> ssl.SSLContext:
+    x: ssl.SSLContext = make()
+    try:
+        sock.recv(1)
+    except ssl.SSLWantReadError:
+        pass
+    def nested():
+        return lambda: getattr(ssl, "SSLError")
+    from ssl import CERT_NONE
+    if ssl is None:
+        pass
+def tls_set(self):
+    return ssl.create_default_context()
+"""
+    finder = _SslUses()
+    finder.visit(ast.parse(source))
+    assert finder.uses == {"<module>": {"import"}, "plain": {"SSLWantReadError", "import", "ssl"},
+                           "nested": {"ssl"}}
+
+
 def test_plain_sockets_has_every_name_of_ssl_that_paho_uses_without_tls() -> None:
     """A paho upgrade that names more of `ssl` outside its TLS set-up fails here, before
     a mat without TLS meets the AttributeError."""
-    assert paho_package.__version__.startswith(SCANNED_PAHO), (
+    assert paho_package.__version__ == SCANNED_PAHO, (
         f"paho {paho_package.__version__}: read its client.py for ssl, then widen SCANNED_PAHO")
     tree = ast.parse(Path(paho.__file__).read_text(encoding="utf-8"))
     postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"

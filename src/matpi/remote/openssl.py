@@ -27,8 +27,8 @@ from matpi.config.settings import Config
 HIDDEN = ("ssl", "_ssl", "_hashlib")
 """The modules that load OpenSSL."""
 
-SCANNED_PAHO = "2.2."
-"""The paho releases whose source tests/test_openssl.py has read. A mat with another
+SCANNED_PAHO = "2.2.0"
+"""The paho release whose source tests/test_openssl.py has read. A mat with any other
 (pip on a Pi takes the newest) keeps OpenSSL: 4 MiB, rather than a guess at its code."""
 
 
@@ -48,10 +48,9 @@ def import_paho(config: Config) -> None:
     Once paho or OpenSSL is loaded, nothing is hidden: there is nothing left to save."""
     needed = config.mqtt.tls or config.web.enabled
     loaded = any(sys.modules.get(name) is not None for name in HIDDEN)
-    scanned = importlib.import_module("paho.mqtt").__version__.startswith(SCANNED_PAHO)
-    if needed or loaded or not scanned or "paho.mqtt.client" in sys.modules:
+    if needed or loaded or not _scanned() or "paho.mqtt.client" in sys.modules:
         paho = importlib.import_module("paho.mqtt.client")
-        if needed and vars(paho).get("ssl") is PlainSockets:
+        if config.mqtt.tls and vars(paho).get("ssl") is PlainSockets:
             # Imported for a config without TLS, and now one with it: paho gets the real ssl.
             vars(paho)["ssl"] = importlib.import_module("ssl")
         return
@@ -66,3 +65,9 @@ def import_paho(config: Config) -> None:
                 del sys.modules[name]
     if vars(paho).get("ssl", False) is None:
         vars(paho)["ssl"] = PlainSockets
+
+
+def _scanned() -> bool:
+    """Whether the installed paho is the release the tests have read (its package
+    loads no OpenSSL: only its exception)."""
+    return getattr(importlib.import_module("paho.mqtt"), "__version__", "") == SCANNED_PAHO
