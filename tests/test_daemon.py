@@ -323,3 +323,13 @@ def test_mqtt_and_the_page_are_imported_before_the_mats_clock_starts(tmp_path: P
     result = subprocess.run([sys.executable, "-c", IMPORT_ORDER_CHILD, str(tmp_path)],
                             capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.splitlines()[0] == "['matpi.remote.web.server', 'paho.mqtt.client']"
+
+
+def test_a_daemon_without_a_terminal_does_not_load_the_keyboard_simulator() -> None:
+    """termios and the terminal simulator are for `matpi simulate` in a terminal only."""
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, matpi.cli, matpi.service.daemon; "
+         "print(sorted(n for n in ('termios', 'tty', 'matpi.service.terminal') "
+         "if n in sys.modules))"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert imported.stdout.strip() == "[]"

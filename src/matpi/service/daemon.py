@@ -27,7 +27,7 @@ from matpi.core.events import (
 from matpi.drivers.sim import SimFault
 from matpi.service import systemd
 from matpi.service.app import Mat
-from matpi.service.console import InteractiveMat, StateLinePrinter
+from matpi.service.console import StateLinePrinter
 from matpi.service.controller import Controller
 from matpi.service.journal import line_writer
 from matpi.service.status import ServiceStatus
@@ -121,6 +121,9 @@ def _stop_on_signals(controller: Controller) -> None:
 
 def run_in_terminal(mat: Mat, broker: str) -> int:
     """The simulated `mat` in this terminal: keys act on it, a status block redraws live."""
+    # Imported here: a mat under systemd has no terminal, and no use for termios (60 KiB).
+    from matpi.service.terminal import InteractiveMat
+
     assert mat.sim is not None
     bridge = mat.bridge
     web = mat.web
