@@ -18,8 +18,8 @@ With `--mqtt` it starts its own mosquitto and measures instead the rows of issue
 simulated with MQTT connected and the page off; the same with the page; the GPIO path
 (the example config on gpiozero's mock pins and two fake DS18B20 files, run as the
 real `matpi run --config`) with MQTT; and prints the daemon's imports by package, and the
-idle CPU's floor: the page daemon's libraries in a process that only wakes as an idle mat
-does, a thread once a second handing a byte to the main thread waiting in select.
+idle CPU's floor: the page daemon's libraries in a process that only wakes as an idle
+simulated mat does, its main thread once a second out of select.
 """
 
 import argparse
@@ -185,23 +185,17 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 """The RSS (KiB) of a process that loads the same libraries as a daemon, and no matpi code."""
 
 IDLE_FLOOR_CHILD = IMPORT_ARGS + """
-import selectors, socket, threading
-loop_end, poller_end = socket.socketpair()
-def poll():
-    stop = threading.Event()
-    while not stop.wait(1.0):
-        poller_end.send(b"r")
-threading.Thread(target=poll, daemon=True).start()
+import selectors, socket
+loop_end, _ = socket.socketpair()
 selector = selectors.DefaultSelector()
 selector.register(loop_end, selectors.EVENT_READ)
 print("ready", flush=True)
 while True:
-    for _ in selector.select(30.0):
-        loop_end.recv(4096)
+    selector.select(1.0)
 """
-"""The idle shape of a mat and nothing else, with a daemon's libraries loaded: a thread that
-wakes every second (the thermometer poller) hands a byte through a socket to the main thread,
-which waits in select (the controller in its NetLoop)."""
+"""The idle shape of a simulated mat and nothing else, with a daemon's libraries loaded: the
+main thread (the controller in its NetLoop) waits in select and wakes once a second, when the
+loop's timer is due to read the sensors."""
 
 CLI_CHILD = """
 import sys
@@ -499,8 +493,8 @@ def mqtt_rows(duration_s: float) -> int:
           f"{page_cpu:.3f} % {ok_or_missed(page_cpu < MQTT_IDLE_CPU_TARGET_PCT)} "
           f"(time on a CPU as the scheduler counts it, over {duration_s:g} s)")
     print(f"  its floor: {floor_cpu_pct:.3f} % and {floor_wakeups:.1f} wakeups/s for the same "
-          "libraries in a mat's idle shape and nothing else (a thread that wakes every second "
-          "hands a byte through a socket to the main thread, waiting in select); matpi's own "
+          "libraries in a simulated mat's idle shape and nothing else (the main thread wakes "
+          "from select once a second); matpi's own "
           f"work once a second: {page_cpu - floor_cpu_pct:.3f} %")
     print(f"imports of the simulated daemon with MQTT, modules by package:\n  {imports}")
     return 0

@@ -123,7 +123,7 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -
     if floor:
         bridge._client.on_message = floor_on_message(set_duty, changes)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
-                               drivers.poll_interval_s)
+                               drivers.poll_interval_s, timers=loop)
     thread = threading.Thread(target=controller.run, name="controller")
     thread.start()
     poller.start()

@@ -88,6 +88,9 @@ RESET_REFUSED = f"{WIRING}::test_a_refused_board_reset_latches_the_fault_again"
 POLLER = f"{WIRING}::test_a_thermometer_that_raises_is_reported_and_the_poller_goes_on"
 SLOW_POLL = ("tests/test_thermometers.py::"
              "test_a_poll_slower_than_its_interval_polls_again_at_once_and_close_ends_it")
+AT_ONCE = "tests/test_sampling.py::test_what_reads_at_once_is_one_event_read_on_the_loops_thread"
+READINGS_FAULT = ("tests/test_session_table.py::test_each_row_fires_where_it_says_and_lands_where_"
+                  "it_says")
 NO_HISTORY = f"{WIRING}::test_a_damaged_history_leaves_no_daily_allowance"
 PREHEAT_DOSE = f"{WIRING}::test_the_preheat_dose_counts_towards_the_session_limit"
 PREHEAT_DAY = f"{WIRING}::test_a_preheat_ends_where_the_day_runs_out"
@@ -333,6 +336,13 @@ MUTATIONS: list[Mutation] = [
     mutation("poller: a raising thermometer kills the thread", POLLING,
              "        except Exception as exc:", "        except ZeroDivisionError as exc:",
              POLLER),
+    mutation("sampling: a sensor that blocks is read on the controller's thread", POLLING,
+             "if timers is not None and t.reads_at_once]", "if timers is not None]",
+             AT_ONCE),
+    mutation("session: a fault in readings taken together is lost behind a later one",
+             "src/matpi/core/sessionmodel.py",
+             "        reason = next((r for r in reasons if r), None)\n",
+             "        reason = reasons[-1]\n", READINGS_FAULT),
     mutation("poller: a poll slower than its interval kills the thread", CLOCK,
              "        return max(clock_s, 0.0) / self.speed", "        return clock_s / self.speed",
              SLOW_POLL),

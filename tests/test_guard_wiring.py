@@ -13,6 +13,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from matpi.core.events import (
     PreheatEnded,
     Press,
     Reading,
+    Readings,
     Refused,
     Snapshot,
     Source,
@@ -248,6 +250,43 @@ def test_the_assembled_heater_switches_itself_off_unless_refreshed(tmp_path: Pat
         mat.close()
 
 
+def test_a_simulated_mat_reads_its_sensors_on_the_controllers_thread_one_step_a_poll(
+    tmp_path: Path,
+) -> None:
+    """No thread of its own to wake, and one step for both sensors: the sensors are read by
+    the loop's timer, and a poll is one `Readings`, never one `Reading` per sensor."""
+    mat = assemble(Config(), tmp_path, simulate=True)
+    machine = mat.controller.machine
+    stepped: list[tuple[Event, int]] = []
+    step = machine.step
+
+    def spy(event: Event, now: float, today: date) -> list[Notice]:
+        stepped.append((event, threading.get_ident()))
+        return step(event, now, today)
+
+    machine.step = spy  # type: ignore[method-assign]
+    read_on: set[int] = set()
+    for thermometer in mat.drivers.thermometers:
+        def read(read: Callable[[], Reading] = thermometer.read) -> Reading:
+            read_on.add(threading.get_ident())
+            return read()
+
+        thermometer.read = read  # type: ignore[method-assign]
+    try:
+        with _Thread(mat.controller) as running:
+            mat.start_edges()
+            wait_for(lambda: sum(isinstance(e, Readings) for e, _ in stepped) >= 3)
+            assert not [t for t in threading.enumerate() if t.name == "matpi-thermometers"]
+            polls = [e for e, _ in stepped if isinstance(e, Readings)]
+            assert all([r.sensor for r in e.readings] == list(machine.rules.sensors)
+                       for e in polls)
+            assert not [e for e, _ in stepped if isinstance(e, Reading)]
+            assert read_on == {running.thread.ident}
+            assert machine.snapshot(mat.clock.now()).temperature_c is not None
+    finally:
+        mat.close()
+
+
 def _boot_drivers() -> tuple[SimulatedMat, MatDrivers]:
     """A simulated mat whose heater, motor and power relay were left on before boot."""
     sim = SimulatedMat(HandClock())
@@ -352,6 +391,7 @@ def test_a_refused_board_reset_latches_the_fault_again() -> None:
 
 class _BrokenThermometer:
     name = "mat"
+    reads_at_once = False
 
     def read(self) -> Reading:
         raise OSError("1-wire bus gone")

@@ -7,6 +7,7 @@ no session beyond its limit, no start when not allowed, faults stay latched.
 
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -25,6 +26,7 @@ from matpi.core.events import (
     PreheatStarted,
     Press,
     Reading,
+    Readings,
     SessionStarted,
     Source,
     Start,
@@ -37,6 +39,8 @@ from matpi.core.rules import Rules
 from matpi.core.session import SessionMachine
 
 PROGRAMS = ["beginner", "neck", "back", "evening", "deep"]
+SENSORS = Rules().sensors
+"""Heat needs every one of them fresh: a model that read only one would never see heat."""
 
 
 class MatModel(RuleBasedStateMachine):
@@ -55,8 +59,8 @@ class MatModel(RuleBasedStateMachine):
         self.now = 0.0
         self.today = date(2026, 5, 1)
         self.machine = SessionMachine(self.rules, self.now, self.today)
-        self.last_valid: float | None = None
-        self.last_raw: float | None = None
+        self.last_valid: dict[str, float] = {}
+        self.last_raw: dict[str, float | None] = {}
         self.started_at: float | None = None
         self.planned_s = 0.0
         self.fault_raised = False
@@ -66,6 +70,18 @@ class MatModel(RuleBasedStateMachine):
         self.notices: list[Notice] = []
         self.preheat_started_at: float | None = None
         self.unconfirmed: list[float] = []
+
+    def _read(self, readings: list[Reading], *, together: bool) -> None:
+        """The sensors' readings, as one `Readings` event or one step each, at `now`."""
+        for reading in readings:
+            self.last_raw[reading.sensor] = value = reading.value_c
+            if value is not None and limits.SENSOR_MIN_C <= value <= limits.SENSOR_MAX_C:
+                self.last_valid[reading.sensor] = self.now
+        if together:
+            self._send(Readings(tuple(readings)))
+        else:
+            for reading in readings:
+                self._send(reading)
 
     def _send(self, event: object) -> list[Notice]:
         self.state_before = self.machine.state
@@ -97,16 +113,15 @@ class MatModel(RuleBasedStateMachine):
         self.now += dt
         self._send(Tick())
 
-    @rule(dt=st.floats(1.0, 1500.0), temp_c=st.floats(20.0, 44.0))
-    def time_passes_with_readings(self, dt: float, temp_c: float) -> None:
-        """Minutes go by with a working sensor, sampled every 9 s (under the fault limit)."""
+    @rule(dt=st.floats(1.0, 1500.0), temp_c=st.floats(20.0, 44.0), together=st.booleans())
+    def time_passes_with_readings(self, dt: float, temp_c: float, together: bool) -> None:
+        """Minutes go by with working sensors, sampled every 9 s (under the fault limit)."""
         end = self.now + dt
         while self.now < end:
             self.now = min(self.now + 9.0, end)
-            self.last_raw = temp_c
-            self.last_valid = self.now
-            self._send(Reading("mat", temp_c))
+            self._read([Reading(name, temp_c) for name in SENSORS], together=together)
             self.no_session_outlives_its_limit()
+            self.heat_only_when_every_guard_says_yes()
 
     @rule()
     def midnight(self) -> None:
@@ -123,13 +138,13 @@ class MatModel(RuleBasedStateMachine):
         assert self.machine.snapshot(self.now).today_min >= used - 0.05
         assert self.machine.usage.dose_today >= dose
 
-    @rule(value=st.one_of(st.floats(15.0, 50.0), st.sampled_from([None, 2.0, 85.0, 44.9, 45.0])))
-    def reading(self, value: float | None) -> None:
+    @rule(value=st.one_of(st.floats(15.0, 50.0), st.sampled_from([None, 2.0, 85.0, 44.9, 45.0])),
+          sensors=st.sampled_from([SENSORS[:1], SENSORS[1:], SENSORS]), together=st.booleans())
+    def reading(self, value: float | None, sensors: tuple[str, ...], together: bool) -> None:
+        """One sensor's reading, or every sensor's of the same value."""
         self.now += 0.5
-        self.last_raw = value
-        if value is not None and limits.SENSOR_MIN_C <= value <= limits.SENSOR_MAX_C:
-            self.last_valid = self.now
-        self._send(Reading("mat", value, None if value is not None else "no response"))
+        error = None if value is not None else "no response"
+        self._read([Reading(name, value, error) for name in sensors], together=together)
 
     @rule(event=st.sampled_from([Press(), LongPress(), DoublePress()]))
     def button(self, event: object) -> None:
@@ -176,8 +191,11 @@ class MatModel(RuleBasedStateMachine):
         if not self.machine.outputs(self.now).heater:
             return
         assert self.machine.state in (State.PREHEAT, State.RUNNING)
-        assert self.last_valid is not None and self.now - self.last_valid < limits.STALE_HEAT_OFF_S
-        assert self.last_raw is not None and self.last_raw < self.rules.trip_c
+        assert set(self.last_valid) == set(SENSORS)
+        assert all(self.now - t < limits.STALE_HEAT_OFF_S for t in self.last_valid.values())
+        for name in SENSORS:
+            raw = self.last_raw[name]
+            assert raw is not None and raw < self.rules.trip_c, (name, raw)
         snap = self.machine.snapshot(self.now)
         assert snap.temperature_c is not None and snap.temperature_c < self.rules.trip_c
         assert snap.setpoint_c is not None and snap.dose_cem43 < self.rules.dose_max_cem43
@@ -218,6 +236,21 @@ class MatModel(RuleBasedStateMachine):
     def cooldown_means_waiting(self) -> None:
         if self.machine.state is State.COOLDOWN:
             assert self.machine.cooldown_until > self.now
+
+
+def test_the_model_heats_so_that_its_heat_invariant_is_put_to_the_test() -> None:
+    """The invariant returns at once while the heater is off: with one sensor of two read,
+    as this model once did, it never saw heat and could not fail."""
+    model = MatModel()
+    model.build(cooldown_min=5.0, daily_max_min=60.0, ssr=False)
+    model.time_passes_with_readings(dt=1.0, temp_c=25.0, together=True)
+    model.button(Press())
+    model.time_passes_with_readings(dt=1.0, temp_c=25.0, together=False)
+    assert model.machine.outputs(model.now).heater
+    model.heat_only_when_every_guard_says_yes()
+    model.last_raw["mat2"] = model.rules.trip_c  # as if the core had missed the trip
+    with pytest.raises(AssertionError):
+        model.heat_only_when_every_guard_says_yes()
 
 
 # The loaded profile decides the count: 1,000 examples in CI (see conftest.py).

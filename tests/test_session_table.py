@@ -31,6 +31,7 @@ from matpi.core.events import (
     Occupancy,
     Press,
     Reading,
+    Readings,
     Refused,
     SelectProgram,
     Source,
@@ -175,7 +176,9 @@ DEFAULT_EVENT: dict[type, Event] = {
     Start: Start(Source.LOCAL), Stop: Stop(Source.REMOTE),
     SelectProgram: SelectProgram("neck", Source.REMOTE),
     Adjust: Adjust(Source.REMOTE, intensity_pct=50.0),
-    Reading: Reading("mat", 30.0), DriverFault: DriverFault("test: driver"),
+    Reading: Reading("mat", 30.0), Readings: Readings((Reading("mat", 30.0),
+                                                       Reading("mat2", 30.0))),
+    DriverFault: DriverFault("test: driver"),
     Occupancy: Occupancy(True),
     Tick: Tick(), ClockStepped: ClockStepped(), Time: Tick(),
 }
@@ -202,6 +205,15 @@ def third_bad_reading(state: State) -> Scene:
     mat.read(None, sensor="mat", error="test: CRC")
     mat.read(None, sensor="mat", error="test: CRC")
     return Scene(mat, Reading("mat", None, "test: CRC"))
+
+
+def third_bad_of_readings(state: State) -> Scene:
+    """The third bad reading of one sensor, read at the same moment as a good one of the
+    other, which comes after it: the fault is the batch's, whatever follows it."""
+    mat = reach(state)
+    mat.read(None, sensor="mat", error="test: CRC")
+    mat.read(None, sensor="mat", error="test: CRC")
+    return Scene(mat, Readings((Reading("mat", None, "test: CRC"), Reading("mat2", 30.0))))
 
 
 def run_until_due(mat: Mat, due_s: float) -> Scene:
@@ -327,6 +339,7 @@ def fault_in_a_session() -> Scene:
 GUARDED: dict[tuple[State, str, str], Callable[[], Scene]] = {
     **{(s, "Time", "_alarmed"): partial(silent_for, s, 10.0) for s in NOT_FAULT},
     **{(s, "Reading", "_alarmed"): partial(third_bad_reading, s) for s in NOT_FAULT},
+    **{(s, "Readings", "_alarmed"): partial(third_bad_of_readings, s) for s in NOT_FAULT},
     **{(s, "Time", "_day_over"): partial(day_over, s) for s in ACTIVE},
     (PREHEAT, "Time", "_preheat_over"): preheat_over,
     (RUNNING, "Time", "_time_up"): time_up,
@@ -412,6 +425,8 @@ EVENTS = st.one_of(
     st.builds(Start, st.sampled_from(Source),
               st.sampled_from([None, "neck", "deep", "sauna"]),
               st.sampled_from([None, 1.0, 0.2, 90.0])),
+    st.builds(lambda mat_c, mat2_c: Readings((Reading("mat", mat_c), Reading("mat2", mat2_c))),
+              st.sampled_from([30.0, 46.0, None]), st.sampled_from([30.0, 46.0, None])),
 )
 RUNS = st.tuples(st.sampled_from([1.0, 10.0, 60.0, 400.0]),
                  st.sampled_from([SIMULATED, SIMULATED, SIMULATED, 30.0, 38.0, 46.0, None]))
@@ -435,5 +450,5 @@ def test_from_any_reachable_state_any_use_moves_only_along_rows(
         else:
             assert isinstance(action, Press | DoublePress | LongPress | Tick | ClockStepped
                               | Stop | DriverFault | SelectProgram | Adjust | Start
-                              | Occupancy)
+                              | Occupancy | Readings)
             mat.send(action)

@@ -371,6 +371,7 @@ class SlowThermometer:
     """Takes longer to read than the poller's interval, as two 1-wire reads can."""
 
     name = "slow"
+    reads_at_once = False
 
     def read(self) -> Reading:
         time.sleep(0.03)

@@ -305,6 +305,7 @@ def test_the_poller_posts_nothing_for_an_unreadable_sensor(caplog: pytest.LogCap
                                                             ) -> None:
     class Exhausted:
         name = "mat"
+        reads_at_once = False
 
         def read(self) -> Reading:
             raise SensorUnreadable("DS18B20 28-x: [Errno 24] Too many open files")

@@ -124,6 +124,18 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class Readings:
+    """Every sensor read at one moment (the simulator's, the mat board's), taken in one step.
+
+    A step per sensor would run the guards, the outputs and the snapshot once more for
+    each: on an idle mat that is most of the controller's work every second. Sensors
+    that block to read (a DS18B20 converts for 750 ms) come one `Reading` at a time.
+    """
+
+    readings: tuple[Reading, ...]
+
+
+@dataclass(frozen=True)
 class DriverFault:
     """A driver could not do its job (output failed, board lost): latches a fault."""
 
@@ -160,6 +172,7 @@ Event = (
     | SelectProgram
     | Adjust
     | Reading
+    | Readings
     | DriverFault
     | Occupancy
     | Tick

@@ -16,7 +16,7 @@ guards, the books) is `sessionmodel`. `step` does, for every event, in order:
 2. time first: every time guard runs, then the `Time` rows fire until the
    state settles (a guard's fault, the session's or preheat's end, the dose
    limit, the end of the cooldown);
-3. a Reading feeds the supervisor, in every state (a fault too);
+3. a Reading, or each of Readings, feeds the supervisor, in every state (a fault too);
 4. the event's rows: the first whose guard holds fires;
 5. the `Time` rows again (the event may have shortened the session), then
    the heater demand: heat only when every guard says yes, right now.
@@ -53,6 +53,7 @@ from matpi.core.events import (
     PreheatStarted,
     Press,
     Reading,
+    Readings,
     Refused,
     SelectProgram,
     Source,
@@ -93,7 +94,7 @@ __all__ = ["ACTIVE_TICK_S", "DOSE_STEP_DOWN_AT", "EVENT_KINDS", "IDLE_TICK_S", "
            "PREHEAT_WINDOW_S", "SessionMachine"]
 
 EVENT_KINDS = (Press, DoublePress, LongPress, Start, Stop, SelectProgram, Adjust, Reading,
-               DriverFault, Occupancy, Tick, ClockStepped, Time)
+               Readings, DriverFault, Occupancy, Tick, ClockStepped, Time)
 """Every kind of row in the table: the events, and time passing."""
 
 _GESTURES = {Press: Gesture.PRESS, LongPress: Gesture.LONG_PRESS,
@@ -130,7 +131,9 @@ class SessionMachine(SessionModel):
         # Time first: a press after the preheat's deadline finds the preheat over.
         notices += self._expire(event, now)
         if isinstance(event, Reading):
-            self._alarm = self._take(event, now)
+            self._alarm = self._take((event,), now)
+        elif isinstance(event, Readings):
+            self._alarm = self._take(event.readings, now)
         notices += self._fire(type(event), event, now)
         notices += self._expire(event, now)
         self._heater = self._heater_demand(now)
@@ -462,6 +465,8 @@ class SessionMachine(SessionModel):
         # --- in every state: a fault latches (the supervisor took the reading before)
         row(NOT_FAULT, Reading,       _alarmed,          FAULT,    _latch_alarm),
         row(ANY_STATE, Reading,       ALWAYS,            STAY,     _ignore),
+        row(NOT_FAULT, Readings,      _alarmed,          FAULT,    _latch_alarm),
+        row(ANY_STATE, Readings,      ALWAYS,            STAY,     _ignore),
         row(NOT_FAULT, DriverFault,   ALWAYS,            FAULT,    _latch_driver_fault),
         row(FAULT,     DriverFault,   ALWAYS,            STAY,     _ignore),  # first one stays
         # the occupancy sensor: leaving pauses heat and vibration; see _vacated_too_long

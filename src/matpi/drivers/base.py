@@ -47,6 +47,9 @@ class Thermometer(Protocol):
     """A temperature sensor. `read` may block for a conversion (a DS18B20 takes 750 ms)."""
 
     name: str
+    reads_at_once: bool
+    """`read` returns at once, with no I/O wait (a value kept in memory, a model): it may be
+    read on the controller's own thread, which must never block."""
 
     def read(self) -> Reading:
         """One sample; a failure is a Reading with value None and the error, never a raise."""

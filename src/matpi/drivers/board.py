@@ -445,6 +445,8 @@ class BoardMotor:
 class BoardThermometer:
     """The board's NTC as a `Thermometer`: the latest telemetry, never older than ~1 s."""
 
+    reads_at_once = True  # the telemetry the link thread keeps
+
     def __init__(self, link: BoardLink, name: str, stale_after_s: float) -> None:
         self.name = name
         self._link = link

@@ -230,6 +230,8 @@ class SimMotor:
 class SimThermometer:
     """A temperature sensor taped to the simulated pad."""
 
+    reads_at_once = True  # a model in memory
+
     def __init__(self, mat: SimulatedMat, name: str) -> None:
         self._mat = mat
         self.name = name

@@ -117,6 +117,8 @@ class DS18B20:
         reading.value_c
     """
 
+    reads_at_once = False  # each read waits for a 750 ms conversion
+
     def __init__(self, device_id: str, *, name: str = "mat", base_dir: Path = W1_DEVICES) -> None:
         if not _W1_DEVICE_ID.fullmatch(device_id):
             raise DriverError(
@@ -234,6 +236,8 @@ class NtcThermistor:
         reading = sensor.read()
         reading.value_c
     """
+
+    reads_at_once = False  # an SPI transfer, in software when gpiozero finds no SPI bus
 
     def __init__(
         self,

@@ -133,8 +133,9 @@ def assemble(
     if history is not None:
         recorder = history_recorder(history, clock, rules, inbox)
         controller.add_listener(recorder)
+    # Thermometers that answer at once are read on the controller's thread, in its loop.
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
-                               drivers.poll_interval_s)
+                               drivers.poll_interval_s, timers=inbox)
     # One limit on remote starts, however they arrive: MQTT and the page share it.
     commands = RemoteCommands(rules, limiter=StartLimiter())
     bridge = None
