@@ -91,6 +91,21 @@ SLOW_POLL = ("tests/test_thermometers.py::"
 AT_ONCE = "tests/test_sampling.py::test_what_reads_at_once_is_one_event_read_on_the_loops_thread"
 READINGS_FAULT = ("tests/test_session_table.py::test_each_row_fires_where_it_says_and_lands_where_"
                   "it_says")
+SAMPLE_NEXT = ("        self._timer = self._timers.call_later(self._clock.real_seconds("
+               "self._interval_s),\n"
+               "                                              self._sample_at_once)\n")
+SAMPLE_NOW = ("        readings = tuple(r for r in map(self._read, self._at_once) "
+              "if r is not None)\n"
+              "        if readings:\n            self._post(Readings(readings))\n")
+"""The loop's sample in polling.py: the next one is scheduled, then this one read and posted."""
+CLOSED_EARLY = "tests/test_sampling.py::test_a_poller_closed_before_the_loop_ran_never_reads"
+HAND_OFF_FAILS = ("tests/test_sampling.py::"
+                  "test_sampling_goes_on_after_a_sample_whose_hand_off_failed")
+BLOCKING_FLAGS = ("tests/test_thermometers.py::"
+                  "test_a_sensor_that_waits_on_the_hardware_is_never_read_on_the_controllers_thread")
+READINGS_LATE = ("tests/test_session.py::"
+                 "test_readings_taken_together_each_count_whichever_place_it_has")
+COMPARED_ONCE = "tests/test_thermal.py::test_sensors_read_together_are_compared_once_both_are_in"
 NO_HISTORY = f"{WIRING}::test_a_damaged_history_leaves_no_daily_allowance"
 PREHEAT_DOSE = f"{WIRING}::test_the_preheat_dose_counts_towards_the_session_limit"
 PREHEAT_DAY = f"{WIRING}::test_a_preheat_ends_where_the_day_runs_out"
@@ -339,10 +354,23 @@ MUTATIONS: list[Mutation] = [
     mutation("sampling: a sensor that blocks is read on the controller's thread", POLLING,
              "if timers is not None and t.reads_at_once]", "if timers is not None]",
              AT_ONCE),
-    mutation("session: a fault in readings taken together is lost behind a later one",
-             "src/matpi/core/sessionmodel.py",
-             "        reason = next((r for r in reasons if r), None)\n",
-             "        reason = reasons[-1]\n", READINGS_FAULT),
+    mutation("sampling: a poller closed before the loop ran reads all the same", POLLING,
+             "        if self._closed:\n            return\n", "", CLOSED_EARLY),
+    mutation("sampling: a failed hand-off ends the sampling", POLLING,
+             SAMPLE_NEXT + SAMPLE_NOW, SAMPLE_NOW + SAMPLE_NEXT, HAND_OFF_FAILS),
+    mutation("thermometers: a DS18B20 is read on the controller's thread", THERMOMETERS,
+             "    reads_at_once = False  # each read waits for a 750 ms conversion",
+             "    reads_at_once = True", BLOCKING_FLAGS),
+    mutation("supervision: a fault in readings taken together is lost behind a later one",
+             SUPERVISION, "        return next((r for r in reasons if r), None) or ",
+             "        return reasons[-1] or ", READINGS_FAULT),
+    mutation("supervision: a fault late in readings taken together is lost", SUPERVISION,
+             "        return next((r for r in reasons if r), None) or ",
+             "        return reasons[0] or ", READINGS_LATE),
+    mutation("supervision: sensors read together are compared one by one", SUPERVISION,
+             "        return self._over_temperature(reading.sensor, track)\n",
+             "        return self._over_temperature(reading.sensor, track) or "
+             "self._disagreement(now)\n", COMPARED_ONCE),
     mutation("poller: a poll slower than its interval kills the thread", CLOCK,
              "        return max(clock_s, 0.0) / self.speed", "        return clock_s / self.speed",
              SLOW_POLL),

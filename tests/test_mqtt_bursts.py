@@ -251,3 +251,26 @@ def test_a_late_timer_never_holds_a_change_past_its_window() -> None:
     now[0] = 0.25  # past the window; its timer has not fired yet
     coalescer.post(Adjust(remote, intensity_pct=41.0))
     assert posted == [Adjust(remote, intensity_pct=40.0), Adjust(remote, intensity_pct=41.0)]
+
+
+def test_a_stream_with_a_late_timer_is_still_applied_once_a_window() -> None:
+    """On a busy loop the window's timer fires late. Before: the next change sent what
+    waited and itself at once, and the late timer then ended the window just opened, so a
+    dragged slider was applied two or three times a window (a flaky test on a slow machine)."""
+    posted: list[Event] = []
+    timers = Timers()
+    now = [0.0]
+    coalescer = SettingsCoalescer(posted.append, call_later=timers.later,
+                                  monotonic=lambda: now[0])
+    remote = Source.REMOTE
+    coalescer.post(Adjust(remote, intensity_pct=40.0))  # at once; window one opens
+    now[0] = 0.1
+    coalescer.post(Adjust(remote, intensity_pct=41.0))  # waits
+    now[0] = 0.25  # window one is over, its timer not yet run
+    coalescer.post(Adjust(remote, intensity_pct=42.0))
+    assert posted == [Adjust(remote, intensity_pct=40.0), Adjust(remote, intensity_pct=41.0)]
+    timers.fire()  # window one's timer, late: window two is not its to end
+    assert len(posted) == 2
+    now[0] = 0.45
+    timers.fire()  # window two's
+    assert posted[2:] == [Adjust(remote, intensity_pct=42.0)]

@@ -149,3 +149,39 @@ def test_close_ends_the_sampling_on_the_loop(driven: Driven) -> None:
     settled = len(mat.threads)
     time.sleep(10 * INTERVAL_S)
     assert len(mat.threads) == settled
+
+
+def test_a_poller_closed_before_the_loop_ran_never_reads() -> None:
+    """A start that failed before the controller's loop ran closes the poller: the sample
+    already scheduled must not read when the loop comes to it."""
+    loop = NetLoop()
+    mat = Recording("mat", True)
+    try:
+        poller = ThermometerPoller([mat], loop.put, Clock(), INTERVAL_S, timers=loop)
+        poller.start()
+        poller.close()
+        with contextlib.suppress(queue.Empty):
+            loop.get(timeout=10 * INTERVAL_S)
+        assert mat.threads == []
+    finally:
+        loop.close()
+
+
+def test_sampling_goes_on_after_a_sample_whose_hand_off_failed(driven: Driven) -> None:
+    """The next sample is due before this one is read and handed on: a failure past the
+    read (here the post) is logged by the loop, and the mat is read again on time."""
+    mat = Recording("mat", True)
+    posts: list[object] = []
+
+    def post(event: object) -> None:
+        posts.append(event)
+        if len(posts) == 1:
+            raise RuntimeError("test: the inbox refused")
+        driven.loop.put(event)
+
+    poller = ThermometerPoller([mat], post, Clock(), INTERVAL_S, timers=driven.loop)
+    poller.start()
+    try:
+        wait_for(lambda: len(sampled(driven)) >= 2, timeout_s=5.0, what="two samples after")
+    finally:
+        poller.close()

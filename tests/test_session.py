@@ -22,6 +22,8 @@ from matpi.core.events import (
     PreheatEnded,
     PreheatStarted,
     Press,
+    Reading,
+    Readings,
     Refused,
     SelectProgram,
     SessionEnded,
@@ -136,6 +138,22 @@ def test_out_of_range_readings_latch_a_sensor_fault(mat: Mat) -> None:
     mat.read(None, error="CRC error")
     assert mat.machine.state is State.FAULT
     assert "CRC error" in (mat.machine.fault or "")
+
+
+def test_readings_taken_together_each_count_whichever_place_it_has() -> None:
+    """A sensor's third bad reading latches its fault from the end of a batch as from its
+    start; and a batch is what makes the second sensor fresh, so that heat can come."""
+    mat = Mat()  # nothing read yet
+    mat.send(Reading("mat", 30.0))
+    mat.send(Press())
+    assert not mat.heater  # mat2 never read
+    mat.send(Readings((Reading("mat", 30.0), Reading("mat2", 30.0))))
+    assert mat.heater
+    for _ in range(3):
+        mat.now += 0.5
+        mat.send(Readings((Reading("mat", 30.0), Reading("mat2", None, "test: CRC"))))
+    assert mat.machine.state is State.FAULT
+    assert "mat2: test: CRC" in (mat.machine.fault or "")
 
 
 def test_driver_fault_ends_session_and_latches(mat: Mat) -> None:

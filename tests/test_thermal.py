@@ -66,6 +66,18 @@ def test_confirmed_over_temperature_trips() -> None:
     assert reason is not None and "45.5" in reason and "45" in reason
 
 
+def test_sensors_read_together_are_compared_once_both_are_in() -> None:
+    """Both sensors jump 10 °C together: compared one by one, the first one's new median
+    would be set against the other's old one and latch "sensors disagree"."""
+    guard = Supervisor(("a", "b"), trip_c=45.0, now=0.0)
+    for t, value in enumerate([30.0, 30.0, 30.0, 40.0, 40.0, 40.0]):
+        batch = (Reading("a", value), Reading("b", value))
+        assert guard.readings(batch, float(t)) is None, t
+    assert guard.readings((Reading("a", 40.0), Reading("b", 30.0)), 6.0) is None  # median
+    reason = guard.readings((Reading("a", 40.0), Reading("b", 30.0)), 7.0)
+    assert reason is not None and "disagree" in reason
+
+
 def test_every_sensor_must_be_fresh_and_the_hotter_rules() -> None:
     guard = Supervisor(("a", "b"), trip_c=45.0, now=0.0)
     guard.reading(Reading("a", 36.0), 0.0)

@@ -14,8 +14,10 @@ from gpiozero.pins.mock import MockFactory, MockSPIDevice
 from conftest import wait_for
 from matpi.core.errors import DriverError
 from matpi.core.events import Reading
+from matpi.drivers.board import BoardThermometer
 from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
+from matpi.drivers.sim import SimThermometer
 from matpi.drivers.thermometers import (
     DS18B20,
     KELVIN_AT_0C,
@@ -365,6 +367,17 @@ def test_ntc_through_a_mock_mcp3008(spi_factory: Any) -> None:
 
 
 # --- the poller ---------------------------------------------------------------
+
+
+def test_a_sensor_that_waits_on_the_hardware_is_never_read_on_the_controllers_thread() -> None:
+    """`reads_at_once` puts a read on the controller's thread (see drivers/polling.py): a
+    DS18B20 converts for 750 ms and an NTC waits on SPI, so theirs must be False; the
+    simulator's model and the mat board's kept telemetry answer from memory."""
+    assert DS18B20.reads_at_once is False
+    assert NtcThermistor.reads_at_once is False
+    assert SimThermometer.reads_at_once is True
+    assert BoardThermometer.reads_at_once is True
+
 
 
 class SlowThermometer:

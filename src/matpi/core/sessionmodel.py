@@ -377,11 +377,8 @@ class SessionModel:
         return next((r for r in reasons if r), None)
 
     def _take(self, readings: tuple[Reading, ...], now: float) -> str | None:
-        """Feed the supervisor every reading, in order; returns the first fault confirmed.
-
-        Each is taken even after a fault, so that every sensor's track is current."""
-        reasons = [self._supervisor.reading(reading, now) for reading in readings]
-        reason = next((r for r in reasons if r), None)
+        """Feed the supervisor every reading, in order; returns the first fault confirmed."""
+        reason = self._supervisor.readings(readings, now)
         temperature = self._supervisor.temperature()
         if temperature is not None:
             self._estimate.seed(temperature, now)

@@ -63,6 +63,17 @@ class Supervisor:
 
     def reading(self, reading: Reading, now: float) -> str | None:
         """Take one sample; returns a fault reason if it confirms a fault."""
+        return self.readings((reading,), now)
+
+    def readings(self, readings: tuple[Reading, ...], now: float) -> str | None:
+        """Take samples read at one moment; returns the first fault they confirm.
+
+        The sensors are compared once every sample is in: one sensor's new value is
+        never set against another's old one from the same moment."""
+        reasons = [self._take(reading, now) for reading in readings]
+        return next((r for r in reasons if r), None) or self._disagreement(now)
+
+    def _take(self, reading: Reading, now: float) -> str | None:
         track = self._tracks.get(reading.sensor)
         if track is None:
             return None
@@ -83,7 +94,7 @@ class Supervisor:
         track.filtered_c = _median(track.recent)
         self._hottest_c = max(t.filtered_c for t in self._tracks.values()
                               if t.filtered_c is not None)
-        return self._over_temperature(reading.sensor, track) or self._disagreement(now)
+        return self._over_temperature(reading.sensor, track)
 
     def _over_temperature(self, name: str, track: _Track) -> str | None:
         """The trip, confirmed by the median so that one spike does not latch it."""

@@ -69,7 +69,8 @@ class ThermometerPoller:
             self._thread.start()
         if self._at_once:
             assert self._timers is not None
-            self._timer = self._timers.call_later(0.0, self._sample_at_once)
+            # Not kept: the loop may run it, and keep the next, before this returns.
+            self._timers.call_later(0.0, self._sample_at_once)
 
     def close(self) -> None:
         self._closed = True
@@ -81,7 +82,9 @@ class ThermometerPoller:
             self._thread.join(timeout=CLOSE_TIMEOUT_S)
 
     def _sample_at_once(self) -> None:
-        """On the controller's thread: the next sample is due first, whatever this one does."""
+        """On the controller's thread: the next sample is due first, whatever this one does.
+        `close` cancels the next; one that runs after `close` all the same (the first, or
+        one this scheduled while `close` ran) stops here."""
         if self._closed:
             return
         assert self._timers is not None

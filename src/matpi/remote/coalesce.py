@@ -49,6 +49,9 @@ class SettingsCoalescer:
         self._waiting: list[Event] = []
         self._window_open = False
         self._window_until = 0.0
+        self._windows = 0
+        """Windows opened so far: a window's timer that comes after the next window opened
+        (a busy loop runs it late) must not end that one."""
         self._lock = threading.Lock()
         self.coalesced = 0
         """Changes merged into a later one (never applied on their own)."""
@@ -59,11 +62,13 @@ class SettingsCoalescer:
                 self._send_waiting()
                 self._post(event)
                 return
-            if not self._window_open or self._monotonic() >= self._window_until:
-                # The window is over even if its timer is late (a busy machine): what
-                # waited goes first, then this change, at once.
+            if self._window_open and self._waiting and self._monotonic() >= self._window_until:
+                # A stream whose window is over, its timer late (a busy loop): what waited
+                # goes now, and this change waits for the next window, as it would have.
                 self._send_waiting()
-                self._post(event)
+                self._open_window()
+            elif not self._window_open or self._monotonic() >= self._window_until:
+                self._post(event)  # after a quiet window: at once
                 self._open_window()
                 return
             self._add(event)
@@ -83,12 +88,16 @@ class SettingsCoalescer:
     def _open_window(self) -> None:
         self._window_open = True
         self._window_until = self._monotonic() + self._window_s
-        self._call_later(self._window_s, self._window_over)
+        self._windows += 1
+        window = self._windows
+        self._call_later(self._window_s, lambda: self._window_over(window))
 
-    def _window_over(self) -> None:
+    def _window_over(self, window: int) -> None:
         """Sends what waited; a new window follows only if something was sent, so that a
         steady stream is applied once per window and a lone change never waits."""
         with self._lock:
+            if window != self._windows:
+                return  # late: a change that came after it ended has opened the next
             self._window_open = False
             if self._waiting:
                 self._send_waiting()
