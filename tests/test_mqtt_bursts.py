@@ -238,14 +238,20 @@ def test_a_start_or_stop_sends_the_waiting_settings_first() -> None:
                       Start(Source.REMOTE), Stop(Source.REMOTE)]
 
 
-def test_a_late_timer_never_holds_a_change_past_its_window() -> None:
-    """On a busy machine the window's timer can fire late: a change that comes after the
-    window is over goes at once all the same (before: it waited, and was merged away)."""
+def clocked_coalescer() -> tuple[SettingsCoalescer, list[Event], Timers, list[float]]:
+    """A coalescer on timers the test fires and a clock it sets (`now[0]`)."""
     posted: list[Event] = []
     timers = Timers()
     now = [0.0]
     coalescer = SettingsCoalescer(posted.append, call_later=timers.later,
                                   monotonic=lambda: now[0])
+    return coalescer, posted, timers, now
+
+
+def test_a_late_timer_never_holds_a_change_past_its_window() -> None:
+    """On a busy machine the window's timer can fire late: a change that comes after the
+    window is over goes at once all the same (before: it waited, and was merged away)."""
+    coalescer, posted, _timers, now = clocked_coalescer()
     remote = Source.REMOTE
     coalescer.post(Adjust(remote, intensity_pct=40.0))
     now[0] = 0.25  # past the window; its timer has not fired yet
@@ -257,11 +263,7 @@ def test_a_stream_with_a_late_timer_is_still_applied_once_a_window() -> None:
     """On a busy loop the window's timer fires late. Before: the next change sent what
     waited and itself at once, and the late timer then ended the window just opened, so a
     dragged slider was applied two or three times a window (a flaky test on a slow machine)."""
-    posted: list[Event] = []
-    timers = Timers()
-    now = [0.0]
-    coalescer = SettingsCoalescer(posted.append, call_later=timers.later,
-                                  monotonic=lambda: now[0])
+    coalescer, posted, timers, now = clocked_coalescer()
     remote = Source.REMOTE
     coalescer.post(Adjust(remote, intensity_pct=40.0))  # at once; window one opens
     now[0] = 0.1
