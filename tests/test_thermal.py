@@ -52,17 +52,17 @@ def test_force_off_ignores_the_minimum_on_time() -> None:
 def test_one_outlier_neither_trips_nor_heats() -> None:
     guard = Supervisor(("mat",), trip_c=45.0, now=0.0)
     for t, value in enumerate([39.5, 39.5, 20.0, 39.5, 55.0, 39.5]):
-        assert guard.reading(Reading("mat", value), float(t)) is None
+        assert guard.readings((Reading("mat", value),), float(t)) is None
         assert guard.temperature() == 39.5
     assert guard.heat_allowed(6.0)
 
 
 def test_confirmed_over_temperature_trips() -> None:
     guard = Supervisor(("mat",), trip_c=45.0, now=0.0)
-    guard.reading(Reading("mat", 44.0), 0.0)
-    assert guard.reading(Reading("mat", 45.5), 1.0) is None
+    guard.readings((Reading("mat", 44.0),), 0.0)
+    assert guard.readings((Reading("mat", 45.5),), 1.0) is None
     assert not guard.heat_allowed(1.0)  # the raw reading alone switches heat off
-    reason = guard.reading(Reading("mat", 45.5), 2.0)
+    reason = guard.readings((Reading("mat", 45.5),), 2.0)
     assert reason is not None and "45.5" in reason and "45" in reason
 
 
@@ -80,12 +80,12 @@ def test_sensors_read_together_are_compared_once_both_are_in() -> None:
 
 def test_every_sensor_must_be_fresh_and_the_hotter_rules() -> None:
     guard = Supervisor(("a", "b"), trip_c=45.0, now=0.0)
-    guard.reading(Reading("a", 36.0), 0.0)
+    guard.readings((Reading("a", 36.0),), 0.0)
     assert not guard.heat_allowed(0.0)  # b never spoke
-    guard.reading(Reading("b", 38.0), 0.5)
+    guard.readings((Reading("b", 38.0),), 0.5)
     assert guard.heat_allowed(1.0)
     assert guard.temperature() == 38.0
-    guard.reading(Reading("a", 36.0), 3.0)
+    guard.readings((Reading("a", 36.0),), 3.0)
     assert guard.temperature() == 38.0  # the hotter, not the latest
     assert not guard.heat_allowed(3.5)  # b is 3 s old
     assert guard.check(10.4) is None
@@ -94,9 +94,9 @@ def test_every_sensor_must_be_fresh_and_the_hotter_rules() -> None:
 
 def test_out_of_range_latches_after_three_in_a_row() -> None:
     guard = Supervisor(("mat",), trip_c=45.0, now=0.0)
-    guard.reading(Reading("mat", 30.0), 0.0)
-    assert guard.reading(Reading("mat", 2.0), 1.0) is None
+    guard.readings((Reading("mat", 30.0),), 0.0)
+    assert guard.readings((Reading("mat", 2.0),), 1.0) is None
     assert not guard.heat_allowed(1.0)
-    assert guard.reading(Reading("mat", 2.0), 2.0) is None
-    reason = guard.reading(Reading("mat", 2.0), 3.0)
+    assert guard.readings((Reading("mat", 2.0),), 2.0) is None
+    reason = guard.readings((Reading("mat", 2.0),), 3.0)
     assert reason == "sensor mat: 2.0 °C is out of range"

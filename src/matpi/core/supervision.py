@@ -61,10 +61,6 @@ class Supervisor:
         self._hottest_c: float | None = None
         """The hottest filtered value, kept as each reading comes: a step reads it often."""
 
-    def reading(self, reading: Reading, now: float) -> str | None:
-        """Take one sample; returns a fault reason if it confirms a fault."""
-        return self.readings((reading,), now)
-
     def readings(self, readings: tuple[Reading, ...], now: float) -> str | None:
         """Take samples read at one moment; returns the first fault they confirm.
 
