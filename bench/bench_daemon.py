@@ -19,7 +19,7 @@ simulated with MQTT connected and the page off; the same with the page; the GPIO
 (the example config on gpiozero's mock pins and two fake DS18B20 files, run as the
 real `matpi run --config`) with MQTT; and prints the daemon's imports by package, and the
 idle CPU's floor: the page daemon's libraries in a process that only wakes as an idle
-simulated mat does, its main thread once a second out of select.
+simulated mat does, its main thread out of select every MAX_POLL_S (2 s).
 """
 
 import argparse
@@ -39,6 +39,8 @@ from typing import IO
 
 from soak import free_port, start_broker  # a script beside this one
 from soak import stop as stop_process
+
+from matpi.core.limits import MAX_POLL_S
 
 READY_TARGET_S = 1.0
 RSS_TARGET_MB = 40.0
@@ -184,18 +186,18 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 """
 """The RSS (KiB) of a process that loads the same libraries as a daemon, and no matpi code."""
 
-IDLE_FLOOR_CHILD = IMPORT_ARGS + """
+IDLE_FLOOR_CHILD = IMPORT_ARGS + f"""
 import selectors, socket
 loop_end, _ = socket.socketpair()
 selector = selectors.DefaultSelector()
 selector.register(loop_end, selectors.EVENT_READ)
 print("ready", flush=True)
 while True:
-    selector.select(1.0)
+    selector.select({MAX_POLL_S})
 """
 """The idle shape of a simulated mat and nothing else, with a daemon's libraries loaded: the
-main thread (the controller in its NetLoop) waits in select and wakes once a second, when the
-loop's timer is due to read the sensors."""
+main thread (the controller in its NetLoop) waits in select and wakes every MAX_POLL_S, when
+the loop's timer is due to read the sensors of a mat at rest."""
 
 CLI_CHILD = """
 import sys
@@ -494,8 +496,8 @@ def mqtt_rows(duration_s: float) -> int:
           f"(time on a CPU as the scheduler counts it, over {duration_s:g} s)")
     print(f"  its floor: {floor_cpu_pct:.3f} % and {floor_wakeups:.1f} wakeups/s for the same "
           "libraries in a simulated mat's idle shape and nothing else (the main thread wakes "
-          "from select once a second); matpi's own "
-          f"work once a second: {page_cpu - floor_cpu_pct:.3f} %")
+          f"from select every {MAX_POLL_S:g} s); matpi's own work at rest: "
+          f"{page_cpu - floor_cpu_pct:.3f} %")
     print(f"imports of the simulated daemon with MQTT, modules by package:\n  {imports}")
     return 0
 

@@ -75,6 +75,7 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -
     core step: what this stack (the loop's select, paho's read) costs on its own."""
     from matpi.config.settings import DeviceConfig, MqttConfig
     from matpi.core.events import Adjust, Event, Press, SelectProgram, Source, State
+    from matpi.core.limits import MAX_POLL_S
     from matpi.core.patterns import Pattern
     from matpi.core.rules import Rules
     from matpi.core.session import SessionMachine
@@ -123,7 +124,8 @@ def run_mat(host: str, port: int, pipe: Connection, run_s: float, floor: bool) -
     if floor:
         bridge._client.on_message = floor_on_message(set_duty, changes)
     poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
-                               drivers.poll_interval_s, timers=loop)
+                               drivers.poll_interval_s, timers=loop, resting_s=MAX_POLL_S)
+    controller.add_listener(poller.pace)  # as the daemon: a session reads at the full pace
     thread = threading.Thread(target=controller.run, name="controller")
     thread.start()
     poller.start()

@@ -92,13 +92,26 @@ AT_ONCE = "tests/test_sampling.py::test_what_reads_at_once_is_one_event_read_on_
 READINGS_FAULT = ("tests/test_session_table.py::test_each_row_fires_where_it_says_and_lands_where_"
                   "it_says")
 SAMPLE_NEXT = ("        self._timer = self._timers.call_later(self._clock.real_seconds("
-               "self._interval_s),\n"
+               "self._pace_s),\n"
                "                                              self._sample_at_once)\n")
 SAMPLE_NOW = ("        readings = tuple(r for r in map(self._read, self._at_once) "
               "if r is not None)\n"
               "        if readings:\n            self._post(Readings(readings))\n")
 """The loop's sample in polling.py: the next one is scheduled, then this one read and posted."""
 CLOSED_EARLY = "tests/test_sampling.py::test_a_poller_closed_before_the_loop_ran_never_reads"
+PACE_BY_STATE = ("tests/test_sampling.py::"
+                 "test_the_loop_reads_at_the_resting_pace_unless_a_session_can_heat")
+PACE_FASTER = "tests/test_sampling.py::test_a_session_after_a_rest_is_read_at_once_at_the_full_pace"
+PACE_THREAD = "tests/test_sampling.py::test_the_thread_rests_too_and_a_session_ends_its_wait"
+PACE_DUE = ("tests/test_sampling.py::"
+            "test_a_session_s_next_sample_is_due_a_full_interval_after_the_last")
+RETRY_LOOP = ("tests/test_sampling.py::"
+              "test_a_read_without_a_value_is_tried_again_at_the_full_pace_on_the_loop")
+RETRY_THREAD = ("tests/test_sampling.py::"
+                "test_a_read_without_a_value_is_tried_again_at_the_full_pace_on_the_thread")
+PACE_SPEED = "tests/test_sampling.py::test_a_faster_simulation_keeps_its_short_poll_at_rest"
+PACE_ASSEMBLED = ("tests/test_sampling.py::"
+                  "test_an_assembled_mat_reads_every_max_poll_s_at_rest_and_every_poll_s_in_a_session")
 HAND_OFF_FAILS = ("tests/test_sampling.py::"
                   "test_sampling_goes_on_after_a_sample_whose_hand_off_failed")
 BLOCKING_FLAGS = ("tests/test_thermometers.py::"
@@ -358,6 +371,37 @@ MUTATIONS: list[Mutation] = [
              "        if self._closed:\n            return\n", "", CLOSED_EARLY),
     mutation("sampling: a failed hand-off ends the sampling", POLLING,
              SAMPLE_NEXT + SAMPLE_NOW, SAMPLE_NOW + SAMPLE_NEXT, HAND_OFF_FAILS),
+    mutation("pacing: a session is read at the resting pace", POLLING,
+             "pace_s = self._resting_s if snapshot.state in RESTING_STATES else self._interval_s",
+             "pace_s = self._resting_s", PACE_BY_STATE, PACE_FASTER, PACE_THREAD,
+             PACE_ASSEMBLED),
+    mutation("pacing: a preheat rests", POLLING,
+             "RESTING_STATES = frozenset({State.IDLE, State.COOLDOWN, State.FAULT})",
+             "RESTING_STATES = frozenset({State.IDLE, State.COOLDOWN, State.FAULT, "
+             "State.PREHEAT})", PACE_BY_STATE),
+    mutation("pacing: a session waits out the rest on the loop", POLLING,
+             "            self._rearm(pace_s)\n", "", PACE_FASTER, PACE_DUE),
+    mutation("pacing: a session's first sample a full interval from its start", POLLING,
+             "due_s = max(self._sampled_at + pace_s - self._clock.now(), 0.0)",
+             "due_s = pace_s", PACE_DUE),
+    mutation("pacing: a session waits out the rest on the thread", POLLING,
+             "        if faster:\n            self._wake_thread()\n",
+             "        if faster:\n", PACE_THREAD),
+    mutation("pacing: the thread ends at a faster pace", POLLING,
+             "                if self._closed:\n                    return\n",
+             "                return\n", PACE_THREAD),
+    mutation("pacing: a read without a value waits out the rest on the loop", POLLING,
+             "            self._rearm(self._interval_s)\n", "            pass\n", RETRY_LOOP),
+    mutation("pacing: a read without a value waits out the rest on the thread", POLLING,
+             "started + (self._interval_s if missed else self._pace_s)",
+             "started + self._pace_s", RETRY_THREAD),
+    mutation("pacing: the daemon never paces", APP,
+             "    controller.add_listener(poller.pace)\n", "", PACE_ASSEMBLED),
+    mutation("pacing: a faster simulation rests too", APP,
+             "resting_s=limits.MAX_POLL_S if speed == 1.0 else None)",
+             "resting_s=limits.MAX_POLL_S)", PACE_SPEED),
+    mutation("pacing: a rest outside the stale limit", LIMITS,
+             "MAX_POLL_S: Final = 2.0", "MAX_POLL_S: Final = 3.5", PACE_ASSEMBLED),
     mutation("thermometers: a DS18B20 is read on the controller's thread", THERMOMETERS,
              "    reads_at_once = False  # each read waits for a 750 ms conversion",
              "    reads_at_once = True", BLOCKING_FLAGS),

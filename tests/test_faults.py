@@ -55,6 +55,9 @@ class Rig:
     override: Callable[[Reading], Reading] | None = None
     power_relay: bool = True
     """False: a mat whose element is fed directly (no master power relay)."""
+    resting_read_s: float = 2.0
+    """How often the sensors are read while no session can heat, as the daemon reads them
+    (`limits.MAX_POLL_S`, written out): the idle and cooldown guards see no more."""
 
     def __post_init__(self) -> None:
         self.clock = HandClock()
@@ -65,6 +68,7 @@ class Rig:
         self.heater_log: list[tuple[float, bool]] = []
         self.truth_log: list[tuple[float, float, bool]] = []
         """(time, true surface °C, current flowing in the element) after every step."""
+        self.read_at = float("-inf")
 
     @property
     def now(self) -> float:
@@ -82,9 +86,12 @@ class Rig:
         end = self.now + seconds
         while self.now < end - 1e-9:
             self.clock.t = round(self.now + STEP_S, 6)
-            if not self.sensors_read:
+            resting = self.machine.state not in (State.PREHEAT, State.RUNNING)
+            if not self.sensors_read or (
+                    resting and self.now - self.read_at < self.resting_read_s - 1e-9):
                 self.send(Tick())
                 continue
+            self.read_at = self.now
             for sensor in self.rules.sensors:
                 reading = self.pad.sense(sensor)
                 self.send(self.override(reading) if self.override else reading)

@@ -5,21 +5,35 @@ daemon; every wait has a timeout.
 """
 
 import contextlib
+import itertools
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
-from matpi.core.events import Reading, Readings
+from conftest import HandClock, wait_for
+from matpi.config.settings import Config
+from matpi.core import limits
+from matpi.core.events import Event, Notice, Press, Reading, Readings, Snapshot, State
+from matpi.core.rules import Rules
+from matpi.core.session import SessionMachine
 from matpi.drivers.clock import Clock
 from matpi.drivers.polling import ThermometerPoller
 from matpi.remote.netloop import NetLoop
+from matpi.service.app import Mat as Assembled
+from matpi.service.app import assemble
 
 INTERVAL_S = 0.02
+RESTING_S = 30.0
+"""A resting pace no test sits out: a read that comes within it came from the full pace."""
+CAN_HEAT = {State.PREHEAT, State.RUNNING}
+"""The states read at the full pace: written out here, not the poller's own set."""
 
 
 @dataclass
@@ -29,12 +43,19 @@ class Recording:
     name: str
     reads_at_once: bool
     raise_on: set[int] = field(default_factory=set)
+    no_value_next: bool = False
+    """The next read gives no value (a CRC error), once."""
     threads: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
 
     def read(self) -> Reading:
         self.threads.append(threading.get_ident())
+        self.times.append(time.monotonic())
         if len(self.threads) in self.raise_on:
             raise OSError("test: bus error")
+        if self.no_value_next:
+            self.no_value_next = False
+            return Reading(self.name, None, "test: CRC error")
         return Reading(self.name, 30.0)
 
     def close(self) -> None:
@@ -185,3 +206,230 @@ def test_sampling_goes_on_after_a_sample_whose_hand_off_failed(driven: Driven) -
         wait_for(lambda: len(sampled(driven)) >= 2, timeout_s=5.0, what="two samples after")
     finally:
         poller.close()
+
+
+def snapshot(state: State) -> Snapshot:
+    return replace(SessionMachine(Rules(), 0.0, date(2026, 1, 5)).snapshot(0.0), state=state)
+
+
+def tell(driven: Driven, poller: ThermometerPoller, state: State, sensor: Recording) -> int:
+    """Tells the poller on the loop's thread, as the controller tells its listeners; returns
+    how often `sensor` had been read by then."""
+    reads: list[int] = []
+    told = threading.Event()
+
+    def listen() -> None:
+        poller.pace(snapshot(state), [])
+        reads.append(len(sensor.threads))
+        told.set()
+
+    driven.loop.call_soon(listen)
+    assert told.wait(5.0), "the loop did not run the call"
+    return reads[0]
+
+
+def resting_poller(driven: Driven, sensor: Recording) -> ThermometerPoller:
+    poller = ThermometerPoller([sensor], driven.loop.put, Clock(), INTERVAL_S,
+                               timers=driven.loop, resting_s=RESTING_S)
+    poller.start()
+    wait_for(lambda: len(sensor.threads) >= 2, timeout_s=5.0, what="the full pace until told")
+    return poller
+
+
+def assert_rests(sensor: Recording, reads: int) -> None:
+    """No read for many intervals but the one that was due at the full pace (or under way)."""
+    time.sleep(15 * INTERVAL_S)
+    assert len(sensor.threads) <= reads + 1, (len(sensor.threads), reads)
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_the_loop_reads_at_the_resting_pace_unless_a_session_can_heat(
+    driven: Driven, state: State
+) -> None:
+    mat = Recording("mat", True)
+    poller = resting_poller(driven, mat)
+    try:
+        reads = tell(driven, poller, state, mat)
+        if state in CAN_HEAT:
+            wait_for(lambda: len(mat.threads) >= reads + 3, timeout_s=5.0, what="the full pace")
+        else:
+            assert_rests(mat, reads)
+    finally:
+        poller.close()
+
+
+def test_a_session_after_a_rest_is_read_at_once_at_the_full_pace(driven: Driven) -> None:
+    mat = Recording("mat", True)
+    poller = resting_poller(driven, mat)
+    try:
+        assert_rests(mat, tell(driven, poller, State.IDLE, mat))
+        resting = tell(driven, poller, State.PREHEAT, mat)
+        wait_for(lambda: len(mat.threads) >= resting + 3, timeout_s=5.0,
+                 what="reads long before the rest would end")
+        assert_rests(mat, tell(driven, poller, State.COOLDOWN, mat))
+    finally:
+        poller.close()
+
+
+def test_the_thread_rests_too_and_a_session_ends_its_wait(driven: Driven) -> None:
+    """A sensor that blocks, read on the poller's thread: a session does not wait out the
+    rest, and close ends a resting wait at once."""
+    slow = Recording("slow", False)
+    poller = resting_poller(driven, slow)
+    try:
+        assert_rests(slow, tell(driven, poller, State.FAULT, slow))
+        resting = tell(driven, poller, State.RUNNING, slow)
+        wait_for(lambda: len(slow.threads) >= resting + 3, timeout_s=5.0,
+                 what="reads long before the rest would end")
+        tell(driven, poller, State.IDLE, slow)
+    finally:
+        started = time.monotonic()
+        poller.close()
+    assert time.monotonic() - started < 2.0  # not the 5 s a stuck join would wait
+    assert not poller._thread.is_alive()
+
+
+def test_a_read_without_a_value_is_tried_again_at_the_full_pace_on_the_thread() -> None:
+    """One CRC error must not leave a resting mat's temperature stale for a whole rest."""
+    slow = Recording("slow", False)
+    poller = ThermometerPoller([slow], lambda event: None, Clock(), INTERVAL_S,
+                               resting_s=3.0)
+    poller.start()
+    try:
+        wait_for(lambda: len(slow.threads) >= 2, timeout_s=5.0, what="the full pace")
+        poller.pace(snapshot(State.IDLE), [])
+        assert_rests(slow, len(slow.threads))
+        slow.no_value_next = True
+        bad = len(slow.threads) + 1
+        wait_for(lambda: len(slow.threads) > bad, timeout_s=10.0, what="a rest, a bad read, one")
+        assert slow.times[bad] - slow.times[bad - 1] < 1.5  # not the 3 s rest
+        assert_rests(slow, len(slow.threads))  # and then the rest again
+    finally:
+        poller.close()
+
+
+class HandTimers:
+    """The loop's timers, run by the test: records each delay asked for."""
+
+    @dataclass
+    class Handle:
+        delay_s: float
+        cancelled: bool = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __init__(self) -> None:
+        self.handles: list[HandTimers.Handle] = []
+
+    def call_later(self, delay_s: float, action: object) -> "HandTimers.Handle":
+        self.handles.append(HandTimers.Handle(delay_s))
+        return self.handles[-1]
+
+
+def test_a_session_s_next_sample_is_due_a_full_interval_after_the_last() -> None:
+    """Not a full interval from the session's start: a reading nearly 2 s old would then
+    wait another second, past the 3 s stale limit, and heat would drop as it began."""
+    clock, timers, mat = HandClock(), HandTimers(), Recording("mat", True)
+    poller = ThermometerPoller([mat], lambda event: None, clock, 1.0, timers=timers,
+                               resting_s=2.0)
+    poller.pace(snapshot(State.IDLE), [])
+    poller._sample_at_once()  # at 0.0
+    assert timers.handles[-1].delay_s == 2.0
+    clock.t = 0.3
+    poller.pace(snapshot(State.RUNNING), [])
+    assert timers.handles[-2].cancelled
+    assert timers.handles[-1].delay_s == pytest.approx(0.7)
+    poller.pace(snapshot(State.COOLDOWN), [])
+    clock.t = 1.0
+    poller._sample_at_once()
+    assert timers.handles[-1].delay_s == 2.0
+    clock.t = 2.5
+    poller.pace(snapshot(State.PREHEAT), [])
+    assert timers.handles[-1].delay_s == 0.0  # due at 2.0: at once
+
+
+def test_a_read_without_a_value_is_tried_again_at_the_full_pace_on_the_loop() -> None:
+    """One CRC error must not leave a resting mat's temperature stale for a whole rest."""
+    clock, timers, mat = HandClock(), HandTimers(), Recording("mat", True)
+    poller = ThermometerPoller([mat], lambda event: None, clock, 1.0, timers=timers,
+                               resting_s=2.0)
+    poller.pace(snapshot(State.FAULT), [])
+    mat.no_value_next = True
+    poller._sample_at_once()
+    assert timers.handles[-2].cancelled
+    assert timers.handles[-1].delay_s == 1.0
+    clock.t = 1.0
+    poller._sample_at_once()  # read well: the rest again
+    assert not timers.handles[-1].cancelled and timers.handles[-1].delay_s == 2.0
+
+
+def test_a_faster_simulation_keeps_its_short_poll_at_rest(tmp_path: Path) -> None:
+    """At --speed 600 a 2 s rest is 3 ms of real time: a loaded machine that falls behind
+    its scaled clock would make readings stale, so a fast mat reads at its short poll."""
+    mat = assemble(Config(), tmp_path, simulate=True, speed=600.0)
+    polls = spy_polls(mat)
+    thread = threading.Thread(target=mat.controller.run, name="test-controller")
+    thread.start()
+    try:
+        mat.start_edges()
+        wait_for(lambda: len(polls) >= 12, timeout_s=15.0, what="twelve polls")
+    finally:
+        stop(mat, thread)
+    rest = [now for now, state in polls[1:] if state is State.IDLE]
+    assert statistics.median(b - a for a, b in itertools.pairwise(rest)) < 1.0
+
+
+def spy_polls(mat: Assembled) -> list[tuple[float, State]]:
+    """(mat time, state) of every poll the assembled mat's core steps."""
+    machine = mat.controller.machine
+    polls: list[tuple[float, State]] = []
+    step = machine.step
+
+    def spy(event: Event, now: float, today: date) -> list[Notice]:
+        if isinstance(event, Readings):
+            polls.append((now, machine.state))
+        return step(event, now, today)
+
+    machine.step = spy  # type: ignore[method-assign]
+    return polls
+
+
+def stop(mat: Assembled, thread: threading.Thread) -> None:
+    mat.controller.request_stop("test over")
+    thread.join(timeout=10.0)
+    mat.close()
+    assert not thread.is_alive()
+
+
+def test_an_assembled_mat_reads_every_max_poll_s_at_rest_and_every_poll_s_in_a_session(
+    tmp_path: Path,
+) -> None:
+    """At real speed, a mat that cannot heat reads its sensors every 2 s, well inside the
+    stale limit, so the temperature it shows never lapses; a session reads them every
+    [hardware] poll_s (1 s) from its start."""
+    mat = assemble(Config(), tmp_path, simulate=True)
+    polls = spy_polls(mat)
+    shown: list[float | None] = []
+    mat.controller.add_listener(lambda snap, _: shown.append(snap.temperature_c))
+    thread = threading.Thread(target=mat.controller.run, name="test-controller")
+    thread.start()
+    try:
+        mat.start_edges()
+        wait_for(lambda: len(polls) >= 4, timeout_s=15.0, what="four polls at rest")
+        mat.controller.post(Press())
+        wait_for(lambda: mat.sim is not None and mat.sim.heater_demand, what="heat")
+        in_session = len(polls)
+        wait_for(lambda: len(polls) >= in_session + 5, timeout_s=15.0, what="five in session")
+    finally:
+        stop(mat, thread)
+    # The first poll may come before the controller said the mat rests.
+    rest = [now for now, state in polls[1:in_session] if state is State.IDLE]
+    gaps = [b - a for a, b in itertools.pairwise(rest)]
+    assert len(gaps) >= 2
+    assert min(gaps) >= 2.0 - 0.3, gaps  # the rest, written out: not 1 s
+    assert max(gaps) < limits.STALE_HEAT_OFF_S, gaps
+    session = [now for now, state in polls[in_session:] if state in CAN_HEAT]
+    gaps = [b - a for a, b in itertools.pairwise(session)]
+    assert statistics.median(gaps) < 1.5, gaps  # the default poll_s, 1 s
+    assert None not in shown[1:]  # the first snapshot may come before the first reading

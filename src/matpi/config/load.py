@@ -121,7 +121,7 @@ def _hardware(
     hw = table("hardware")
     driver = hw.string("driver", "gpio", choices=("gpio", "board"))
     pin_factory = hw.string("pin_factory", "auto", choices=PIN_FACTORIES)
-    poll_s = hw.number("poll_s", 1.0, low=0.25, high=2.0,
+    poll_s = hw.number("poll_s", 1.0, low=0.25, high=limits.MAX_POLL_S,
                        high_why="a reading must arrive well inside the 3 s stale limit")
     hw.finish()
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from matpi.core.events import Reading, Readings
+from matpi.core.events import Notice, Reading, Readings, Snapshot, State
 from matpi.drivers.base import Post, SensorUnreadable, Thermometer
 from matpi.drivers.clock import Clock
 
@@ -16,6 +16,9 @@ UNREADABLE_LOG_S = 60.0
 """A sensor that stays unreadable for want of resources is logged once a minute at most."""
 CLOSE_TIMEOUT_S = 5.0
 """How long `close` waits for a read under way (a 1-wire read takes up to ~1 s)."""
+RESTING_STATES = frozenset({State.IDLE, State.COOLDOWN, State.FAULT})
+"""The states in which the core never switches heat on: sensors are read at the resting
+pace. Named rather than the heating ones, so that a state added later gets the full pace."""
 
 
 class Cancellable(Protocol):
@@ -29,7 +32,10 @@ class Timers(Protocol):
 
 
 class ThermometerPoller:
-    """Reads every thermometer each `interval_s` (clock seconds).
+    """Reads every thermometer each `interval_s` (clock seconds) while a session can
+    heat, and each `resting_s` otherwise, once `pace` hears what the controller does. A
+    read that gave no value is tried again `interval_s` later, at rest too: one CRC error
+    must not leave a resting mat without a fresh temperature, nor slow a fault's latch.
 
     With `timers`, the thermometers that answer at once (`reads_at_once`: the
     simulator's, the mat board's latest telemetry) are read on the controller's
@@ -47,20 +53,28 @@ class ThermometerPoller:
 
     def __init__(
         self, thermometers: list[Thermometer], post: Post, clock: Clock, interval_s: float,
-        timers: Timers | None = None,
+        timers: Timers | None = None, *, resting_s: float | None = None,
     ) -> None:
+        """`resting_s`: the slower pace of a mat that cannot heat (never faster than
+        `interval_s`); None keeps `interval_s` throughout."""
         self._at_once = [t for t in thermometers if timers is not None and t.reads_at_once]
         self._thermometers = [t for t in thermometers if t not in self._at_once]
         self._post = post
         self._clock = clock
         self._interval_s = interval_s
+        self._resting_s = interval_s if resting_s is None else max(resting_s, interval_s)
+        self._pace_s = interval_s
+        """The pace now: the full one until the controller first says it rests."""
         self._timers = timers
         self._timer: Cancellable | None = None
+        self._sampled_at: float | None = None
         self._closed = False
-        # Held until `close`: the wait between polls is a try to take it. A bare lock, not an
-        # Event, whose wait runs a dozen Python calls every second of an idle mat.
-        self._open = threading.Lock()
-        self._open.acquire()
+        # Held while the thread may wait out its pace; released to end the wait early, by
+        # `close` or by a faster pace. A bare lock, not an Event or a Condition, whose wait
+        # runs a dozen Python calls on every wake of an idle mat. Without a thread it is
+        # released by the first faster pace and stays so, which nothing waits on.
+        self._nudge = threading.Lock()
+        self._nudge.acquire()
         self._unreadable_logged_at = float("-inf")
         self._thread = threading.Thread(target=self._run, name="matpi-thermometers", daemon=True)
 
@@ -76,10 +90,31 @@ class ThermometerPoller:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        with contextlib.suppress(RuntimeError):  # released already: closed twice
-            self._open.release()
+        self._wake_thread()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=CLOSE_TIMEOUT_S)
+
+    def pace(self, snapshot: Snapshot, notices: list[Notice]) -> None:
+        """A controller listener: the full pace while a session can heat, the resting one
+        otherwise. A session's next reading is due `interval_s` after the last one, not
+        at the end of a resting wait."""
+        pace_s = self._resting_s if snapshot.state in RESTING_STATES else self._interval_s
+        faster = pace_s < self._pace_s
+        self._pace_s = pace_s
+        if faster:
+            self._wake_thread()
+            self._rearm(pace_s)
+
+    def _rearm(self, pace_s: float) -> None:
+        """On the controller's thread: the loop's next sample `pace_s` after the last one,
+        at once if that is past."""
+        if self._timer is None or self._sampled_at is None:
+            return  # no sample yet: the first is due at once
+        assert self._timers is not None
+        self._timer.cancel()
+        due_s = max(self._sampled_at + pace_s - self._clock.now(), 0.0)
+        self._timer = self._timers.call_later(self._clock.real_seconds(due_s),
+                                              self._sample_at_once)
 
     def _sample_at_once(self) -> None:
         """On the controller's thread: the next sample is due first, whatever this one does.
@@ -88,22 +123,33 @@ class ThermometerPoller:
         if self._closed:
             return
         assert self._timers is not None
-        self._timer = self._timers.call_later(self._clock.real_seconds(self._interval_s),
+        self._sampled_at = self._clock.now()
+        self._timer = self._timers.call_later(self._clock.real_seconds(self._pace_s),
                                               self._sample_at_once)
         readings = tuple(r for r in map(self._read, self._at_once) if r is not None)
+        if self._pace_s > self._interval_s and _missed(readings, len(self._at_once)):
+            self._rearm(self._interval_s)
         if readings:
             self._post(Readings(readings))
+
+    def _wake_thread(self) -> None:
+        with contextlib.suppress(RuntimeError):  # released already: a wake is pending
+            self._nudge.release()
 
     def _run(self) -> None:
         while True:
             started = self._clock.now()
+            missed = False
             for thermometer in self._thermometers:
-                reading = self._read(thermometer)
+                reading = self._read(thermometer)  # each posted at once, not after the rest
+                missed = missed or reading is None or reading.value_c is None
                 if reading is not None:
                     self._post(reading)
-            spent = self._clock.now() - started
-            if self._open.acquire(timeout=self._clock.real_seconds(self._interval_s - spent)):
-                return  # closed
+            # Woken early: closed, or the pace is faster and the wait is measured anew.
+            while self._nudge.acquire(timeout=self._clock.real_seconds(
+                    started + (self._interval_s if missed else self._pace_s) - self._clock.now())):
+                if self._closed:
+                    return
 
     def _read(self, thermometer: Thermometer) -> Reading | None:
         try:
@@ -118,3 +164,8 @@ class ThermometerPoller:
         except Exception as exc:
             log.exception("thermometer %s failed", thermometer.name)
             return Reading(thermometer.name, None, f"driver error: {exc}")
+
+
+def _missed(readings: tuple[Reading, ...], expected: int) -> bool:
+    """Whether a sample lacks a value: a sensor unreadable, or read with an error."""
+    return len(readings) < expected or any(r.value_c is None for r in readings)

@@ -107,7 +107,7 @@ class NetLoop:
 
         With `slack_s`, it runs at the first wake of the loop from `delay_s` on, and wakes
         the loop itself only `delay_s + slack_s` from now: a periodic check that can wait a
-        little costs no wakeup of its own on a mat that wakes every second anyway."""
+        little costs no wakeup of its own on a mat that wakes every 2 s anyway."""
         handle = TimerHandle(self._monotonic() + delay_s, next(self._order), action, slack_s)
         with self._timers_lock:
             heapq.heappush(self._timers, handle)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matpi.config.settings import Config
+from matpi.core import limits
 from matpi.core.clockmark import ClockMark
 from matpi.core.errors import HistoryError
 from matpi.core.events import DriverFault
@@ -129,13 +130,18 @@ def assemble(
                             alive=systemd.watchdog if watchdog_s else None,
                             alive_every_s=watchdog_s / 2 if watchdog_s else 0.0,
                             alive_slack_s=watchdog_s / 10 if watchdog_s else 0.0)
+    # Thermometers that answer at once are read on the controller's thread, in its loop.
+    # A mat that cannot heat reads them less often, at real speed: a faster simulation
+    # keeps its short poll, so that a loaded machine never makes a reading stale. The
+    # first listener, so that a session's full pace waits for no other.
+    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
+                               drivers.poll_interval_s, timers=inbox,
+                               resting_s=limits.MAX_POLL_S if speed == 1.0 else None)
+    controller.add_listener(poller.pace)
     recorder = None
     if history is not None:
         recorder = history_recorder(history, clock, rules, inbox)
         controller.add_listener(recorder)
-    # Thermometers that answer at once are read on the controller's thread, in its loop.
-    poller = ThermometerPoller(drivers.thermometers, controller.post, clock,
-                               drivers.poll_interval_s, timers=inbox)
     # One limit on remote starts, however they arrive: MQTT and the page share it.
     commands = RemoteCommands(rules, limiter=StartLimiter())
     bridge = None

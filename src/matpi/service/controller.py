@@ -77,8 +77,8 @@ class Controller:
         """`inbox` lets edges built before the controller (the button) post to it.
         `alive` is called from inside the loop every `alive_every_s` real seconds (the
         systemd watchdog): a wedged loop stops calling it. Up to `alive_slack_s` later,
-        it waits for the loop to wake for an event (a reading comes every second) rather
-        than waking it only for the call."""
+        it waits for the loop to wake for an event (a mat at rest reads its sensors every
+        2 s) rather than waking it only for the call."""
         self.machine = machine
         self._drivers = drivers
         self._clock = clock
