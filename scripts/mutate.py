@@ -94,8 +94,10 @@ READINGS_FAULT = ("tests/test_session_table.py::test_each_row_fires_where_it_say
 SAMPLE_NEXT = ("        self._timer = self._timers.call_later(self._clock.real_seconds("
                "self._pace_s),\n"
                "                                              self._sample_at_once)\n")
-SAMPLE_NOW = ("        readings = tuple(r for r in map(self._read, self._at_once) "
-              "if r is not None)\n"
+SAMPLE_NOW = ("        taken = [self._read(thermometer) for thermometer in self._at_once]\n"
+              "        if self._pace_s > self._interval_s and _missed(taken):\n"
+              "            self._rearm(self._interval_s)\n"
+              "        readings = tuple(r for r in taken if r is not None)\n"
               "        if readings:\n            self._post(Readings(readings))\n")
 """The loop's sample in polling.py: the next one is scheduled, then this one read and posted."""
 CLOSED_EARLY = "tests/test_sampling.py::test_a_poller_closed_before_the_loop_ran_never_reads"

@@ -258,15 +258,23 @@ def test_the_loop_reads_at_the_resting_pace_unless_a_session_can_heat(
         poller.close()
 
 
+def rest_session_rest(driven: Driven, poller: ThermometerPoller, sensor: Recording,
+                      states: tuple[State, State, State]) -> None:
+    """At rest no read for many intervals; in the session reads long before the rest would
+    end; at rest again."""
+    rest, session, rest_again = states
+    assert_rests(sensor, tell(driven, poller, rest, sensor))
+    resting = tell(driven, poller, session, sensor)
+    wait_for(lambda: len(sensor.threads) >= resting + 3, timeout_s=5.0,
+             what="reads long before the rest would end")
+    assert_rests(sensor, tell(driven, poller, rest_again, sensor))
+
+
 def test_a_session_after_a_rest_is_read_at_once_at_the_full_pace(driven: Driven) -> None:
     mat = Recording("mat", True)
     poller = resting_poller(driven, mat)
     try:
-        assert_rests(mat, tell(driven, poller, State.IDLE, mat))
-        resting = tell(driven, poller, State.PREHEAT, mat)
-        wait_for(lambda: len(mat.threads) >= resting + 3, timeout_s=5.0,
-                 what="reads long before the rest would end")
-        assert_rests(mat, tell(driven, poller, State.COOLDOWN, mat))
+        rest_session_rest(driven, poller, mat, (State.IDLE, State.PREHEAT, State.COOLDOWN))
     finally:
         poller.close()
 
@@ -277,11 +285,7 @@ def test_the_thread_rests_too_and_a_session_ends_its_wait(driven: Driven) -> Non
     slow = Recording("slow", False)
     poller = resting_poller(driven, slow)
     try:
-        assert_rests(slow, tell(driven, poller, State.FAULT, slow))
-        resting = tell(driven, poller, State.RUNNING, slow)
-        wait_for(lambda: len(slow.threads) >= resting + 3, timeout_s=5.0,
-                 what="reads long before the rest would end")
-        tell(driven, poller, State.IDLE, slow)
+        rest_session_rest(driven, poller, slow, (State.FAULT, State.RUNNING, State.IDLE))
     finally:
         started = time.monotonic()
         poller.close()

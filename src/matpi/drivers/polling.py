@@ -126,9 +126,10 @@ class ThermometerPoller:
         self._sampled_at = self._clock.now()
         self._timer = self._timers.call_later(self._clock.real_seconds(self._pace_s),
                                               self._sample_at_once)
-        readings = tuple(r for r in map(self._read, self._at_once) if r is not None)
-        if self._pace_s > self._interval_s and _missed(readings, len(self._at_once)):
+        taken = [self._read(thermometer) for thermometer in self._at_once]
+        if self._pace_s > self._interval_s and _missed(taken):
             self._rearm(self._interval_s)
+        readings = tuple(r for r in taken if r is not None)
         if readings:
             self._post(Readings(readings))
 
@@ -139,12 +140,12 @@ class ThermometerPoller:
     def _run(self) -> None:
         while True:
             started = self._clock.now()
-            missed = False
+            taken: list[Reading | None] = []
             for thermometer in self._thermometers:
-                reading = self._read(thermometer)  # each posted at once, not after the rest
-                missed = missed or reading is None or reading.value_c is None
+                taken.append(reading := self._read(thermometer))
                 if reading is not None:
-                    self._post(reading)
+                    self._post(reading)  # at once, not after the other sensors' conversions
+            missed = _missed(taken)
             # Woken early: closed, or the pace is faster and the wait is measured anew.
             while self._nudge.acquire(timeout=self._clock.real_seconds(
                     started + (self._interval_s if missed else self._pace_s) - self._clock.now())):
@@ -166,6 +167,6 @@ class ThermometerPoller:
             return Reading(thermometer.name, None, f"driver error: {exc}")
 
 
-def _missed(readings: tuple[Reading, ...], expected: int) -> bool:
-    """Whether a sample lacks a value: a sensor unreadable, or read with an error."""
-    return len(readings) < expected or any(r.value_c is None for r in readings)
+def _missed(taken: list[Reading | None]) -> bool:
+    """Whether a sample lacks a value: a sensor unreadable (None), or read with an error."""
+    return any(reading is None or reading.value_c is None for reading in taken)
