@@ -107,10 +107,9 @@ PACE_FASTER = "tests/test_sampling.py::test_a_session_after_a_rest_is_read_at_on
 PACE_THREAD = "tests/test_sampling.py::test_the_thread_rests_too_and_a_session_ends_its_wait"
 PACE_DUE = ("tests/test_sampling.py::"
             "test_a_session_s_next_sample_is_due_a_full_interval_after_the_last")
-RETRY_LOOP = ("tests/test_sampling.py::"
-              "test_a_read_without_a_value_is_tried_again_at_the_full_pace_on_the_loop")
+RETRY_LOOP = "tests/test_sampling.py::test_a_bad_read_is_tried_again_at_the_full_pace_on_the_loop"
 RETRY_THREAD = ("tests/test_sampling.py::"
-                "test_a_read_without_a_value_is_tried_again_at_the_full_pace_on_the_thread")
+                "test_a_bad_read_is_tried_again_at_the_full_pace_on_the_thread")
 PACE_SPEED = "tests/test_sampling.py::test_a_faster_simulation_keeps_its_short_poll_at_rest"
 PACE_ASSEMBLED = ("tests/test_sampling.py::"
                   "test_an_assembled_mat_reads_every_max_poll_s_at_rest_and_every_poll_s_in_a_session")
@@ -397,6 +396,13 @@ MUTATIONS: list[Mutation] = [
     mutation("pacing: a read without a value waits out the rest on the thread", POLLING,
              "started + (self._interval_s if missed else self._pace_s)",
              "started + self._pace_s", RETRY_THREAD),
+    mutation("pacing: an unreadable sensor ends the sample", POLLING,
+             "    return any(reading is None or reading.value_c is None\n",
+             "    return any(reading.value_c is None  # type: ignore[union-attr]\n",
+             RETRY_LOOP, RETRY_THREAD),
+    mutation("pacing: an out-of-range read waits out the rest", POLLING,
+             "               or not limits.SENSOR_MIN_C <= reading.value_c "
+             "<= limits.SENSOR_MAX_C\n", "", RETRY_LOOP, RETRY_THREAD),
     mutation("pacing: the daemon never paces", APP,
              "    controller.add_listener(poller.pace)\n", "", PACE_ASSEMBLED),
     mutation("pacing: a faster simulation rests too", APP,

@@ -67,7 +67,8 @@ STALE_FAULT_S: Final = 10.0
 MAX_POLL_S: Final = 2.0
 """The slowest the sensors may be read: a reading arrives well inside STALE_HEAT_OFF_S.
 `[hardware] poll_s` may not exceed it, and while no session can heat (idle, cooldown,
-fault) the mat reads its sensors this often, whatever poll_s says."""
+fault) the mat reads its sensors this often, whatever poll_s says (at real speed; a
+read the core counts as bad is tried again poll_s later)."""
 
 SENSOR_MIN_C: Final = 5.0
 """Below this a sensor is open-circuit or off the mat (Marlin MINTEMP)."""

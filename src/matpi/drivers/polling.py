@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from matpi.core import limits
 from matpi.core.events import Notice, Reading, Readings, Snapshot, State
 from matpi.drivers.base import Post, SensorUnreadable, Thermometer
 from matpi.drivers.clock import Clock
@@ -34,8 +35,9 @@ class Timers(Protocol):
 class ThermometerPoller:
     """Reads every thermometer each `interval_s` (clock seconds) while a session can
     heat, and each `resting_s` otherwise, once `pace` hears what the controller does. A
-    read that gave no value is tried again `interval_s` later, at rest too: one CRC error
-    must not leave a resting mat without a fresh temperature, nor slow a fault's latch.
+    read that the core will count as bad (no value, or one out of the sensor range) is
+    tried again `interval_s` later, at rest too: one CRC error must not leave a resting
+    mat without a fresh temperature, nor a broken sensor latch its fault later.
 
     With `timers`, the thermometers that answer at once (`reads_at_once`: the
     simulator's, the mat board's latest telemetry) are read on the controller's
@@ -168,5 +170,8 @@ class ThermometerPoller:
 
 
 def _missed(taken: list[Reading | None]) -> bool:
-    """Whether a sample lacks a value: a sensor unreadable (None), or read with an error."""
-    return any(reading is None or reading.value_c is None for reading in taken)
+    """Whether a sample has a read the core counts as bad: a sensor unreadable (None), read
+    with an error, or out of the range a mat's sensor can read."""
+    return any(reading is None or reading.value_c is None
+               or not limits.SENSOR_MIN_C <= reading.value_c <= limits.SENSOR_MAX_C
+               for reading in taken)

@@ -89,9 +89,10 @@ def keepalive_check_s(keepalive_s: float) -> float:
 
 def keepalive_slack_s(keepalive_s: float) -> float:
     """How much later than due a check may wait for the loop to wake anyway (a mat at
-    rest reads its sensors every 2 s): 3 s at the default 30 s, so an idle mat does not wake for the
-    check alone. With the check's own interval, a ping goes out at most a fifth of the
-    keepalive late; the broker waits one and a half keepalives before it drops the mat."""
+    rest reads its sensors every 2 s): 3 s at the default 30 s, so an idle mat does not
+    wake for the check alone. With the check's own interval, a ping goes out at most a
+    fifth of the keepalive late; the broker waits one and a half keepalives before it
+    drops the mat."""
     return max(0.0, keepalive_s / 5 - keepalive_check_s(keepalive_s))
 
 _STOP = object()
