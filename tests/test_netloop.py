@@ -301,3 +301,16 @@ def test_an_item_put_by_another_thread_just_before_the_wait_still_ends_it(
     started = time.monotonic()
     assert loop.get(timeout=10.0) == "late"
     assert time.monotonic() - started < PROMPT_S
+
+
+def test_a_due_timer_runs_before_the_next_item_however_many_wait(loop: NetLoop) -> None:
+    """Before: timers ran only once every item was taken, so a producer on another thread
+    that never paused starved the timer that samples the sensors (heat off at 3 s, a fault
+    at 10 s)."""
+    for n in range(1000):
+        loop.put(n)
+    ran: list[str] = []
+    loop.call_later(0.0, lambda: ran.append("timer"))
+    assert loop.get(timeout=PROMPT_S) == 0
+    assert ran == ["timer"]
+    assert [loop.get(timeout=PROMPT_S) for _ in range(999)] == list(range(1, 1000))

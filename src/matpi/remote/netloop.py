@@ -143,6 +143,12 @@ class NetLoop:
         self._owner = threading.get_ident()
         while True:
             while self._items:
+                if self._timers and self._timers[0].when <= self._monotonic():
+                    # A producer that never pauses must not starve the timers: the sensors
+                    # are sampled by one, and readings that stop coming turn heat off. Read
+                    # without the lock: other threads only push, and a look that misses a
+                    # timer pushed this instant costs it one item's wait.
+                    self._run_due_timers()
                 item = self._items.popleft()
                 if isinstance(item, _Call):
                     self._run(item.action)
