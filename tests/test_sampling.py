@@ -390,13 +390,8 @@ def test_a_faster_simulation_keeps_its_short_poll_at_rest(tmp_path: Path) -> Non
     (0.5 mat-seconds: 8 ms of real time at the speed of this test)."""
     mat = assemble(Config(), tmp_path, simulate=True, speed=60.0)
     polls = spy_polls(mat)
-    thread = threading.Thread(target=mat.controller.run, name="test-controller")
-    thread.start()
-    try:
-        mat.start_edges()
+    with running(mat):
         wait_for(lambda: len(polls) >= 12, timeout_s=15.0, what="twelve polls")
-    finally:
-        stop(mat, thread)
     rest = [now for now, state in polls[1:] if state is State.IDLE]
     assert statistics.median(b - a for a, b in itertools.pairwise(rest)) < 1.25
 
@@ -416,10 +411,19 @@ def spy_polls(mat: Assembled) -> list[tuple[float, State]]:
     return polls
 
 
-def stop(mat: Assembled, thread: threading.Thread) -> None:
-    mat.controller.request_stop("test over")
-    thread.join(timeout=10.0)
-    mat.close()
+@contextlib.contextmanager
+def running(mat: Assembled) -> Iterator[None]:
+    """The assembled mat's controller in a thread and its edges started: always stopped,
+    joined and closed."""
+    thread = threading.Thread(target=mat.controller.run, name="test-controller")
+    thread.start()
+    try:
+        mat.start_edges()
+        yield
+    finally:
+        mat.controller.request_stop("test over")
+        thread.join(timeout=10.0)
+        mat.close()
     assert not thread.is_alive()
 
 
@@ -433,17 +437,12 @@ def test_an_assembled_mat_reads_every_max_poll_s_at_rest_and_every_poll_s_in_a_s
     polls = spy_polls(mat)
     shown: list[float | None] = []
     mat.controller.add_listener(lambda snap, _: shown.append(snap.temperature_c))
-    thread = threading.Thread(target=mat.controller.run, name="test-controller")
-    thread.start()
-    try:
-        mat.start_edges()
+    with running(mat):
         wait_for(lambda: len(polls) >= 4, timeout_s=15.0, what="four polls at rest")
         mat.controller.post(Press())
         wait_for(lambda: mat.sim is not None and mat.sim.heater_demand, what="heat")
         in_session = len(polls)
         wait_for(lambda: len(polls) >= in_session + 5, timeout_s=15.0, what="five in session")
-    finally:
-        stop(mat, thread)
     # The first poll may come before the controller said the mat rests.
     rest = [now for now, state in polls[1:in_session] if state is State.IDLE]
     gaps = [b - a for a, b in itertools.pairwise(rest)]

@@ -9,6 +9,7 @@ reasons are in docs/SAFETY.md.
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from matpi.core import limits
 from matpi.core.events import Reading
@@ -64,8 +65,9 @@ class Supervisor:
     def readings(self, readings: tuple[Reading, ...], now: float) -> str | None:
         """Take samples read at one moment; returns the first fault they confirm.
 
-        The sensors are compared once every sample is in: one sensor's new value is
-        never set against another's old one from the same moment."""
+        Every sample is taken, even after one confirms a fault, so that each sensor's
+        track is current. The sensors are compared once every sample is in: one sensor's
+        new value is never set against another's old one from the same moment."""
         reasons = [self._take(reading, now) for reading in readings]
         return next((r for r in reasons if r), None) or self._disagreement(now)
 
@@ -74,7 +76,7 @@ class Supervisor:
         if track is None:
             return None
         value = reading.value_c
-        if value is None or not limits.SENSOR_MIN_C <= value <= limits.SENSOR_MAX_C:
+        if not in_sensor_range(value):
             track.bad_in_row += 1
             track.last_error = reading.error or (
                 "no value" if value is None else f"{value:.1f} °C is out of range")
@@ -155,6 +157,12 @@ class Supervisor:
 
     def fault_deadline(self) -> float:
         return min(t.valid_at for t in self._tracks.values()) + limits.STALE_FAULT_S
+
+
+def in_sensor_range(value_c: float | None) -> TypeGuard[float]:
+    """A value a mat's sensor can give: present, and neither open (below SENSOR_MIN_C) nor
+    shorted (above SENSOR_MAX_C). Anything else the supervisor counts as a bad reading."""
+    return value_c is not None and limits.SENSOR_MIN_C <= value_c <= limits.SENSOR_MAX_C
 
 
 def _median(values: deque[float]) -> float:

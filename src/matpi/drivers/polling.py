@@ -6,8 +6,9 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from matpi.core import limits
-from matpi.core.events import Notice, Reading, Readings, Snapshot, State
+from matpi.core.events import Notice, Reading, Readings, Snapshot
+from matpi.core.supervision import in_sensor_range
+from matpi.core.transitions import RESTING
 from matpi.drivers.base import Post, SensorUnreadable, Thermometer
 from matpi.drivers.clock import Clock
 
@@ -17,9 +18,6 @@ UNREADABLE_LOG_S = 60.0
 """A sensor that stays unreadable for want of resources is logged once a minute at most."""
 CLOSE_TIMEOUT_S = 5.0
 """How long `close` waits for a read under way (a 1-wire read takes up to ~1 s)."""
-RESTING_STATES = frozenset({State.IDLE, State.COOLDOWN, State.FAULT})
-"""The states in which the core never switches heat on: sensors are read at the resting
-pace. Named rather than the heating ones, so that a state added later gets the full pace."""
 
 
 class Cancellable(Protocol):
@@ -42,7 +40,7 @@ class ThermometerPoller:
     With `timers`, the thermometers that answer at once (`reads_at_once`: the
     simulator's, the mat board's latest telemetry) are read on the controller's
     own thread, all in one `Readings` event: no thread of their own to wake, and
-    one step a second instead of one per sensor. The others (a DS18B20 blocks
+    one step a poll instead of one per sensor. The others (a DS18B20 blocks
     750 ms to convert) are read in a thread of this poller's, each posted as
     soon as it is read.
 
@@ -57,14 +55,14 @@ class ThermometerPoller:
         self, thermometers: list[Thermometer], post: Post, clock: Clock, interval_s: float,
         timers: Timers | None = None, *, resting_s: float | None = None,
     ) -> None:
-        """`resting_s`: the slower pace of a mat that cannot heat (never faster than
-        `interval_s`); None keeps `interval_s` throughout."""
+        """`resting_s`: the slower pace of a mat that cannot heat; None keeps
+        `interval_s` throughout."""
         self._at_once = [t for t in thermometers if timers is not None and t.reads_at_once]
         self._thermometers = [t for t in thermometers if t not in self._at_once]
         self._post = post
         self._clock = clock
         self._interval_s = interval_s
-        self._resting_s = interval_s if resting_s is None else max(resting_s, interval_s)
+        self._resting_s = interval_s if resting_s is None else resting_s
         self._pace_s = interval_s
         """The pace now: the full one until the controller first says it rests."""
         self._timers = timers
@@ -100,7 +98,9 @@ class ThermometerPoller:
         """A controller listener: the full pace while a session can heat, the resting one
         otherwise. A session's next reading is due `interval_s` after the last one, not
         at the end of a resting wait."""
-        pace_s = self._resting_s if snapshot.state in RESTING_STATES else self._interval_s
+        # The core's resting states, named rather than its heating ones: a state added
+        # later gets the full pace unless the core itself calls it resting.
+        pace_s = self._resting_s if snapshot.state in RESTING else self._interval_s
         faster = pace_s < self._pace_s
         self._pace_s = pace_s
         if faster:
@@ -172,6 +172,4 @@ class ThermometerPoller:
 def _missed(taken: list[Reading | None]) -> bool:
     """Whether a sample has a read the core counts as bad: a sensor unreadable (None), read
     with an error, or out of the range a mat's sensor can read."""
-    return any(reading is None or reading.value_c is None
-               or not limits.SENSOR_MIN_C <= reading.value_c <= limits.SENSOR_MAX_C
-               for reading in taken)
+    return any(reading is None or not in_sensor_range(reading.value_c) for reading in taken)
